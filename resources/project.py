@@ -1,0 +1,38 @@
+"""The project resource: the config file, the data store and the landing zone, as one typed resource."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+
+import dagster as dg
+
+from robodata.config import ProjectConfig, load_config
+from robodata.landing import LandingZone
+from robodata.storage import DataStore
+
+
+class ProjectResource(dg.ConfigurableResource):
+    """Where robodata's config lives; everything else (store, landing zone, tier settings) comes from it.
+
+    ``config_path`` empty means: ``$ROBODATA_CONFIG``, else ``./robodata.yaml``, else the embedded defaults.
+    ``overrides_json`` holds ``--set key=value`` style overrides (launchpad-friendly).
+    """
+
+    config_path: str = ""
+    overrides_json: str = "{}"
+
+    @cached_property
+    def config(self) -> ProjectConfig:
+        return load_config(self.config_path or None, json.loads(self.overrides_json or "{}"))
+
+    def store(self) -> DataStore:
+        return DataStore(self.config.storage_url)
+
+    def landing(self) -> LandingZone:
+        return LandingZone(self.config.landing_url)
+
+
+def default_project() -> ProjectResource:
+    return ProjectResource(config_path=os.environ.get("ROBODATA_CONFIG", ""))

@@ -1,0 +1,58 @@
+"""Ray for the assets, through dagster-ray: embedded ``LocalRay`` by default, or an existing cluster."""
+
+from __future__ import annotations
+
+import os
+
+from dagster_ray import LocalRay, RayResource
+from pydantic import Field
+
+from robodata.config import ProjectConfig
+
+
+class ClusterRay(RayResource):
+    """Connect to a running Ray cluster (``ray://head:10001``, ``auto``; KubeRay's head service on Kubernetes)."""
+
+    address: str = Field(description="Ray cluster address")
+
+    @property
+    def host(self) -> str:
+        return self.address.split("://")[-1].split(":")[0]
+
+    @property
+    def ray_address(self) -> str:  # type: ignore[override]
+        return self.address
+
+    @property
+    def name(self) -> str:
+        return f"Ray cluster at {self.address}"
+
+    @property
+    def created(self) -> bool:
+        return True
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+
+def _worker_env() -> dict[str, str]:
+    keep = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "ROBODATA_HOME", "ROBODATA_CONFIG", "HF_HUB_OFFLINE")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def make_ray_resource(cfg: ProjectConfig) -> RayResource:
+    env = {"env_vars": _worker_env()}
+    if cfg.ray.address:
+        return ClusterRay(address=cfg.ray.address, ray_init_options={"namespace": cfg.ray.namespace, "runtime_env": env})
+    opts: dict = {
+        "ignore_reinit_error": True,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "namespace": cfg.ray.namespace,
+        "object_store_memory": 512 * 1024 * 1024,
+        "runtime_env": env,
+    }
+    if cfg.ray.num_cpus:
+        opts["num_cpus"] = cfg.ray.num_cpus
+    return LocalRay(ray_init_options=opts)

@@ -1,0 +1,225 @@
+"""The project config: one YAML file (validated by pydantic) for sources, output, scale-out and every tier.
+
+Resolution order: an explicit path, else ``$ROBODATA_CONFIG``, else ``./robodata.yaml`` if present, else the
+embedded defaults (``robodata/defaults.yaml``). Secrets never live in the file: storage credentials come
+from the environment (fsspec reads ``AWS_*``/``GOOGLE_*``; ``$ROBODATA_STORAGE_OPTIONS`` may hold JSON).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from robodata.errors import RobodataError
+from robodata.topicmap import TopicMap, format_validation_error, load_topic_map
+
+DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
+HOME_ENV = "ROBODATA_HOME"
+CONFIG_ENV = "ROBODATA_CONFIG"
+_SECRET_WORDS = ("password", "secret", "token", "access_key", "api_key", "credential")
+
+
+class ConfigError(RobodataError):
+    """The project config is malformed; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    """Which topic map applies to landed files matching ``pattern`` (fnmatch on the file name)."""
+
+    pattern: str = "*"
+    topic_map: str | dict[str, Any] | None = None
+
+
+class RayConfig(_Strict):
+    """Where Ray runs: embedded (``address: null``) or an existing cluster (``ray://host:10001`` / ``auto``)."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+    namespace: str = "robodata"
+
+
+class RawTeleopConfig(_Strict):
+    min_episode_frames: int = Field(10, ge=1)
+    max_episode_frames: int = Field(200_000, ge=1)
+    rate_tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative deviation of a stream's rate")
+    max_partitions_per_run: int = Field(4, ge=1)
+    image_compression: Literal["none", "lzf", "gzip"] = "none"
+
+
+class LeRobotConfig(_Strict):
+    version: Literal["v3.0", "v2.1"] = "v3.0"
+    repo_id: str = "local/robodata"
+    codec: Literal["libsvtav1", "libx264", "h264_nvenc", "auto"] = "libsvtav1"
+    crf: int = Field(30, ge=0, le=63)
+    gop: int = Field(2, ge=1)
+    recordings: list[str] | Literal["all"] = "all"
+
+
+class DemoConfig(_Strict):
+    """What ``make demo`` records in the simulator."""
+
+    recordings: int = Field(2, ge=1)
+    episodes_per_recording: int = Field(3, ge=1)
+    image_hw: tuple[int, int] = (96, 128)
+    seed: int = 0
+
+
+class TiersConfig(_Strict):
+    raw_teleop: RawTeleopConfig = RawTeleopConfig()
+    lerobot: LeRobotConfig = LeRobotConfig()
+    # Tiers built in later milestones keep free-form settings until their models land.
+    synthetic_demos: dict[str, Any] = {}
+    augmented_videos: dict[str, Any] = {}
+    policy: dict[str, Any] = {}
+
+
+class ProjectConfig(_Strict):
+    home: str | None = None
+    storage_root: str | None = None
+    landing_root: str | None = None
+    sources: list[SourceConfig] = [SourceConfig()]
+    topic_map: str | dict[str, Any] | None = None
+    ray: RayConfig = RayConfig()
+    num_gpus: float = Field(0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    tiers: TiersConfig = TiersConfig()
+    demo: DemoConfig = DemoConfig()
+
+    # Where the file came from (relative paths in it resolve against its folder).
+    source_file: str | None = Field(None, exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _nonempty(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        if not v:
+            raise ValueError("at least one source")
+        return v
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> ProjectConfig:
+        for url in (self.storage_root, self.landing_root):
+            if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+                raise ValueError("credentials in a URL; put them in environment variables")
+        return self
+
+    # ---- resolved locations -------------------------------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source_file).parent if self.source_file else Path.cwd()
+
+    @property
+    def home_dir(self) -> Path:
+        env = os.environ.get(HOME_ENV)
+        home = env or self.home or ".robodata"
+        p = Path(home)
+        return (p if p.is_absolute() else (Path.cwd() if env else self.base_dir) / p).resolve()
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home_dir / "dagster"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage_root or str(self.home_dir / "store")
+
+    @property
+    def landing_url(self) -> str:
+        return self.landing_root or str(self.home_dir / "landing")
+
+    def _resolve(self, ref: str | dict[str, Any] | None) -> TopicMap | None:
+        if ref is None:
+            return None
+        if isinstance(ref, dict):
+            return load_topic_map(ref)
+        p = Path(ref)
+        if not p.is_absolute():
+            cand = self.base_dir / p
+            p = cand if cand.exists() else Path(__file__).parent.parent / p
+        return load_topic_map(p)
+
+    def topic_map_for(self, filename: str) -> TopicMap | None:
+        """The topic map for a landed file: the first source whose pattern matches, else the default."""
+        for src in self.sources:
+            if fnmatch.fnmatch(filename, src.pattern) and src.topic_map is not None:
+                return self._resolve(src.topic_map)
+        return self._resolve(self.topic_map)
+
+    def storage_options(self) -> dict[str, Any]:
+        raw = os.environ.get("ROBODATA_STORAGE_OPTIONS")
+        return json.loads(raw) if raw else {}
+
+
+def _find_secrets(data: Any, path: str = "") -> list[str]:
+    out = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            p = f"{path}.{k}" if path else str(k)
+            if any(w in str(k).lower() for w in _SECRET_WORDS) and v not in (None, ""):
+                out.append(p)
+            out += _find_secrets(v, p)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _find_secrets(v, f"{path}.{i}")
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> ProjectConfig:
+    """Load and validate the project config; errors name the file and the key."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or ("robodata.yaml" if Path("robodata.yaml").exists() else DEFAULTS_FILE)
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except FileNotFoundError as err:
+        raise ConfigError(f"{p}: config file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the config must be a mapping of keys to values")
+    secrets = _find_secrets(data)
+    if secrets:
+        raise ConfigError(f"{p}: {', '.join(secrets)}: secrets must come from environment variables, not the file")
+    data = _deep_merge(data, overrides or {})
+    try:
+        cfg = ProjectConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, str(p))) from err
+    cfg.source_file = str(p.resolve())
+    # Validate referenced topic maps now, so a broken one fails at load time with its own file named.
+    cfg.topic_map_for("")
+    for src in cfg.sources:
+        cfg._resolve(src.topic_map)
+    return cfg
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["tiers.lerobot.crf=28", "seed=3"]`` -> a nested dict (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE")
+        key, val = item.split("=", 1)
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(val)
+    return out

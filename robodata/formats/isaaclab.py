@@ -1,0 +1,537 @@
+"""The canonical episode store between tiers: Isaac Lab / robomimic HDF5, written frame by frame.
+
+Layout (what Isaac Lab's recorders and Isaac Lab Mimic read, plus two documented extensions)::
+
+    /data                       attrs: total (frames in all demos), env_args (JSON)
+    /data/demo_N                attrs: num_samples, success, seed, source, + any provenance
+        actions                 (T, A) float32, the commanded action (all action features, concatenated)
+        processed_actions       (T, A) float32, same as actions unless an engine post-processes them
+        states                  (T, S) float32, all state features concatenated (the sim state where known)
+        initial_state           (S,)   float32, states[0]
+        timestamps              (T,)   float64, seconds since the episode's first frame   [extension]
+        obs/<feature>           (T, ...) one dataset per observation (state parts, poses, cameras uint8 T,H,W,3)
+        obs/datagen_info/object_pose/<object>         (T, 4, 4) float32
+        obs/datagen_info/eef_pose/<eef>               (T, 4, 4) float32
+        obs/datagen_info/target_eef_pose/<eef>        (T, 4, 4) float32
+        obs/datagen_info/subtask_term_signals/<name>  (T,) bool
+
+``env_args`` holds Isaac Lab's ``env_name``/``type``/``env_kwargs`` and, under ``"robodata"``, the
+feature table (one source of truth for names, roles, shapes, slices), fps, task and provenance
+[extension]. Readers that do not know it ignore it.
+
+Writes are streaming (resizable, chunked datasets; one frame or a batch at a time: memory stays flat in
+the episode length) and atomic: the store is written under a temporary name and renamed on ``commit``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from robodata.errors import RobodataError
+
+DATA_GROUP = "data"
+DEMO_PREFIX = "demo_"
+OBS_GROUP = "obs"
+DATAGEN_GROUP = "datagen_info"
+DATAGEN_KINDS = ("object_pose", "eef_pose", "target_eef_pose", "subtask_term_signals")
+ROLES = ("state", "action", "image", "pose", "extra")
+TIMESTAMPS = "timestamps"
+_DEMO_RE = re.compile(r"^demo_(\d+)$")
+
+
+class EpisodeStoreError(RobodataError):
+    """An episode store is missing, malformed, or used wrongly."""
+
+
+@dataclass
+class FeatureSpec:
+    """One feature of an episode: its name (the ``obs/<name>`` key), role, shape of one frame, dtype."""
+
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    names: list[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "shape": list(self.shape), "dtype": self.dtype, "names": self.names}
+
+    @classmethod
+    def from_json(cls, name: str, d: Mapping[str, Any]) -> FeatureSpec:
+        return cls(name, d["role"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("names"))
+
+
+@dataclass
+class EpisodeSchema:
+    """The features of every episode in a store, in order (state and action parts concatenate in this order)."""
+
+    features: list[FeatureSpec]
+    fps: float
+    task: str = ""
+    robot_type: str = "unknown"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise EpisodeStoreError(f"duplicate feature names in {names}")
+        for f in self.features:
+            if f.role not in ROLES:
+                raise EpisodeStoreError(f"feature {f.name!r} has unknown role {f.role!r} (one of {ROLES})")
+
+    def of_role(self, role: str) -> list[FeatureSpec]:
+        return [f for f in self.features if f.role == role]
+
+    @property
+    def cameras(self) -> list[FeatureSpec]:
+        return self.of_role("image")
+
+    def slices(self, role: str) -> dict[str, tuple[int, int]]:
+        """Named ``[start, end)`` slices of the concatenated vector of a role (``state`` or ``action``)."""
+        out, start = {}, 0
+        for f in self.of_role(role):
+            width = int(np.prod(f.shape)) if f.shape else 1
+            out[f.name] = (start, start + width)
+            start += width
+        return out
+
+    def width(self, role: str) -> int:
+        s = self.slices(role)
+        return max((e for _, e in s.values()), default=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fps": self.fps,
+            "task": self.task,
+            "robot_type": self.robot_type,
+            "features": {f.name: f.to_json() for f in self.features},
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EpisodeSchema:
+        d = dict(d)
+        feats = [FeatureSpec.from_json(k, v) for k, v in d.pop("features").items()]
+        return cls(feats, float(d.pop("fps")), d.pop("task", ""), d.pop("robot_type", "unknown"), d)
+
+
+def demo_name(index: int) -> str:
+    return f"{DEMO_PREFIX}{index}"
+
+
+def demo_index(name: str) -> int:
+    m = _DEMO_RE.match(name)
+    if not m:
+        raise EpisodeStoreError(f"{name!r} is not a demo group name (demo_N)")
+    return int(m.group(1))
+
+
+class DemoWriter:
+    """Appends frames to one ``/data/demo_N`` group; created by :meth:`EpisodeStoreWriter.begin_episode`."""
+
+    def __init__(self, store: EpisodeStoreWriter, group: h5py.Group, schema: EpisodeSchema, chunk_frames: int):
+        self._store = store
+        self._g = group
+        self._schema = schema
+        self._chunk = chunk_frames
+        self._n = 0
+        self._ds: dict[str, h5py.Dataset] = {}
+        self.closed = False
+
+    @property
+    def num_frames(self) -> int:
+        return self._n
+
+    @property
+    def name(self) -> str:
+        return self._g.name.rsplit("/", 1)[-1]
+
+    def _dataset(self, path: str, frame_shape: tuple[int, ...], dtype: Any) -> h5py.Dataset:
+        ds = self._ds.get(path)
+        if ds is None:
+            is_image = len(frame_shape) == 3 and np.dtype(dtype) == np.uint8
+            chunk_t = 1 if is_image else self._chunk
+            ds = self._g.create_dataset(
+                path,
+                shape=(0, *frame_shape),
+                maxshape=(None, *frame_shape),
+                dtype=dtype,
+                chunks=(chunk_t, *frame_shape),
+            )
+            self._ds[path] = ds
+        elif ds.shape[1:] != tuple(frame_shape):
+            raise EpisodeStoreError(
+                f"{self._store.path}: {self._g.name}/{path} frames have shape {ds.shape[1:]}, got {tuple(frame_shape)}"
+            )
+        return ds
+
+    def _append(self, path: str, values: np.ndarray, dtype: Any = None) -> None:
+        values = np.asarray(values, dtype=dtype) if dtype is not None else np.asarray(values)
+        ds = self._dataset(path, values.shape[1:], values.dtype)
+        n0 = ds.shape[0]
+        ds.resize(n0 + len(values), axis=0)
+        ds[n0:] = values
+
+    def extend(
+        self,
+        timestamps: np.ndarray,
+        obs: Mapping[str, np.ndarray],
+        actions: np.ndarray | None = None,
+        states: np.ndarray | None = None,
+        datagen: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+        *,
+        skip_roles: tuple[str, ...] = (),
+    ) -> None:
+        """Append a batch of ``len(timestamps)`` frames.
+
+        ``obs`` maps feature names to ``(n, ...)`` arrays; every state/pose/image feature of the schema must be
+        present. ``actions`` is ``(n, A)`` (all action features concatenated); when omitted, the action
+        features are read from ``obs`` and concatenated. ``states`` defaults to the concatenated state
+        features. ``datagen`` maps a kind (``object_pose``...) to ``{name: array}``. Features whose role is in
+        ``skip_roles`` were already written with :meth:`write_feature` (e.g. camera frames streamed one by one).
+        """
+        if self.closed:
+            raise EpisodeStoreError(f"{self._store.path}: {self._g.name} is already closed")
+        ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+        n = len(ts)
+        if n == 0:
+            return
+        for f in self._schema.features:
+            if f.role in skip_roles or (f.role == "action" and actions is not None):
+                continue
+            if f.name not in obs:
+                if f.role == "extra":
+                    continue
+                raise EpisodeStoreError(f"{self._store.path}: frame batch lacks feature {f.name!r}")
+            arr = np.asarray(obs[f.name])
+            if arr.shape[0] != n:
+                raise EpisodeStoreError(
+                    f"{self._store.path}: feature {f.name!r} has {arr.shape[0]} rows for {n} timestamps"
+                )
+            if f.role == "action":
+                continue
+            self._append(f"{OBS_GROUP}/{f.name}", arr.reshape(n, *f.shape), np.dtype(f.dtype))
+        if actions is None:
+            parts = [np.asarray(obs[f.name], np.float32).reshape(n, -1) for f in self._schema.of_role("action")]
+            actions = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
+        actions = np.asarray(actions, np.float32).reshape(n, -1)
+        if states is None:
+            parts = [np.asarray(obs[f.name], np.float32).reshape(n, -1) for f in self._schema.of_role("state")]
+            states = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
+        states = np.asarray(states, np.float32).reshape(n, -1)
+        self._append(TIMESTAMPS, ts)
+        self._append("actions", actions)
+        self._append("processed_actions", actions)
+        self._append("states", states)
+        if "initial_state" not in self._g:
+            self._g.create_dataset("initial_state", data=states[0])
+        for kind, items in (datagen or {}).items():
+            if kind not in DATAGEN_KINDS:
+                raise EpisodeStoreError(f"unknown datagen_info kind {kind!r} (one of {DATAGEN_KINDS})")
+            for name, arr in items.items():
+                arr = np.asarray(arr)
+                if arr.shape[0] != n:
+                    raise EpisodeStoreError(f"datagen_info/{kind}/{name} has {arr.shape[0]} rows for {n} frames")
+                dtype = bool if kind == "subtask_term_signals" else np.float32
+                self._append(f"{OBS_GROUP}/{DATAGEN_GROUP}/{kind}/{name}", arr, dtype)
+        self._n += n
+
+    def write_feature(self, name: str, values: np.ndarray) -> None:
+        """Append rows to one ``obs/<name>`` dataset only (frame counters move with :meth:`extend`)."""
+        spec = next((f for f in self._schema.features if f.name == name), None)
+        if spec is None:
+            raise EpisodeStoreError(f"{self._store.path}: unknown feature {name!r}")
+        values = np.asarray(values)
+        self._append(f"{OBS_GROUP}/{name}", values.reshape(len(values), *spec.shape), np.dtype(spec.dtype))
+
+    def append(self, timestamp: float, obs: Mapping[str, Any], action: Any = None, **kw: Any) -> None:
+        """Append one frame (``obs`` values are single-frame arrays)."""
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()}
+        act = None if action is None else np.asarray(action, np.float32)[None]
+        extra = {}
+        if kw.get("states") is not None:
+            extra["states"] = np.asarray(kw["states"])[None]
+        if kw.get("datagen") is not None:
+            extra["datagen"] = {k: {n: np.asarray(a)[None] for n, a in d.items()} for k, d in kw["datagen"].items()}
+        self.extend(np.array([timestamp]), batch, act, **extra)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only the frames where ``mask`` is true (compacts every dataset in place, streaming)."""
+        mask = np.asarray(mask, bool)
+        if len(mask) != self._n:
+            raise EpisodeStoreError(f"keep mask has {len(mask)} entries for {self._n} frames")
+        if mask.all():
+            return
+        idx = np.flatnonzero(mask)
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and name != "initial_state" and obj.shape and obj.shape[0] == self._n:
+                for j, i in enumerate(idx):
+                    if i != j:
+                        obj[j] = obj[i]
+                obj.resize(len(idx), axis=0)
+
+        self._g.visititems(visit)
+        self._n = len(idx)
+        if "initial_state" in self._g and self._n:
+            self._g["initial_state"][...] = self._g["states"][0]
+
+    def close(self, success: bool | None = None, **attrs: Any) -> None:
+        if self.closed:
+            return
+        self._g.attrs["num_samples"] = self._n
+        if success is not None:
+            self._g.attrs["success"] = bool(success)
+        for k, v in attrs.items():
+            self._g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        self.closed = True
+        self._store._on_demo_closed(self)
+
+
+class EpisodeStoreWriter:
+    """Writes an Isaac Lab HDF5 episode store atomically.
+
+    Use as a context manager: on a clean exit the temporary file is renamed to ``path``; on an exception it
+    is deleted and ``path`` (if it existed) is left untouched::
+
+        with EpisodeStoreWriter(path, schema) as store:
+            demo = store.begin_episode(attrs={"seed": 3})
+            demo.extend(timestamps, obs)
+            demo.close(success=True)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        schema: EpisodeSchema,
+        *,
+        env_name: str = "robodata",
+        env_kwargs: Mapping[str, Any] | None = None,
+        chunk_frames: int = 256,
+    ):
+        self.path = Path(path)
+        self.schema = schema
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}")
+        self._f = h5py.File(self._tmp, "w")
+        self._data = self._f.create_group(DATA_GROUP)
+        env_args = {"env_name": env_name, "type": 2, "env_kwargs": dict(env_kwargs or {}), "robodata": schema.to_json()}
+        self._data.attrs["env_args"] = json.dumps(env_args)
+        self._data.attrs["total"] = 0
+        self._chunk = chunk_frames
+        self._open: DemoWriter | None = None
+        self._next_index = 0
+        self._total = 0
+        self.demos: list[str] = []
+        self.committed = False
+
+    def begin_episode(self, index: int | None = None, attrs: Mapping[str, Any] | None = None) -> DemoWriter:
+        if self._open is not None and not self._open.closed:
+            raise EpisodeStoreError(f"{self.path}: close {self._open.name} before starting another episode")
+        index = self._next_index if index is None else index
+        name = demo_name(index)
+        if name in self._data:
+            raise EpisodeStoreError(f"{self.path}: {name} already exists")
+        g = self._data.create_group(name)
+        g.create_group(OBS_GROUP)
+        for k, v in (attrs or {}).items():
+            g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+        self._next_index = max(self._next_index, index + 1)
+        self._open = DemoWriter(self, g, self.schema, self._chunk)
+        return self._open
+
+    def discard_open_episode(self) -> None:
+        """Drop the episode being written (e.g. an episode that turned out empty)."""
+        if self._open is not None and not self._open.closed:
+            name = self._open.name
+            del self._data[name]
+            self._open.closed = True
+            self._open = None
+
+    def set_attrs(self, demo: str, **attrs: Any) -> None:
+        """Set attributes of an already written demo (e.g. a success flag that arrived after its last frame)."""
+        g = self._data[demo]
+        for k, v in attrs.items():
+            g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+
+    def _on_demo_closed(self, demo: DemoWriter) -> None:
+        self._total += demo.num_frames
+        self.demos.append(demo.name)
+        self._open = None
+
+    def commit(self) -> Path:
+        if self._open is not None and not self._open.closed:
+            self._open.close()
+        self._data.attrs["total"] = self._total
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        self.committed = True
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        except Exception:  # noqa: BLE001 - already closed or broken; the temp file goes either way
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> EpisodeStoreWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+@dataclass
+class Episode:
+    """One episode read fully into memory (for small episodes, tests and checks)."""
+
+    name: str
+    timestamps: np.ndarray
+    obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    states: np.ndarray
+    attrs: dict[str, Any]
+    datagen: dict[str, dict[str, np.ndarray]]
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+class EpisodeStore:
+    """Reads an Isaac Lab HDF5 episode store (ours, or one written by Isaac Lab / robomimic).
+
+    Raises :class:`EpisodeStoreError` naming the file when the layout is not what Isaac Lab writes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise EpisodeStoreError(f"{self.path}: no such file")
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as err:
+            raise EpisodeStoreError(f"{self.path}: not a readable HDF5 file ({err})") from err
+        if DATA_GROUP not in self._f or not isinstance(self._f[DATA_GROUP], h5py.Group):
+            self._f.close()
+            raise EpisodeStoreError(f"{self.path}: no /data group (not an Isaac Lab / robomimic HDF5 episode file)")
+        self._data = self._f[DATA_GROUP]
+        names = [k for k in self._data.keys() if _DEMO_RE.match(k)]
+        self.demo_names = sorted(names, key=demo_index)
+        raw = self._data.attrs.get("env_args", "{}")
+        try:
+            self.env_args = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
+        except json.JSONDecodeError as err:
+            raise EpisodeStoreError(f"{self.path}: /data attribute env_args is not JSON ({err})") from err
+        for name in self.demo_names:
+            g = self._data[name]
+            if "actions" not in g or OBS_GROUP not in g:
+                self._f.close()
+                raise EpisodeStoreError(f"{self.path}: /data/{name} lacks the 'actions' dataset or the 'obs' group")
+        self.schema = self._schema(fps)
+
+    def _schema(self, fps: float | None) -> EpisodeSchema:
+        rd = self.env_args.get("robodata")
+        if rd:
+            return EpisodeSchema.from_json(rd)
+        # A foreign Isaac Lab file: infer features from the first demo (images are uint8 rank-4).
+        feats: list[FeatureSpec] = []
+        if self.demo_names:
+            g = self._data[self.demo_names[0]]
+            for k, ds in g[OBS_GROUP].items():
+                if not isinstance(ds, h5py.Dataset):
+                    continue
+                role = "image" if ds.dtype == np.uint8 and ds.ndim == 4 else "state"
+                feats.append(FeatureSpec(k, role, tuple(ds.shape[1:]), str(ds.dtype)))
+            feats.append(FeatureSpec("actions", "action", tuple(g["actions"].shape[1:]), "float32"))
+        rate = fps or float(self.env_args.get("env_kwargs", {}).get("fps", 0) or 30.0)
+        return EpisodeSchema(feats, rate, task=self.env_args.get("env_name", ""))
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __len__(self) -> int:
+        return len(self.demo_names)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.num_samples(n) for n in self.demo_names)
+
+    def group(self, name: str) -> h5py.Group:
+        return self._data[name]
+
+    def num_samples(self, name: str) -> int:
+        g = self._data[name]
+        return int(g.attrs.get("num_samples", g["actions"].shape[0]))
+
+    def attrs(self, name: str) -> dict[str, Any]:
+        out = {}
+        for k, v in self._data[name].attrs.items():
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, bytes):
+                v = v.decode()
+            if isinstance(v, str) and v[:1] in "[{":
+                try:
+                    v = json.loads(v)
+                except json.JSONDecodeError:
+                    pass
+            out[k] = v
+        return out
+
+    def timestamps(self, name: str) -> np.ndarray:
+        g = self._data[name]
+        if TIMESTAMPS in g:
+            return g[TIMESTAMPS][()]
+        return np.arange(self.num_samples(name), dtype=np.float64) / self.schema.fps
+
+    def read(self, name: str, *, images: bool = True) -> Episode:
+        g = self._data[name]
+        obs = {}
+        for k, ds in g[OBS_GROUP].items():
+            if isinstance(ds, h5py.Dataset) and (images or not (ds.dtype == np.uint8 and ds.ndim == 4)):
+                obs[k] = ds[()]
+        datagen: dict[str, dict[str, np.ndarray]] = {}
+        if DATAGEN_GROUP in g[OBS_GROUP]:
+            for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
+                if isinstance(grp, h5py.Group):
+                    datagen[kind] = {n: d[()] for n, d in grp.items() if isinstance(d, h5py.Dataset)}
+                else:
+                    datagen[kind] = {kind: grp[()]}
+        states = g["states"][()] if "states" in g else np.zeros((len(g["actions"]), 0), np.float32)
+        return Episode(name, self.timestamps(name), obs, g["actions"][()], states, self.attrs(name), datagen)
+
+    def iter_frames(self, name: str, keys: list[str], batch: int = 64) -> Iterator[dict[str, np.ndarray]]:
+        """Yield batches (dicts of ``(b, ...)`` arrays) of the given ``obs`` keys, ``actions`` or ``timestamps``."""
+        g = self._data[name]
+        n = self.num_samples(name)
+        for s in range(0, n, batch):
+            e = min(n, s + batch)
+            out = {}
+            for k in keys:
+                if k == "actions":
+                    out[k] = g["actions"][s:e]
+                elif k == TIMESTAMPS:
+                    out[k] = self.timestamps(name)[s:e]
+                else:
+                    out[k] = g[OBS_GROUP][k][s:e]
+            yield out

@@ -1,0 +1,172 @@
+"""Driving the Dagster code location from Python and the CLI (the one robodata module that imports Dagster).
+
+It opens the project's Dagster instance (SQLite under the project home unless ``$DAGSTER_HOME`` says
+otherwise), ticks the real ``new_recordings`` sensor, and executes runs against that instance, so that
+everything done here shows up in the UI exactly as if the daemon had done it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from robodata.config import ProjectConfig, load_config
+
+_DAGSTER_YAML = """\
+# Written by robodata: an embedded Dagster instance (SQLite) under the project home.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+concurrency:
+  pools:
+    default_limit: 2
+"""
+
+
+@dataclass
+class RunOutcome:
+    partition: str
+    success: bool
+    run_id: str
+    error: str = ""
+    metadata: dict[str, Any] | None = None
+
+
+def prepare_home(cfg: ProjectConfig) -> Path:
+    """Create the project home (Dagster instance folder, landing zone, store) and point DAGSTER_HOME at it."""
+    home = Path(os.environ.get("DAGSTER_HOME") or cfg.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(_DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    if "://" not in cfg.landing_url:
+        Path(cfg.landing_url).mkdir(parents=True, exist_ok=True)
+    if "://" not in cfg.storage_url:
+        Path(cfg.storage_url).mkdir(parents=True, exist_ok=True)
+    if cfg.source_file:
+        os.environ.setdefault("ROBODATA_CONFIG", cfg.source_file)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    return home
+
+
+def instance_and_defs(cfg: ProjectConfig):
+    prepare_home(cfg)
+    import dagster as dg
+
+    import definitions
+
+    return dg.DagsterInstance.get(), definitions.defs
+
+
+def land(cfg: ProjectConfig, src: str | Path, *, move: bool = False) -> Path:
+    """Put a recording into the landing zone atomically (copy to a hidden name, then rename)."""
+    from robodata.landing import LandingZone
+
+    src = Path(src)
+    landing = LandingZone(cfg.landing_url)
+    if "://" in landing.url:
+        landing.fs.put(str(src), f"{landing.root}/{src.name}", recursive=src.is_dir())
+        return Path(src.name)
+    dst = Path(landing.root) / src.name
+    tmp = dst.with_name(f".{src.name}.partial-{uuid.uuid4().hex[:6]}")
+    if move:
+        shutil.move(str(src), tmp)
+    elif src.is_dir():
+        shutil.copytree(src, tmp)
+    else:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[list[Any], str | None]:
+    """Evaluate ``new_recordings`` once against the instance; returns its run requests and skip reason.
+
+    The cursor is kept in the instance folder, so repeated CLI ticks never request the same file twice.
+    """
+    import dagster as dg
+
+    from sensors.new_recordings import SENSOR_NAME, SETTLE_SECONDS
+
+    if wait_settle:
+        time.sleep(SETTLE_SECONDS + 0.2)
+    cursor_file = Path(os.environ["DAGSTER_HOME"]) / "cli_sensor_cursor.json"
+    cursor = cursor_file.read_text() if cursor_file.exists() else None
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as ctx:
+        result = sensor(ctx)
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    if result.cursor:
+        cursor_file.write_text(result.cursor)
+    return list(result.run_requests or []), result.skip_reason
+
+
+def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, tags: dict[str, str] | None = None,
+                   progress: Any = None) -> list[RunOutcome]:
+    """Execute ``job_name`` once per partition key against the instance (visible in the UI)."""
+    job = defs.resolve_job_def(job_name)
+    outcomes = []
+    for i, key in enumerate(keys):
+        if progress:
+            progress(i, len(keys), key)
+        run_tags = {"robodata/launched_by": "cli", **(tags or {})}
+        res = job.execute_in_process(instance=instance, partition_key=key, tags=run_tags, raise_on_error=False)
+        err = ""
+        meta: dict[str, Any] = {}
+        if not res.success:
+            for ev in res.all_events:
+                if ev.is_failure and ev.event_specific_data is not None:
+                    e = getattr(ev.event_specific_data, "error", None)
+                    desc = getattr(ev.event_specific_data, "user_failure_data", None)
+                    if desc is not None and getattr(desc, "description", None):
+                        err = desc.description
+                    elif e is not None:
+                        err = e.message.strip().splitlines()[0] if e.message else str(e)
+                    if err:
+                        break
+        else:
+            for mat in res.get_asset_materialization_events():
+                m = mat.materialization
+                meta = {k: getattr(v, "value", v) for k, v in m.metadata.items() if k != "overview"}
+        outcomes.append(RunOutcome(key, res.success, res.run_id, err, meta))
+    if progress:
+        progress(len(keys), len(keys), "")
+    return outcomes
+
+
+def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutcome:
+    """``robodata ingest PATH``: land the file, register its partition, and ingest it now."""
+    cfg = load_config(config)
+    instance, defs = instance_and_defs(cfg)
+    from robodata.landing import LandingZone, RecordingEntry, register
+    from robodata.partitions import recording_key
+    from robodata.storage import DataStore
+
+    landed = land(cfg, path)
+    landing = LandingZone(cfg.landing_url)
+    f = next(x for x in landing.list() if x.name == Path(path).name)
+    key = recording_key(landed) if "://" not in landing.url else landing.key_for(f)
+    register(DataStore(cfg.storage_url), RecordingEntry(key, f.name, f.url, f.size, f.mtime, time.time(), landing.url))
+    instance.add_dynamic_partitions("recordings", [key])
+    return run_partitions(instance, defs, "ingest_recordings", [key])[0]
+
+
+def summary_table(outcomes: list[RunOutcome]) -> str:
+    lines = [f"{'partition':48s} {'ok':3s} {'episodes':>8s} {'frames':>7s} {'dropped':>7s}  note"]
+    for o in outcomes:
+        m = o.metadata or {}
+        note = o.error[:100] if o.error else json.dumps(m.get("recordings", ""))
+        lines.append(
+            f"{o.partition:48s} {'yes' if o.success else 'NO':3s} {m.get('episodes', ''):>8} {m.get('frames', ''):>7} "
+            f"{m.get('dropped_frames', ''):>7}  {note}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The data store: a local folder or any fsspec URL, with atomic (temp-then-rename) writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+
+from robodata.errors import RobodataError
+
+
+class StorageError(RobodataError):
+    """The data store cannot be read or written."""
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _strip_file(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+class DataStore:
+    """A root (folder or fsspec URL) under which tiers write their outputs.
+
+    Local roots are written in place through a temporary sibling and ``os.replace``; remote roots are
+    written to a local temporary file first, uploaded under a temporary key, then moved into place, so a
+    reader never sees a half-written object under its final name.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = str(root).rstrip("/")
+        self.local = _is_local(self.root)
+        if self.local:
+            self.root = str(Path(_strip_file(self.root)).resolve())
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            self.fs = fsspec.filesystem("file")
+        else:
+            self.fs, _ = fsspec.core.url_to_fs(self.root)
+
+    def __repr__(self) -> str:
+        return f"DataStore({self.root!r})"
+
+    def url(self, rel: str) -> str:
+        return f"{self.root}/{rel.lstrip('/')}"
+
+    def local_path(self, rel: str) -> Path:
+        """The local path of ``rel`` (local stores only)."""
+        if not self.local:
+            raise StorageError(f"{self.root} is not a local store; use local_copy() to read {rel}")
+        return Path(self.root) / rel
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self.url(rel))
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.du(self.url(rel), total=True)) if self.exists(rel) else 0
+
+    def remove(self, rel: str) -> None:
+        if self.exists(rel):
+            self.fs.rm(self.url(rel), recursive=True)
+
+    def listdir(self, rel: str = "") -> list[str]:
+        url = self.url(rel) if rel else self.root
+        if not self.fs.exists(url):
+            return []
+        return sorted(os.path.basename(p.rstrip("/")) for p in self.fs.ls(url, detail=False))
+
+    @contextlib.contextmanager
+    def write_path(self, rel: str) -> Iterator[Path]:
+        """Yield a local temporary path; on success it becomes ``rel`` atomically, on error it is removed.
+
+        Works for files and folders alike (whatever the body creates at the yielded path).
+        """
+        tmp_dir = Path(self.root) / Path(rel).parent if self.local else Path(tempfile.mkdtemp(prefix="robodata-"))
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f".{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            yield tmp
+            if not tmp.exists():
+                raise StorageError(f"nothing was written for {self.url(rel)}")
+            if self.local:
+                final = self.local_path(rel)
+                old = None
+                if final.is_dir():
+                    # os.replace cannot swap over a non-empty folder: move the old one aside first.
+                    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+                    os.replace(final, old)
+                os.replace(tmp, final)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp_key = self.url(f"{Path(rel).parent}/.{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}")
+                self.fs.put(str(tmp), tmp_key, recursive=tmp.is_dir())
+                if self.fs.exists(self.url(rel)):
+                    self.fs.rm(self.url(rel), recursive=True)
+                self.fs.mv(tmp_key, self.url(rel), recursive=tmp.is_dir())
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+            if not self.local:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def read_path(self, rel: str) -> Iterator[Path]:
+        """Yield a local path holding ``rel`` (the file itself for local stores, a downloaded copy otherwise)."""
+        if not self.exists(rel):
+            raise StorageError(f"{self.url(rel)} does not exist")
+        if self.local:
+            yield self.local_path(rel)
+            return
+        tmp_dir = Path(tempfile.mkdtemp(prefix="robodata-"))
+        try:
+            dst = tmp_dir / Path(rel).name
+            self.fs.get(self.url(rel), str(dst), recursive=True)
+            yield dst
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Sensors and schedules: new recordings in the landing zone, release and policy refreshes."""
