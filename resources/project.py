@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cached_property
-
 import dagster as dg
 
 from robodata.config import ProjectConfig, load_config
@@ -23,7 +21,7 @@ class ProjectResource(dg.ConfigurableResource):
     config_path: str = ""
     overrides_json: str = "{}"
 
-    @cached_property
+    @property
     def config(self) -> ProjectConfig:
         return load_config(self.config_path or None, json.loads(self.overrides_json or "{}"))
 

@@ -250,6 +250,10 @@ class _MessageIngest:
         from robodata.msgconv import to_array
 
         try:
+            if f.fields:
+                return np.concatenate(
+                    [np.asarray(to_array(m.data, x, m.msgtype, f.select), np.float64).reshape(-1) for x in f.fields]
+                )
             return to_array(m.data, f.field, m.msgtype, f.select)
         except RobodataError as err:
             raise self._err(f"topic {f.topic} -> feature {f.name!r}: {err}") from err

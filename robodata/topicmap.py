@@ -70,10 +70,19 @@ class FeatureMap(_Strict):
     topic: str
     role: Role
     field: str | None = None
+    fields: list[str] | None = Field(None, min_length=1, description="several scalar fields, concatenated")
     select: list[str] | None = None
     names: list[str] | None = None
     sync: SyncPolicy | None = None
     optional: bool = False
+
+    @model_validator(mode="after")
+    def _field_or_fields(self) -> FeatureMap:
+        if self.field is not None and self.fields is not None:
+            raise ValueError("give 'field' or 'fields', not both")
+        if self.fields and not self.names:
+            self.names = list(self.fields)
+        return self
 
 
 class FieldRef(_Strict):

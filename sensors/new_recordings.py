@@ -12,6 +12,8 @@ from robodata.landing import RecordingEntry, register
 
 SENSOR_NAME = "new_recordings"
 SETTLE_SECONDS = 2.0  # a file must be untouched this long (and the same size as last tick) to be taken
+STALE_SECONDS = 300.0  # an MCAP still without its footer after this long is a crashed recording: ingest it
+# anyway, so that the raw_teleop run reports it as truncated instead of the sensor waiting forever
 
 
 def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResource, job_name: str) -> dg.SensorResult:
@@ -31,7 +33,8 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
             continue
         w = waiting.get(f.name)
         settled = now - f.mtime >= SETTLE_SECONDS and (w is None or w["size"] == f.size)
-        if not settled or not landing.is_complete(f):
+        stale = now - f.mtime >= STALE_SECONDS
+        if not settled or not (landing.is_complete(f) or stale):
             waiting[f.name] = {"size": f.size}
             skipped.append(f"{f.name}: still being written")
             continue

@@ -87,8 +87,8 @@ class _FileCache:
         return self.table, self.episode_col
 
 
-def episode_rows(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | None = None) -> pa.Table:
-    """The rows of ``ep`` with the dataset's table features, ``frame_index`` derived if absent, timestamps exact."""
+def episode_rows_raw(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | None = None) -> pa.Table:
+    """The rows of ``ep`` as stored."""
     path = meta.data_file(ep)
     table, col = (cache or _FileCache()).get(path)
     rows = np.flatnonzero(col == ep.index)
@@ -98,8 +98,15 @@ def episode_rows(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | None = 
         t = table.slice(int(rows[0]), len(rows))
     else:
         t = table.take(pa.array(rows))
-    if len(rows) != ep.length:
-        raise LeRobotError(f"{path}: episode {ep.index} has {len(rows)} rows, the metadata says {ep.length}")
+    return t
+
+
+def episode_rows(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | None = None) -> pa.Table:
+    """The rows of ``ep`` with ``frame_index`` derived if absent and timestamps exactly ``frame_index / fps``."""
+    path = meta.data_file(ep)
+    t = episode_rows_raw(meta, ep, cache)
+    if t.num_rows != ep.length:
+        raise LeRobotError(f"{path}: episode {ep.index} has {t.num_rows} rows, the metadata says {ep.length}")
     n = t.num_rows
     if "frame_index" in t.column_names:
         fi = t.column("frame_index").to_numpy().astype(np.int64)

@@ -22,6 +22,10 @@ class RecordingError(RobodataError):
     """A recording (bag, MCAP) is missing, unreadable, damaged, or asked for something it does not hold."""
 
 
+class RecordingWarning(UserWarning):
+    """A recording was read, but not all of it (e.g. a truncated MCAP read with ``allow_truncated=True``)."""
+
+
 def normalize_msgtype(msgtype: str) -> str:
     """The ROS 2 spelling of a message type: ``geometry_msgs/Pose`` -> ``geometry_msgs/msg/Pose``.
 

@@ -16,6 +16,7 @@ from typing import Any
 from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag1 import Reader as Ros1Reader
 from rosbags.rosbag2.reader import DirectoryReader as Ros2Reader
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -42,36 +43,27 @@ def _service_types(msgtype: str, text: str) -> dict[str, Any]:
     pkg, _, name = msgtype.split("/")
     base = name.removesuffix("_Event")
     first = text.split("\n" + "=" * 80 + "\n", 1)[0]
-    req, _, resp = first.partition("\n---\n") if "\n---\n" in first else first.partition("---\n")
+    req, _, resp = ("\n" + first).partition("\n---\n")
+    event = f"service_msgs/ServiceEventInfo info\n{base}_Request[<=1] request\n{base}_Response[<=1] response\n"
+    # rosbags' msg parser knows only pkg/msg/Name: parse under msg names, then move the three to srv.
     typs: dict[str, Any] = {}
-    typs.update(get_types_from_msg(req, f"{pkg}/srv/{base}_Request"))
-    typs.update(get_types_from_msg(resp, f"{pkg}/srv/{base}_Response"))
-    info = (
-        "uint8 REQUEST_SENT=0\nuint8 REQUEST_RECEIVED=1\nuint8 RESPONSE_SENT=2\nuint8 RESPONSE_RECEIVED=3\n"
-        "uint8 event_type\nint64 sequence_number\nbuiltin_interfaces/Time stamp\nchar[16] client_gid\n"
-    )
-    typs.update(get_types_from_msg(info, "service_msgs/msg/ServiceEventInfo"))
-    typs.update(get_types_from_msg("int32 sec\nuint32 nanosec\n", "builtin_interfaces/msg/Time"))
-    event = (
-        f"service_msgs/ServiceEventInfo info\n{pkg}/{base}_Request[<=1] request\n{pkg}/{base}_Response[<=1] response\n"
-    )
-    ev = get_types_from_msg(event, msgtype)
-    # The msg parser resolves ``pkg/Name`` to ``pkg/msg/Name``: point the fields at the srv types.
-    fields = ev[msgtype][1]
-    fixed = []
-    for fname, desc in fields:
-        fixed.append((fname, _retarget(desc, f"{pkg}/msg/", f"{pkg}/srv/")))
-    typs[msgtype] = (ev[msgtype][0], fixed)
-    return typs
+    typs.update(get_types_from_msg(req, f"{pkg}/msg/{base}_Request"))
+    typs.update(get_types_from_msg(resp, f"{pkg}/msg/{base}_Response"))
+    typs.update(get_types_from_msg(event, f"{pkg}/msg/{base}_Event"))
+    jazzy = _standard_fielddefs(Stores.ROS2_JAZZY)  # service_msgs exists since Iron
+    for dep in ("service_msgs/msg/ServiceEventInfo", "builtin_interfaces/msg/Time"):
+        typs[dep] = jazzy[dep]
+    moved = {f"{pkg}/msg/{base}_{kind}": f"{pkg}/srv/{base}_{kind}" for kind in ("Request", "Response", "Event")}
+    return {moved.get(k, k): _retarget(v, moved) for k, v in typs.items()}
 
 
-def _retarget(desc: Any, old: str, new: str) -> Any:
+def _retarget(desc: Any, names: dict[str, str]) -> Any:
     if isinstance(desc, str):
-        return new + desc[len(old) :] if desc.startswith(old) else desc
+        return names.get(desc, desc)
     if isinstance(desc, tuple):
-        return tuple(_retarget(x, old, new) for x in desc)
+        return tuple(_retarget(x, names) for x in desc)
     if isinstance(desc, list):
-        return [_retarget(x, old, new) for x in desc]
+        return [_retarget(x, names) for x in desc]
     return desc
 
 
@@ -199,24 +191,33 @@ class RosbagsRecordingReader(RecordingReader):
         if not path.exists():
             raise RecordingError(f"{path}: no such file or folder")
         folder = find_rosbag2_folder(path)
-        self.ros1 = folder is None
-        if self.ros1 and path.suffix != ".bag":
+        self.ros1 = folder is None and path.suffix == ".bag"
+        if folder is None and path.suffix not in (".bag", ".db3"):
             raise RecordingError(f"{path}: not a ROS 1 .bag file nor a ROS 2 bag folder (no metadata.yaml)")
         if folder is not None:
             self.path = folder
         self._reader: Any = None
         self._topics: dict[str, TopicInfo] | None = None
         try:
-            self._reader = Ros1Reader(self.path) if self.ros1 else Ros2Reader(self.path)
+            if self.ros1:
+                self._reader = Ros1Reader(self.path)
+            elif folder is not None:
+                self._reader = Ros2Reader(self.path)
+            else:  # a lone .db3 (sqlite3 storage since Iron holds its own metadata and definitions)
+                self._reader = Sqlite3Reader(self.path)
             self._reader.open()
         except Exception as err:  # noqa: BLE001 - every failure to open is one RecordingError
             raise RecordingError(f"{self.path}: {self._open_problem(err)}") from err
         if self.ros1:
             self.storage = "rosbag1"
+            self._storages: list[Any] = []
             self._conns = list(self._reader.connections)
+            self._per_message_zstd = False
         else:
-            self.storage = f"rosbag2/{self._storage_id()}"
-            self._conns = [c for s in self._reader.storages for c in s.connections]
+            self._storages = list(self._reader.storages) if folder is not None else [self._reader]
+            self.storage = f"rosbag2/{self._storage_id()}" if folder is not None else "rosbag2/sqlite3"
+            self._conns = [c for st in self._storages for c in st.connections]
+            self._per_message_zstd = folder is not None and self._reader.metadata.compression_mode == "message"
         definitions: dict[str, tuple[str, str]] = {}
         for c in self._conns:
             if c.msgdef.format != MessageDefinitionFormat.NONE and c.msgdef.data:
@@ -279,7 +280,7 @@ class RosbagsRecordingReader(RecordingReader):
                     idx = self._reader.indexes.get(c.id, [])
                     spans[id(c)] = (idx[0].time, idx[-1].time, len(idx)) if idx else (None, None, 0)
                 return spans
-            for storage in self._reader.storages:
+            for storage in self._storages:
                 spans.update(self._storage_spans(storage))
         except RecordingError:
             raise
@@ -319,12 +320,14 @@ class RosbagsRecordingReader(RecordingReader):
             if conns:
                 yield from self._reader.messages(connections=conns)
             return
-        per_message_zstd = getattr(self._reader.metadata, "compression_mode", None) == "message"
+        per_message_zstd = self._per_message_zstd
         streams = []
-        for storage in self._reader.storages:
+        for storage in self._storages:
             conns = [c for c in storage.connections if wanted is None or c.topic in wanted]
             if conns:
                 streams.append(storage.messages(conns))
+        if not streams:
+            return
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda x: x[1])
         if per_message_zstd:
             import zstandard

@@ -81,7 +81,9 @@ class _Cdr:
         self.offset += len(b)
 
     def blob(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
-        buf = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8)) if isinstance(data, np.ndarray) else data
+        buf = data
+        if isinstance(data, np.ndarray):
+            buf = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
         self.u32(len(buf))
         self.parts.append(buf)
         self.offset += len(buf)
@@ -144,9 +146,13 @@ class McapRos2Writer:
             for MCAP chunks), ``"lz4"`` or ``"none"``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE, compression: str = "zstd"):
+    def __init__(
+        self, path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE, compression: str = "zstd"
+    ):
         if compression not in _COMPRESSION:
-            raise McapWriteError(f"{path}: unknown MCAP chunk compression {compression!r} (one of {sorted(_COMPRESSION)})")
+            raise McapWriteError(
+                f"{path}: unknown MCAP chunk compression {compression!r} (one of {sorted(_COMPRESSION)})"
+            )
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._stream = open(self.path, "wb")  # noqa: SIM115 - closed in close()

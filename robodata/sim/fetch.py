@@ -255,7 +255,9 @@ class FetchPickPlace:
     def joint_state(self) -> JointState:
         """Arm joints then the two finger joints (what ``/joint_states`` publishes)."""
         a, f = self.arm_state(), self.finger_state()
-        return JointState(a.names + f.names, np.concatenate([a.position, f.position]), np.concatenate([a.velocity, f.velocity]))
+        return JointState(
+            a.names + f.names, np.concatenate([a.position, f.position]), np.concatenate([a.velocity, f.velocity])
+        )
 
     def eef_pose(self) -> np.ndarray:
         """Gripper site pose: ``(7,)`` xyz + quat xyzw."""
@@ -347,7 +349,9 @@ class FetchPickPlace:
         known = {self.model.camera(i).name for i in range(self.model.ncam)}
         if name in known:
             return name
-        raise SimulatorError(f"unknown camera {name!r} (one of {sorted(self.cameras)} or a Fetch camera {sorted(known)})")
+        raise SimulatorError(
+            f"unknown camera {name!r} (one of {sorted(self.cameras)} or a Fetch camera {sorted(known)})"
+        )
 
     def render(self, camera: str, hw: tuple[int, int] | None = None) -> np.ndarray:
         """RGB image ``(H, W, 3)`` uint8 of a camera (our name, e.g. ``front``, or a MuJoCo camera name)."""

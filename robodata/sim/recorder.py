@@ -25,7 +25,6 @@ from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreWriter, Feature
 from robodata.ros2 import msgdefs as M
 from robodata.ros2.mcap_writer import McapRos2Writer, header, image_message
 from robodata.sim.fetch import (
-    ACTION_SCALE,
     ARM_JOINTS,
     CONTROL_HZ,
     DEFAULT_IMAGE_HW,
@@ -40,6 +39,7 @@ TASK = "pick up the cube and place it at the goal"
 ROBOT_TYPE = "fetch"
 SOURCE = "robodata-sim"
 ACTION_NAMES = ["dx", "dy", "dz", "gripper"]
+ACTION_LABEL = ",".join(ACTION_NAMES)  # the Float32MultiArray dimension label of /teleop/action
 FORMATS = ("mcap", "hdf5")
 TOPIC_MAP_PATH = Path(__file__).with_name("demo_topic_map.yaml")
 WALL_CLOCK_EPOCH_S = 1_700_000_000
@@ -162,7 +162,8 @@ def _joint_msg(names: list[str], position: np.ndarray, velocity: np.ndarray) -> 
 
 def _array_msg(values: Sequence[float], label: str = "") -> dict[str, Any]:
     vals = [float(v) for v in values]
-    return {"layout": {"dim": [{"label": label, "size": len(vals), "stride": len(vals)}], "data_offset": 0}, "data": vals}
+    dim = {"label": label, "size": len(vals), "stride": len(vals)}
+    return {"layout": {"dim": [dim], "data_offset": 0}, "data": vals}
 
 
 def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
@@ -284,9 +285,8 @@ def record_session(
             frames_per_episode.append(ep["frames"])
             durations.append(ep["frames"] / CONTROL_HZ)
             if store is not None:
-                demo = store.begin_episode(
-                    attrs={"seed": ep_seed, "source": SOURCE, "operator": ep["operator"], "mcap_start_ns": ep["start_ns"]}
-                )
+                attrs = {"seed": ep_seed, "source": SOURCE, "operator": ep["operator"], "mcap_start_ns": ep["start_ns"]}
+                demo = store.begin_episode(attrs=attrs)
                 demo.extend(**ep["hdf5"])
                 demo.close(success=ep["success"])
             end_ns = ep["end_ns"]
@@ -390,7 +390,7 @@ def _record_episode(
                 phase = wrist_phase_ns if camera == "wrist" else 0
                 msgtype, body = _camera_body(camera, rgb, compressed_wrist and camera == "wrist")
                 bag.publish(CAMERA_TOPICS[camera], msgtype, ts + phase, body, f"{camera}_camera_optical_frame")
-            bag.publish(ACTION_TOPIC, M.FLOAT32_MULTI_ARRAY, ts + 1_500_000, _array_msg(cmd.action, "dx,dy,dz,gripper"))
+            bag.publish(ACTION_TOPIC, M.FLOAT32_MULTI_ARRAY, ts + 1_500_000, _array_msg(cmd.action, ACTION_LABEL))
             bag.publish(GRASP_TOPIC, M.BOOL, ts + 1_500_000, {"data": bool(cmd.grasp)})
             if k % goal_every == 0:
                 bag.publish(GOAL_TOPIC, M.POINT_STAMPED, ts, _point_msg(goal), WORLD_FRAME)
@@ -424,7 +424,7 @@ def _record_episode(
     f = frames.take()
     hdf5 = {
         "timestamps": f["t"],
-        "obs": {n: f[n] for n in ("front", "wrist", "joint_pos", "gripper", "eef_pose", "object_pose", "goal", "action")},
+        "obs": {feature.name: f[feature.name] for feature in session_schema(hw).features},
         "actions": f["action"],
         "states": f["state"],
         "datagen": {
@@ -502,7 +502,9 @@ def write_synthetic_mcap(
     their rates (object 50 Hz, goal 10 Hz, action and grasp 30 Hz).
     """
     if seconds <= 0 or cameras < 0 or joint_rate <= 0:
-        raise RecorderError(f"{path}: need seconds > 0, cameras >= 0, joint_rate > 0 (got {seconds}, {cameras}, {joint_rate})")
+        raise RecorderError(
+            f"{path}: need seconds > 0, cameras >= 0, joint_rate > 0 (got {seconds}, {cameras}, {joint_rate})"
+        )
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     hw = (int(image_hw[0]), int(image_hw[1]))
@@ -513,11 +515,12 @@ def write_synthetic_mcap(
     sigma = {topic: 1.5 for _, topic, _ in cams} | {JOINT_STATES_TOPIC: 0.8, EEF_POSE_TOPIC: 0.8, **_EXACT}
 
     def pose_at(t: float, radius: float) -> np.ndarray:
-        return np.array([1.3 + radius * np.cos(t), 0.75 + radius * np.sin(t), 0.5 + 0.05 * np.sin(2 * t), 0.0, 0.707, 0.0, 0.707])
+        xyz = [1.3 + radius * np.cos(t), 0.75 + radius * np.sin(t), 0.5 + 0.05 * np.sin(2 * t)]
+        return np.array([*xyz, 0.0, 0.707, 0.0, 0.707])
 
     episodes = []
     t = 0.0
-    while t < seconds - 1e-9:
+    while t < seconds - 0.1:  # a tail shorter than 0.1 s is left out
         episodes.append((t, min(seconds, t + episode_s)))
         t += episode_s + gap_s
     with McapRos2Writer(path, chunk_size=chunk_size) as writer:
@@ -551,8 +554,9 @@ def write_synthetic_mcap(
                         bag.publish(topic, msgtype, ts + ci * 4_000_000, body, f"{cam}_camera_optical_frame")
                     frame_k += 1
                     act = 0.3 * np.sin(np.array([1.0, 1.3, 0.7, 0.2]) * tt)
-                    bag.publish(ACTION_TOPIC, M.FLOAT32_MULTI_ARRAY, ts + 1_500_000, _array_msg(act, "dx,dy,dz,gripper"))
-                    bag.publish(GRASP_TOPIC, M.BOOL, ts + 1_500_000, {"data": bool(0.3 < tt / max(duration, 1e-9) < 0.8)})
+                    held = bool(0.3 < tt / max(duration, 1e-9) < 0.8)
+                    bag.publish(ACTION_TOPIC, M.FLOAT32_MULTI_ARRAY, ts + 1_500_000, _array_msg(act, ACTION_LABEL))
+                    bag.publish(GRASP_TOPIC, M.BOOL, ts + 1_500_000, {"data": held})
                     bag.flush(before_ns=ts - 10_000_000)
             end = first + int(duration * _NS) + 5_000_000
             bag.publish(SUCCESS_TOPIC, M.BOOL, end - 3_000_000, {"data": bool(e % 5 != 4)})

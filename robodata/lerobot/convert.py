@@ -1,0 +1,51 @@
+"""Conversions: LeRobot v2.0/v2.1 <-> v3.0, and an episode store (Isaac Lab HDF5) straight to either version."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from robodata.lerobot.aggregate import ReleaseReport, aggregate
+from robodata.lerobot.errors import LeRobotError
+from robodata.lerobot.layout import INFO_PATH, V21, V30, VERSIONS
+from robodata.lerobot.writer_v3 import ShardReport, write_shard
+
+HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    to: str = V30,
+    **shard_options: Any,
+) -> ShardReport | ReleaseReport:
+    """Convert ``src`` (a LeRobot dataset folder of v2.0, v2.1 or v3.0, or an episode-store HDF5) into ``dst``.
+
+    Video packets are copied, never re-encoded, between LeRobot versions; timestamps are rewritten as
+    ``frame_index / fps`` and a v2.0 table without ``frame_index`` gets one. ``shard_options`` go to
+    :func:`robodata.lerobot.writer_v3.write_shard` when ``src`` is an HDF5 file.
+    """
+    src, dst = Path(src), Path(dst)
+    if to not in VERSIONS:
+        raise LeRobotError(f"{dst}: unknown target version {to!r} (one of {', '.join(VERSIONS)})")
+    if src.resolve() == dst.resolve():
+        raise LeRobotError(f"{dst}: the destination is the source; convert into another folder")
+    if src.is_file() and src.suffix.lower() in HDF5_SUFFIXES:
+        if to == V30:
+            return write_shard(src, dst, **shard_options)
+        tmp = dst.with_name(f".{dst.name}.shard-{uuid.uuid4().hex[:8]}")
+        try:
+            write_shard(src, tmp, **shard_options)
+            return aggregate([tmp], dst, version=V21)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not (src / INFO_PATH).exists():
+        raise LeRobotError(f"{src}: neither a LeRobot dataset (no {INFO_PATH}) nor an HDF5 episode store")
+    return aggregate([src], dst, version=to)
+
+
+__all__ = ["convert", "V21", "V30"]

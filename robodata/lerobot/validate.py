@@ -1,0 +1,221 @@
+"""Checks a LeRobot dataset (v2.0, v2.1 or v3.0) the way its readers will use it; returns findings, not exceptions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robodata.lerobot.errors import LeRobotError
+from robodata.lerobot.layout import (
+    DEFAULT_FEATURES,
+    INFO_PATH,
+    MODALITY_PATH,
+    STATS_PATH,
+    TASK_ANNOTATION_COLUMN,
+    V21_INFO_KEYS,
+    V30,
+    V30_INFO_KEYS,
+)
+from robodata.lerobot.metadata import DatasetMeta, read_json, read_meta
+from robodata.lerobot.modality import modality_problems
+from robodata.lerobot.source import _FileCache, episode_rows_raw
+from robodata.lerobot.video import probe
+
+TIMESTAMP_TOL_S = 1e-4
+ERROR, WARNING = "error", "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: its severity (``error`` breaks readers, ``warning`` is suspicious), where, and what."""
+
+    severity: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.message}"
+
+
+def exit_code(findings: list[Finding]) -> int:
+    """0 when no finding is an error, 1 otherwise (for the CLI)."""
+    return 1 if any(f.severity == ERROR for f in findings) else 0
+
+
+def validate_dataset(path: str | os.PathLike[str], *, check_videos: bool = True) -> list[Finding]:
+    """All findings for the dataset at ``path`` (empty when it is sound)."""
+    root = Path(path)
+    out: list[Finding] = []
+    try:
+        meta = read_meta(root)
+    except LeRobotError as err:
+        return [Finding(ERROR, str(root), str(err))]
+    out += _check_info(meta)
+    out += _check_episodes_and_rows(meta)
+    if check_videos:
+        out += _check_videos(meta)
+    out += _check_stats(meta)
+    mpath = root / MODALITY_PATH
+    if mpath.exists():
+        try:
+            problems = modality_problems(read_json(mpath), meta.features)
+        except LeRobotError as err:
+            problems = [str(err)]
+        out += [Finding(ERROR, str(mpath), p) for p in problems]
+    elif meta.version != V30:
+        out.append(Finding(WARNING, str(mpath), "missing (GR00T N1.5 needs it)"))
+    return out
+
+
+def _check_info(meta: DatasetMeta) -> list[Finding]:
+    where = str(meta.root / INFO_PATH)
+    info = meta.info
+    out = []
+    required = V30_INFO_KEYS if meta.version == V30 else V21_INFO_KEYS
+    missing = [k for k in required if k not in info]
+    if missing:
+        out.append(Finding(ERROR if meta.version == V30 else WARNING, where, f"lacks keys {missing}"))
+    fps = info.get("fps")
+    if not isinstance(fps, int) or fps <= 0:
+        out.append(Finding(ERROR, where, f"fps {fps!r} is not a positive integer"))
+    for k, ft in meta.features.items():
+        if not isinstance(ft, dict) or "dtype" not in ft or "shape" not in ft:
+            out.append(Finding(ERROR, where, f"feature {k!r} lacks dtype or shape"))
+            continue
+        if ft["dtype"] == "video":
+            vinfo = ft.get("info") or {}
+            if vinfo.get("video.fps") not in (None, fps):
+                out.append(Finding(ERROR, where, f"{k}: video.fps {vinfo.get('video.fps')} differs from fps {fps}"))
+            shape = list(ft["shape"])
+            if len(shape) != 3:
+                out.append(Finding(ERROR, where, f"{k}: video shape {shape} is not (height, width, channels)"))
+    for k in DEFAULT_FEATURES:
+        if k not in meta.features and not (k == "frame_index" and meta.version != V30):
+            out.append(Finding(ERROR, where, f"default feature {k!r} is missing"))
+    if info.get("total_episodes") != len(meta.episodes):
+        out.append(Finding(ERROR, where, f"total_episodes {info.get('total_episodes')} but {len(meta.episodes)} episodes listed"))
+    total = sum(e.length for e in meta.episodes)
+    if info.get("total_frames") != total:
+        out.append(Finding(ERROR, where, f"total_frames {info.get('total_frames')} but episodes hold {total}"))
+    if info.get("total_tasks") != len(meta.tasks):
+        out.append(Finding(ERROR, where, f"total_tasks {info.get('total_tasks')} but {len(meta.tasks)} tasks listed"))
+    return out
+
+
+def _check_episodes_and_rows(meta: DatasetMeta) -> list[Finding]:
+    out: list[Finding] = []
+    idx = [e.index for e in meta.episodes]
+    if idx != list(range(len(idx))):
+        out.append(Finding(ERROR, str(meta.root / "meta"), f"episode indices are not 0..{len(idx) - 1}"))
+    cache = _FileCache()
+    next_index = 0
+    has_annotation = TASK_ANNOTATION_COLUMN in meta.features
+    for ep in meta.episodes:
+        try:
+            t = episode_rows_raw(meta, ep, cache)
+        except LeRobotError as err:
+            out.append(Finding(ERROR, str(meta.data_file(ep)), str(err)))
+            continue
+        where = f"{meta.data_file(ep)} (episode {ep.index})"
+        n = t.num_rows
+        if n != ep.length:
+            out.append(Finding(ERROR, where, f"{n} rows but length {ep.length}"))
+        if "frame_index" not in t.column_names:
+            out.append(Finding(ERROR if meta.version == V30 else WARNING, where, "no frame_index column"))
+            fi = np.arange(n)
+        else:
+            fi = t.column("frame_index").to_numpy()
+            if not np.array_equal(fi, np.arange(n)):
+                out.append(Finding(ERROR, where, "frame_index is not 0..length-1 in order"))
+        if "timestamp" in t.column_names:
+            ts = t.column("timestamp").to_numpy().astype(np.float64)
+            bad = np.abs(ts - fi / meta.fps) > TIMESTAMP_TOL_S
+            if bad.any():
+                j = int(np.argmax(bad))
+                out.append(Finding(ERROR, where, f"{int(bad.sum())} timestamps differ from frame_index/fps by more than "
+                                                 f"{TIMESTAMP_TOL_S} s (first at frame {j}: {ts[j]:.6f} vs {fi[j] / meta.fps:.6f})"))  # fmt: skip
+        else:
+            out.append(Finding(ERROR, where, "no timestamp column"))
+        if "index" in t.column_names:
+            ix = t.column("index").to_numpy()
+            if not np.array_equal(ix, np.arange(next_index, next_index + n)):
+                out.append(Finding(ERROR, where, f"index is not contiguous (expected {next_index}..{next_index + n - 1})"))
+        if "task_index" in t.column_names:
+            ti = t.column("task_index").to_numpy()
+            if len(ti) and (ti.min() < 0 or ti.max() >= len(meta.tasks)):
+                out.append(Finding(ERROR, where, f"task_index outside 0..{len(meta.tasks) - 1}"))
+            if has_annotation and TASK_ANNOTATION_COLUMN in t.column_names:
+                ann = t.column(TASK_ANNOTATION_COLUMN).to_numpy()
+                if len(ann) and (ann.min() < 0 or ann.max() >= len(meta.tasks)):
+                    out.append(Finding(ERROR, where, f"{TASK_ANNOTATION_COLUMN} outside 0..{len(meta.tasks) - 1}"))
+        if meta.version == V30:
+            loc = ep.location
+            if loc.get("dataset_from_index") != next_index or loc.get("dataset_to_index") != next_index + ep.length:
+                out.append(Finding(ERROR, where, "dataset_from_index/dataset_to_index do not match the frame count"))
+        next_index += n
+    return out
+
+
+def _check_videos(meta: DatasetMeta) -> list[Finding]:
+    out: list[Finding] = []
+    probes: dict[Path, Any] = {}
+    for key in meta.video_keys:
+        ft = meta.features[key]
+        for ep in meta.episodes:
+            try:
+                path, f, t = meta.video_file(ep, key)
+            except KeyError as err:
+                out.append(Finding(ERROR, str(meta.root), f"episode {ep.index} has no video location for {key} ({err})"))
+                continue
+            if path not in probes:
+                try:
+                    probes[path] = probe(path)
+                except LeRobotError as err:
+                    probes[path] = err
+            p = probes[path]
+            if isinstance(p, LeRobotError):
+                out.append(Finding(ERROR, str(path), str(p)))
+                continue
+            where = f"{path} (episode {ep.index})"
+            n = p.count_between(f, f + ep.length / meta.fps)
+            if n != ep.length:
+                out.append(Finding(ERROR, where, f"{n} video frames for {ep.length} rows"))
+            if abs((t - f) - ep.length / meta.fps) > TIMESTAMP_TOL_S * 10 and meta.version == V30:
+                out.append(Finding(WARNING, where, f"to_timestamp - from_timestamp = {t - f:.4f} s, length/fps = {ep.length / meta.fps:.4f} s"))
+            h, w = list(ft["shape"])[:2]
+            if (p.height, p.width) != (h, w):
+                out.append(Finding(ERROR, where, f"video is {p.width}x{p.height}, feature says {w}x{h}"))
+    return out
+
+
+def _check_stats(meta: DatasetMeta) -> list[Finding]:
+    out: list[Finding] = []
+    if meta.stats is None:
+        return [Finding(ERROR if meta.version == V30 else WARNING, str(meta.root / STATS_PATH), "missing")]
+    where = str(meta.root / STATS_PATH)
+    total = sum(e.length for e in meta.episodes)
+    for key, s in meta.stats.items():
+        try:
+            mn, mx, mean = (np.asarray(s[k], np.float64) for k in ("min", "max", "mean"))
+        except KeyError as err:
+            out.append(Finding(ERROR, where, f"{key}: lacks {err}"))
+            continue
+        if mn.shape != mx.shape or mn.shape != mean.shape:
+            out.append(Finding(ERROR, where, f"{key}: min/max/mean shapes differ"))
+            continue
+        slack = 1e-4 * np.maximum(1.0, np.abs(mean))  # lerobot accumulates means in float32
+        if np.any(mn > mean + slack) or np.any(mean > mx + slack):
+            out.append(Finding(ERROR, where, f"{key}: min <= mean <= max does not hold"))
+        if "std" in s and np.any(np.asarray(s["std"], np.float64) < 0):
+            out.append(Finding(ERROR, where, f"{key}: negative std"))
+        count = int(np.asarray(s.get("count", [0])).ravel()[0])
+        if meta.features.get(key, {}).get("dtype") not in ("video", "image") and key in meta.features and count != total:
+            out.append(Finding(WARNING, where, f"{key}: count {count} but the dataset has {total} frames"))
+        ft = meta.features.get(key)
+        if ft and ft.get("dtype") not in ("video", "image") and list(ft["shape"]) != [1] and mean.shape != tuple(ft["shape"]):
+            out.append(Finding(ERROR, where, f"{key}: stats shape {mean.shape} differs from feature shape {tuple(ft['shape'])}"))
+    return out

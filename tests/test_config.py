@@ -1,0 +1,87 @@
+"""The project config and topic maps: defaults load, errors name the key and the file, secrets are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robodata.config import ConfigError, load_config, parse_overrides
+from robodata.topicmap import TopicMapError, load_topic_map
+
+
+def test_embedded_defaults_load(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROBODATA_CONFIG", raising=False)
+    monkeypatch.delenv("ROBODATA_HOME", raising=False)
+    cfg = load_config()
+    assert cfg.tiers.lerobot.version == "v3.0"
+    assert cfg.tiers.lerobot.codec == "libsvtav1" and cfg.tiers.lerobot.crf == 30 and cfg.tiers.lerobot.gop == 2
+    tm = cfg.topic_map_for("session.mcap")
+    assert tm is not None and tm.reference.topic == "/camera/front/image_raw"
+    assert cfg.topic_map_for("demo.hdf5") is None  # HDF5 needs no topic map
+    # The home folder defaults next to the config file, unless $ROBODATA_HOME says otherwise.
+    monkeypatch.setenv("ROBODATA_HOME", str(tmp_path / "h"))
+    assert load_config().home_dir == (tmp_path / "h").resolve()
+    assert load_config().storage_url == str((tmp_path / "h" / "store").resolve())
+
+
+def test_bad_key_is_named_with_the_file(tmp_path):
+    f = tmp_path / "robodata.yaml"
+    f.write_text(yaml.safe_dump({"tiers": {"lerobot": {"crf": "high"}}, "batch_size": 0}))
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert str(f) in msg and "tiers.lerobot.crf" in msg and "batch_size" in msg
+
+
+def test_unknown_key_refused(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("num_gpu: 1\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: num_gpu: Extra inputs are not permitted"):
+        load_config(f)
+
+
+def test_secrets_refused(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("tiers:\n  policy:\n    wandb_api_key: abc123\n")
+    with pytest.raises(ConfigError, match="tiers.policy.wandb_api_key: secrets must come from environment"):
+        load_config(f)
+    f.write_text("storage_root: s3://user:pw@bucket/x\n")
+    with pytest.raises(ConfigError, match="credentials in a URL"):
+        load_config(f)
+
+
+def test_overrides():
+    o = parse_overrides(["tiers.lerobot.crf=28", "seed=3", "tiers.lerobot.version=v2.1"])
+    assert o == {"tiers": {"lerobot": {"crf": 28, "version": "v2.1"}}, "seed": 3}
+    cfg = load_config(None, o)
+    assert cfg.tiers.lerobot.crf == 28 and cfg.seed == 3 and cfg.tiers.lerobot.version == "v2.1"
+
+
+def test_topic_map_errors(tmp_path):
+    base = yaml.safe_load(Path("robodata/sim/demo_topic_map.yaml").read_text())
+    assert load_topic_map(base).features[0].name == "front"
+    bad = dict(base, reference={"topic": "/a", "rate_hz": 30})
+    with pytest.raises(TopicMapError, match="reference: give exactly one of"):
+        load_topic_map(bad)
+    bad = dict(base, datagen={"object_pose": {"cube": "no_such_feature"}})
+    with pytest.raises(TopicMapError, match="datagen.object_pose.cube names unknown feature"):
+        load_topic_map(bad)
+    f = tmp_path / "tm.yaml"
+    f.write_text(yaml.safe_dump(dict(base, features=[{"name": "x", "topic": "/x", "role": "torque"}])))
+    with pytest.raises(TopicMapError) as e:
+        load_topic_map(f)
+    assert str(f) in str(e.value) and "features.0.role" in str(e.value)
+    with pytest.raises(TopicMapError, match="not found"):
+        load_topic_map(tmp_path / "missing.yaml")
+
+
+def test_config_names_broken_topic_map_file(tmp_path):
+    tm = tmp_path / "tm.yaml"
+    tm.write_text("features: []\nreference: {rate_hz: 10}\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources:\n  - pattern: '*.bag'\n    topic_map: {tm.name}\n")
+    with pytest.raises(TopicMapError, match=r"tm.yaml: features: List should have at least 1 item"):
+        load_config(cfg)

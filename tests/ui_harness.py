@@ -1,0 +1,281 @@
+"""Helpers for the end-to-end UI test: a project home with one real ingested recording, the real
+``dagster-webserver`` on it, and headless Chromium (Playwright) to look at it.
+
+``build_home`` runs in a fresh Python process (``python tests/ui_harness.py build HOME``) so that the
+environment it sets (ROBODATA_HOME, DAGSTER_HOME), the Dagster instance and the embedded Ray it starts never
+leak into the pytest process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+CHROMIUM = os.environ.get("ROBODATA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+BUILD_MARKER = "UI_HARNESS_RESULT "
+
+
+def home_env(home: Path) -> dict[str, str]:
+    """The environment for anything that should see ``home`` as the project home."""
+    env = dict(os.environ)
+    env.pop("ROBODATA_CONFIG", None)
+    env.pop("DAGSTER_HOME", None)
+    env["ROBODATA_HOME"] = str(home)
+    env["DAGSTER_HOME"] = str(home / "dagster")
+    env.setdefault("MUJOCO_GL", "egl")
+    env.setdefault("GX_ANALYTICS_ENABLED", "false")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["DAGSTER_DISABLE_TELEMETRY"] = "1"
+    return env
+
+
+# ---- (a) a project home with one ingested recording ----------------------------------------------------
+
+
+def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mcap") -> dict[str, Any]:
+    """Record a tiny simulated session, land it, tick the sensor and ingest its partition (in this process).
+
+    Sets ROBODATA_HOME (and, through ``prepare_home``, DAGSTER_HOME) in ``os.environ``: call it in a child
+    process (:func:`build_home_subprocess`).
+    """
+    home = Path(home).resolve()
+    os.environ.pop("ROBODATA_CONFIG", None)
+    os.environ.pop("DAGSTER_HOME", None)
+    os.environ["ROBODATA_HOME"] = str(home)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from robodata.config import load_config
+    from robodata.pipeline import instance_and_defs, land, run_partitions, tick_sensor
+    from robodata.sim.recorder import record_session
+
+    cfg = load_config()
+    instance, defs = instance_and_defs(cfg)
+    rec = record_session(home / "recorded", "ui_session", n_episodes=n_episodes, seed=seed, image_hw=(48, 64))
+    land(cfg, rec[fmt])
+    requests, skip = tick_sensor(instance, defs)
+    keys = [r.partition_key for r in requests]
+    if not keys:
+        raise RuntimeError(f"the sensor requested no run (skip reason: {skip})")
+    outcomes = run_partitions(instance, defs, "ingest_recordings", keys)
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        raise RuntimeError("ingest failed: " + "; ".join(f"{o.partition}: {o.error}" for o in failed))
+    return {
+        "home": str(home),
+        "dagster_home": os.environ["DAGSTER_HOME"],
+        "keys": keys,
+        "run_ids": [o.run_id for o in outcomes],
+        "metadata": {o.partition: {k: _jsonable(v) for k, v in (o.metadata or {}).items()} for o in outcomes},
+    }
+
+
+def _jsonable(v: Any) -> Any:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return str(v)
+
+
+def build_home_subprocess(home: Path, *, timeout: float = 240, **kw: Any) -> dict[str, Any]:
+    """:func:`build_home` in a child process; returns its result, raises with the child's output on failure."""
+    args = [sys.executable, str(Path(__file__).resolve()), "build", str(home), "--json", json.dumps(kw)]
+    proc = subprocess.run(args, cwd=REPO, env=home_env(Path(home)), capture_output=True, text=True, timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith(BUILD_MARKER):
+            return json.loads(line[len(BUILD_MARKER):])
+    raise RuntimeError(
+        f"building the project home failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    )
+
+
+# ---- (b) the real dagster-webserver ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Webserver:
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+    home: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            out = json.loads(r.read())
+        if out.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {out['errors']}")
+        return out["data"]
+
+    def location_status(self) -> tuple[str, str | None]:
+        """(load status, error message or None) of the ``robodata`` code location."""
+        data = self.graphql(
+            """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+                 locationOrLoadError { __typename ... on PythonError { message stack } } } }
+                 ... on PythonError { message } } }"""
+        )
+        ws = data["workspaceOrError"]
+        if ws["__typename"] != "Workspace":
+            return "ERROR", ws.get("message")
+        for e in ws["locationEntries"]:
+            if e["name"] == "robodata":
+                err = e["locationOrLoadError"]
+                msg = None
+                if err and err["__typename"] == "PythonError":
+                    msg = err["message"] + "".join(err.get("stack") or [])
+                return e["loadStatus"], msg
+        return "MISSING", f"no robodata location in {ws['locationEntries']}"
+
+    def wait_location_loaded(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        status, err = "LOADING", None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            status, err = self.location_status()
+            if status == "LOADED":
+                break
+            time.sleep(0.5)
+        if status != "LOADED":
+            raise RuntimeError(f"code location still {status} after {timeout}s\n{self.log()[-4000:]}")
+        if err:
+            raise AssertionError(f"the robodata code location loaded with an error:\n{err}")
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"dagster-webserver exited with {self.proc.returncode}:\n{self.log()[-6000:]}")
+
+
+@contextlib.contextmanager
+def webserver(home: Path, log_dir: Path, *, timeout: float = 120) -> Iterator[Webserver]:
+    """``dagster-webserver -w workspace.yaml`` on a free port, with ``home`` as the project home."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "dagster-webserver.log"
+    cmd = [str(VENV_BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=home_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    srv = Webserver(f"http://127.0.0.1:{port}", proc, log_path, home)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            srv.check_alive()
+            try:
+                with urllib.request.urlopen(f"{srv.url}/server_info", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dagster-webserver did not answer within {timeout}s:\n{srv.log()[-4000:]}")
+            time.sleep(0.5)
+        yield srv
+    finally:
+        stop_process_group(proc)
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace)
+
+
+# Python warnings as the code server logs them: "path.py:12: BetaWarning: ..." (warnings.showwarning),
+# or a logged "...Warning: ..." line. Dagster's own INFO lines never contain "Warning:".
+_WARNING_RE = re.compile(r"\b([A-Z]\w*Warning)\b\s*:")
+
+
+def warning_lines(log: str) -> list[str]:
+    """Lines of a webserver/code-server log that report a Python warning."""
+    return [ln for ln in log.splitlines() if _WARNING_RE.search(ln)]
+
+
+# ---- (c) headless Chromium ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def browser_page() -> Iterator[Any]:
+    """A Playwright page (1400x900) in the system's headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            ctx = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+            page = ctx.new_page()
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page: Any, name: str, tmp_dir: Path) -> list[Path]:
+    """Save ``name`` as a PNG under ``tmp_dir`` and, when $ROBODATA_SCREENSHOTS is set, there too."""
+    out = [Path(tmp_dir) / name]
+    extra = os.environ.get("ROBODATA_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        out.append(Path(extra) / name)
+    png = page.screenshot(full_page=False)
+    for p in out:
+        p.write_bytes(png)
+    return out
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "build":
+        kw = json.loads(argv[argv.index("--json") + 1]) if "--json" in argv else {}
+        result = build_home(Path(argv[1]), **kw)
+        print(BUILD_MARKER + json.dumps(result), flush=True)
+        return 0
+    print("usage: ui_harness.py build HOME [--json KWARGS]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
