@@ -124,7 +124,9 @@ def build_raw_teleop(max_partitions_per_run: int = 1) -> dg.AssetsDefinition:
     def raw_teleop(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
         cfg = project.config
         keys = context.partition_keys
-        overrides = json.loads(project.overrides_json or "{}")
+        # Ray workers may outlive this run's environment: hand them the resolved locations explicitly.
+        overrides = {**json.loads(project.overrides_json or "{}"), "storage_root": cfg.storage_url,
+                     "landing_root": cfg.landing_url}
         t0 = time.perf_counter()
         results = run_tasks(ingest_partition, [(k, cfg.source_file or "", overrides) for k in keys], num_cpus=1)
         failed = [(k, r.error) for k, r in zip(keys, results) if not r.ok]

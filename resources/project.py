@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import dagster as dg
 
 from robodata.config import ProjectConfig, load_config
@@ -33,4 +32,5 @@ class ProjectResource(dg.ConfigurableResource):
 
 
 def default_project() -> ProjectResource:
-    return ProjectResource(config_path=os.environ.get("ROBODATA_CONFIG", ""))
+    """The config file is resolved when a run starts ($ROBODATA_CONFIG, ./robodata.yaml, embedded defaults)."""
+    return ProjectResource()

@@ -391,6 +391,13 @@ class _MessageIngest:
                     else:
                         t, v = np.zeros(0), np.zeros((0, schema_shape(schema, f.name)))
                     al = align(refs, t, v, pol.method, pol.tolerance_s, is_pose=f.role == "pose")
+                    if f.default is not None:  # before the stream's first sample: its declared default
+                        before = refs < (t[0] if len(t) else math.inf)
+                        if len(f.default) != al.values.reshape(len(refs), -1).shape[1]:
+                            raise self._err(f"feature {f.name!r}: default has {len(f.default)} values")
+                        al.values[before] = np.asarray(f.default, al.values.dtype).reshape(al.values.shape[1:])
+                        al.ok[before] = True
+                        al.offsets[before] = 0.0
                     obs[f.name] = al.values
                     ok &= al.ok
                     self._note_misaligned(f.name, al.ok, al.offsets)
@@ -541,7 +548,7 @@ class _MessageIngest:
             self.report.topics = {t: s.summary() for t, s in stats.items() if s.count}
             self.report.topic_gaps = {t: s.gaps[:2000] for t, s in stats.items() if s.count > 1}
             if ref_topic and stats[ref_topic].count > 1:
-                self.report.reference_rate_hz = stats[ref_topic].rate_hz
+                self.report.reference_rate_hz = stats[ref_topic].median_rate_hz
             elif rate_dt:
                 self.report.reference_rate_hz = 1.0 / rate_dt
             if not self.report.episodes:
@@ -560,13 +567,13 @@ class _MessageIngest:
         return self.report
 
     def _note_misaligned(self, name: str, ok: np.ndarray, offsets: np.ndarray) -> None:
-        m = self.report.misaligned.setdefault(name, {"count": 0, "worst_offset_ms": 0.0})
+        """Per feature: frames out of tolerance, frames with no sample at all, and the worst offset seen."""
+        m = self.report.misaligned.setdefault(name, {"count": 0, "no_sample": 0, "worst_offset_ms": 0.0})
         m["count"] += int((~ok).sum())
-        finite = offsets[np.isfinite(offsets)]
-        if len(finite):
-            m["worst_offset_ms"] = round(max(m["worst_offset_ms"], float(finite.max()) * 1e3), 3)
-        if not np.isfinite(offsets).all():
-            m["worst_offset_ms"] = math.inf
+        finite = np.isfinite(offsets)
+        m["no_sample"] += int((~finite).sum())
+        if finite.any():
+            m["worst_offset_ms"] = round(max(m["worst_offset_ms"], float(offsets[finite].max()) * 1e3), 3)
 
 
 def schema_shape(schema: EpisodeSchema, name: str) -> int:

@@ -22,9 +22,9 @@ _DAGSTER_YAML = """\
 # Written by robodata: an embedded Dagster instance (SQLite) under the project home.
 telemetry:
   enabled: false
-run_queue:
-  max_concurrent_runs: 2
 concurrency:
+  runs:
+    max_concurrent_runs: 2
   pools:
     default_limit: 2
 """
@@ -37,6 +37,7 @@ class RunOutcome:
     run_id: str
     error: str = ""
     metadata: dict[str, Any] | None = None
+    checks: dict[str, bool] | None = None
 
 
 def prepare_home(cfg: ProjectConfig) -> Path:
@@ -101,7 +102,8 @@ def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[
     cursor_file = Path(os.environ["DAGSTER_HOME"]) / "cli_sensor_cursor.json"
     cursor = cursor_file.read_text() if cursor_file.exists() else None
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
-    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as ctx:
+    resources = {"project": defs.resources["project"]}
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as ctx:
         result = sensor(ctx)
     for req in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
@@ -130,14 +132,20 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
                     if desc is not None and getattr(desc, "description", None):
                         err = desc.description
                     elif e is not None:
-                        err = e.message.strip().splitlines()[0] if e.message else str(e)
+                        err = " ".join((e.message or str(e)).split())
+                        err = err.split(": ", 1)[1] if err.startswith("dagster.") and ": " in err else err
                     if err:
                         break
-        else:
-            for mat in res.get_asset_materialization_events():
-                m = mat.materialization
-                meta = {k: getattr(v, "value", v) for k, v in m.metadata.items() if k != "overview"}
-        outcomes.append(RunOutcome(key, res.success, res.run_id, err, meta))
+        for mat in res.get_asset_materialization_events():
+            m = mat.materialization
+            meta = {k: getattr(v, "value", v) for k, v in m.metadata.items() if k != "overview"}
+        checks = {ev.check_name: ev.passed for ev in res.get_asset_check_evaluations()}
+        failed = [k for k, ok in checks.items() if not ok]
+        if not res.success and failed:
+            err = f"{err + '; ' if err else ''}failed checks: {', '.join(failed)}"
+        elif not res.success and not err:
+            err = "run failed"
+        outcomes.append(RunOutcome(key, res.success, res.run_id, err, meta, checks))
     if progress:
         progress(len(keys), len(keys), "")
     return outcomes

@@ -153,13 +153,20 @@ class StreamStats:
         return (self.count - 1) / (self.last - self.first) if self.count > 1 and self.last > self.first else 0.0
 
     @property
+    def median_rate_hz(self) -> float:
+        """The rate between consecutive messages, robust to pauses (e.g. between episodes)."""
+        pos = [g for g in self.gaps if g > 0]
+        return 1.0 / float(np.median(pos)) if pos else 0.0
+
+    @property
     def jitter_s(self) -> float:
         return math.sqrt(self._m2 / (self.count - 2)) if self.count > 2 else 0.0
 
     def summary(self) -> dict[str, float]:
         return {
             "count": self.count,
-            "rate_hz": round(self.rate_hz, 3),
+            "rate_hz": round(self.median_rate_hz, 3),
+            "mean_rate_hz": round(self.rate_hz, 3),
             "jitter_ms": round(self.jitter_s * 1e3, 3),
             "max_gap_ms": round(self.max_gap * 1e3, 3),
             "duration_s": round(self.last - self.first, 3) if self.count > 1 else 0.0,

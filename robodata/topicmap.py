@@ -75,6 +75,9 @@ class FeatureMap(_Strict):
     names: list[str] | None = None
     sync: SyncPolicy | None = None
     optional: bool = False
+    default: list[float] | None = Field(
+        None, description="value before the stream's first sample (e.g. a zero command before teleop starts)"
+    )
 
     @model_validator(mode="after")
     def _field_or_fields(self) -> FeatureMap:

@@ -42,8 +42,11 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
         key = landing.key_for(f)
         done[f.name] = {"size": f.size, "mtime": f.mtime, "key": key}
         register(store, RecordingEntry(key, f.name, f.url, f.size, f.mtime, now, landing.url))
-        if key in existing or key in new_keys:
-            continue  # the same content landed again (or under another name): never ingest twice
+        digest = key.rsplit("-", 1)[-1]
+        twin = next((k for k in [*existing, *new_keys] if k.rsplit("-", 1)[-1] == digest), None)
+        if twin is not None:  # the same bytes landed again (under this or another name): never ingest twice
+            skipped.append(f"{f.name}: same content as recording {twin}")
+            continue
         new_keys.append(key)
         requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={"robodata/source": f.name}))
     for name in list(waiting):

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,7 @@ class Webserver:
     proc: subprocess.Popen
     log_path: Path
     home: Path
+    load_log: str = ""  # what it had logged when the code location finished loading
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -174,6 +175,7 @@ class Webserver:
             time.sleep(0.5)
         if status != "LOADED":
             raise RuntimeError(f"code location still {status} after {timeout}s\n{self.log()[-4000:]}")
+        self.load_log = self.log()
         if err:
             raise AssertionError(f"the robodata code location loaded with an error:\n{err}")
 
@@ -188,10 +190,14 @@ def webserver(home: Path, log_dir: Path, *, timeout: float = 120) -> Iterator[We
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "dagster-webserver.log"
+    env = home_env(home)
+    # show every warning once (DeprecationWarning is hidden outside __main__ by default), so that the
+    # "loads with no warnings" assertion sees them all
+    env["PYTHONWARNINGS"] = "default"
     cmd = [str(VENV_BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=home_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     srv = Webserver(f"http://127.0.0.1:{port}", proc, log_path, home)
     try:

@@ -273,12 +273,21 @@ class DemoWriter:
         if mask.all():
             return
         idx = np.flatnonzero(mask)
+        # Runs of kept frames move down as blocks (destination <= source, ascending: never overwrites unread rows).
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        runs = [(int(r[0]), len(r)) for r in np.split(idx, breaks) if len(r)]
 
         def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Dataset) and name != "initial_state" and obj.shape and obj.shape[0] == self._n:
-                for j, i in enumerate(idx):
-                    if i != j:
-                        obj[j] = obj[i]
+                row_bytes = max(1, int(np.prod(obj.shape[1:])) * obj.dtype.itemsize)
+                step = max(1, (32 << 20) // row_bytes)
+                dst = 0
+                for src, length in runs:
+                    if src != dst:
+                        for off in range(0, length, step):
+                            m = min(step, length - off)
+                            obj[dst + off : dst + off + m] = obj[src + off : src + off + m]
+                    dst += length
                 obj.resize(len(idx), axis=0)
 
         self._g.visititems(visit)

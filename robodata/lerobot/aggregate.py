@@ -17,6 +17,7 @@ from robodata.lerobot.atomic import atomic_dir
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema
 from robodata.lerobot.layout import (
+    DEFAULT_FEATURES,
     DEFAULT_DATA_FILE_SIZE_IN_MB,
     DEFAULT_VIDEO_FILE_SIZE_IN_MB,
     INFO_PATH,
@@ -32,7 +33,7 @@ from robodata.lerobot.layout import (
 from robodata.lerobot.metadata import DatasetMeta, make_info, read_json, write_episodes_v30, write_json, write_tasks_v30
 from robodata.lerobot.modality import modality_from_features, modality_problems
 from robodata.lerobot.source import SourceEpisode, check_compatible, iter_episodes, merge_tasks, open_all, table_features
-from robodata.lerobot.video import _copy_packets
+from robodata.lerobot.video import copy_packets
 from robodata.lerobot.writer_v3 import MB, next_file
 
 VIDEO_TOL_S = 1e-4
@@ -54,7 +55,10 @@ class ReleaseReport:
 
 
 def release_features(meta: DatasetMeta) -> dict[str, dict[str, Any]]:
-    return {k: dict(v) for k, v in meta.features.items() if k != TASK_ANNOTATION_COLUMN}
+    """A dataset's features without GR00T's annotation column, with every default column (v2.0 may lack some)."""
+    feats = {k: dict(v) for k, v in meta.features.items() if k != TASK_ANNOTATION_COLUMN and k not in DEFAULT_FEATURES}
+    feats.update({k: dict(meta.features.get(k) or v) for k, v in DEFAULT_FEATURES.items()})
+    return feats
 
 
 def release_modality(metas: Sequence[DatasetMeta], features: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +100,7 @@ class _VideoRun:
 
     def write(self, root: Path, fps: int) -> None:
         out = root / v30_video_path(self.key, *self.loc)
-        spans = _copy_packets([(p, f, t, o) for p, f, t, o, _ in self.segments], out, fps)
+        spans = copy_packets([(p, f, t, o) for p, f, t, o, _ in self.segments], out, fps)
         for (p, f, t, _, frames), (s, e) in zip(self.segments, spans, strict=True):
             got = round((e - s) * fps)
             if got != frames:

@@ -46,6 +46,3 @@ def convert(
     if not (src / INFO_PATH).exists():
         raise LeRobotError(f"{src}: neither a LeRobot dataset (no {INFO_PATH}) nor an HDF5 episode store")
     return aggregate([src], dst, version=to)
-
-
-__all__ = ["convert", "V21", "V30"]

@@ -20,7 +20,6 @@ from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import comparable
 from robodata.lerobot.layout import DEFAULT_FEATURES, QUANTILE_KEYS, TASK_ANNOTATION_COLUMN
 from robodata.lerobot.metadata import DatasetMeta, EpisodeMeta, read_meta
-from robodata.lerobot.writer_v3 import column
 
 
 @dataclass
@@ -63,7 +62,7 @@ def merge_tasks(metas: Sequence[DatasetMeta]) -> list[str]:
     return tasks
 
 
-class _FileCache:
+class FileCache:
     """Keeps the last-read data file (v3.0 files hold many consecutive episodes)."""
 
     def __init__(self) -> None:
@@ -87,10 +86,10 @@ class _FileCache:
         return self.table, self.episode_col
 
 
-def episode_rows_raw(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | None = None) -> pa.Table:
+def episode_rows_raw(meta: DatasetMeta, ep: EpisodeMeta, cache: FileCache | None = None) -> pa.Table:
     """The rows of ``ep`` as stored."""
     path = meta.data_file(ep)
-    table, col = (cache or _FileCache()).get(path)
+    table, col = (cache or FileCache()).get(path)
     rows = np.flatnonzero(col == ep.index)
     if len(rows) == 0:
         raise LeRobotError(f"{path}: has no rows for episode {ep.index}")
@@ -101,7 +100,7 @@ def episode_rows_raw(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | Non
     return t
 
 
-def episode_rows(meta: DatasetMeta, ep: EpisodeMeta, cache: _FileCache | None = None) -> pa.Table:
+def episode_rows(meta: DatasetMeta, ep: EpisodeMeta, cache: FileCache | None = None) -> pa.Table:
     """The rows of ``ep`` with ``frame_index`` derived if absent and timestamps exactly ``frame_index / fps``."""
     path = meta.data_file(ep)
     t = episode_rows_raw(meta, ep, cache)
@@ -146,7 +145,7 @@ def iter_episodes(metas: Sequence[DatasetMeta], tasks: list[str], table_keys: li
     ``table_keys`` (in that order) and nothing else."""
     task_pos = {t: i for i, t in enumerate(tasks)}
     ep_offset = frame_offset = 0
-    cache = _FileCache()
+    cache = FileCache()
     for m in metas:
         local_task = {i: task_pos[t] for i, t in enumerate(m.tasks)}
         for ep in m.episodes:

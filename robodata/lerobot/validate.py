@@ -22,7 +22,7 @@ from robodata.lerobot.layout import (
 )
 from robodata.lerobot.metadata import DatasetMeta, read_json, read_meta
 from robodata.lerobot.modality import modality_problems
-from robodata.lerobot.source import _FileCache, episode_rows_raw
+from robodata.lerobot.source import FileCache, episode_rows_raw
 from robodata.lerobot.video import probe
 
 TIMESTAMP_TOL_S = 1e-4
@@ -111,7 +111,7 @@ def _check_episodes_and_rows(meta: DatasetMeta) -> list[Finding]:
     idx = [e.index for e in meta.episodes]
     if idx != list(range(len(idx))):
         out.append(Finding(ERROR, str(meta.root / "meta"), f"episode indices are not 0..{len(idx) - 1}"))
-    cache = _FileCache()
+    cache = FileCache()
     next_index = 0
     has_annotation = TASK_ANNOTATION_COLUMN in meta.features
     for ep in meta.episodes:

@@ -293,7 +293,7 @@ def decode(path: str | Path, from_ts: float = 0.0, to_ts: float = float("inf")) 
         c.close()
 
 
-def _copy_packets(
+def copy_packets(
     inputs: list[tuple[Path, float, float, float]], output: Path, fps: float
 ) -> list[tuple[float, float]]:
     """Remux packets: for each ``(path, from_s, to_s, offset_s)`` copy packets with pts in [from, to) shifted by
@@ -352,12 +352,12 @@ def concat(paths: list[Path], output: Path, fps: float, frame_counts: list[int] 
         n = frame_counts[i] if frame_counts is not None else probe(p).frames
         inputs.append((Path(p), 0.0, float("inf"), offset))
         offset += n / fps
-    return _copy_packets(inputs, output, fps)
+    return copy_packets(inputs, output, fps)
 
 
 def cut(src: Path, output: Path, from_s: float, to_s: float, fps: float) -> int:
     """Copy the packets of ``[from_s, to_s)`` of ``src`` into ``output`` starting at 0 s; returns frames copied."""
-    (start, end), = _copy_packets([(Path(src), from_s, to_s, 0.0)], output, fps)
+    (start, end), = copy_packets([(Path(src), from_s, to_s, 0.0)], output, fps)
     return round((end - start) * fps)
 
 

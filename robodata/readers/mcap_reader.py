@@ -29,7 +29,6 @@ from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -145,6 +144,15 @@ def _parse_channel(c: _Cursor) -> _Channel:
     return _Channel(cid, sid, topic, enc)
 
 
+def default_workers() -> int:
+    """Chunk-decompression threads: one per core this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def _json_decoder(raw: Any) -> Any:
     return json.loads(bytes(raw), object_hook=lambda d: SimpleNamespace(**d))
 
@@ -154,14 +162,24 @@ class McapRecordingReader(RecordingReader):
 
     Args:
         path: the ``.mcap`` file.
-        allow_truncated: what to do with a file that ends without its footer (the recorder crashed or the
-            copy was cut). ``False`` (default): refuse with ``RecordingError`` ("truncated MCAP (no footer;
-            the file ends mid-record at byte N)"), because a silently shortened episode is worse than a
-            loud one. ``True``: read every complete chunk before the cut and emit one
-            ``RecordingWarning`` saying how much was lost; the partial record at the end is skipped.
-        validate_crcs: check each chunk's CRC32 after decompressing it (default; costs ~5 % on image logs).
-            A damaged chunk raises ``RecordingError`` naming its byte offset either way when it does not
-            decompress; the CRC also catches flipped bytes that decompress without complaint.
+        allow_truncated: what to do with a file cut inside a record (no footer, and the last record is
+            incomplete: the recorder crashed mid-write, or a copy was cut). ``False`` (default): refuse with
+            ``RecordingError`` ("truncated MCAP (no footer; the file ends mid-record at byte N: ...)"), because
+            a silently shortened episode is worse than a loud one. ``True``: read every complete chunk before
+            the cut, skip the partial record, and emit one ``RecordingWarning`` saying so.
+            Files that are incomplete but not cut inside a record are read, with a ``RecordingWarning``:
+            a file without a footer that ends on a record boundary (the writer was killed between writes),
+            or a damaged summary section. A file with a footer but no summary section (a writer configured
+            without one) is read silently. All three are read by walking the data section record by record
+            instead of through the summary's chunk index (a streaming read that needs no index).
+        validate_crcs: check each chunk's CRC32 after decompressing it (default; zlib's CRC runs at several
+            GB/s, a small share of zstd's cost). A damaged chunk raises ``RecordingError`` naming its byte
+            offset either way when it does not decompress; the CRC also catches flipped bytes that
+            decompress without complaint (zstd frames written without a checksum, uncompressed chunks).
+        workers: threads that read and decompress the next chunks while the current one is consumed
+            (0: none; default: one per available core, at most 4). Decompression is most of the cost of
+            reading an image log; the threads overlap it with the caller's work and with each other. At most
+            ``workers + 1`` chunks are in flight.
 
     Raises:
         RecordingError: missing file, not an MCAP file, truncated file (see ``allow_truncated``).
@@ -175,7 +193,7 @@ class McapRecordingReader(RecordingReader):
         *,
         allow_truncated: bool = False,
         validate_crcs: bool = True,
-        workers: int = 2,
+        workers: int | None = None,
     ):
         super().__init__(path)
         if not self.path.exists():
@@ -185,8 +203,9 @@ class McapRecordingReader(RecordingReader):
         self.allow_truncated = allow_truncated
         self.validate_crcs = validate_crcs
         self.truncated: str | None = None  # why the file is incomplete, when it is
+        self._cut_mid_record = False
         self.has_summary = False
-        self.workers = workers
+        self.workers = default_workers() if workers is None else workers
         self._f: Any = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         self._fd = self._f.fileno()
         self._size = os.fstat(self._f.fileno()).st_size
@@ -221,17 +240,19 @@ class McapRecordingReader(RecordingReader):
                 self._scan(keep_schemas=True)  # an unchunked file: its messages are loose records
             return
         self._scan(keep_schemas=True)
-        if self.truncated is not None:
-            if not self.allow_truncated:
-                raise RecordingError(
-                    f"{self.path}: {self.truncated}. Pass allow_truncated=True to read the "
-                    f"{len(self._chunks)} complete chunk(s) before the cut."
-                )
-            warnings.warn(
-                f"{self.path}: {self.truncated}; reading the {len(self._chunks)} complete chunk(s) before it",
-                RecordingWarning,
-                stacklevel=3,
+        if self.truncated is None:
+            return
+        if self._cut_mid_record and not self.allow_truncated:
+            raise RecordingError(
+                f"{self.path}: {self.truncated}. Pass allow_truncated=True to read the "
+                f"{len(self._chunks)} complete chunk(s) before the cut."
             )
+        warnings.warn(
+            f"{self.path}: {self.truncated}; reading the {len(self._chunks)} complete chunk(s) "
+            f"and {len(self._loose[0])} loose message(s) before it",
+            RecordingWarning,
+            stacklevel=4,
+        )
 
     def _read_summary(self) -> str | None:
         """Load the summary section; returns why there is none usable (``None`` when loaded)."""
@@ -255,12 +276,16 @@ class McapRecordingReader(RecordingReader):
         f.seek(summary_start)
         buf = f.read(end - summary_start)
         if summary_crc and zlib.crc32(foot[:-4], zlib.crc32(buf)) != summary_crc:
-            warnings.warn(f"{self.path}: summary section fails its CRC; scanning the data section", RecordingWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}: summary section fails its CRC; scanning the data section", RecordingWarning, stacklevel=4
+            )
             return "damaged summary"
         try:
             self._parse_summary(memoryview(buf))
         except ValueError as err:
-            warnings.warn(f"{self.path}: unreadable summary ({err}); scanning the data section", RecordingWarning, stacklevel=4)
+            warnings.warn(
+                f"{self.path}: unreadable summary ({err}); scanning the data section", RecordingWarning, stacklevel=4
+            )
             self._schemas.clear()
             self._channels.clear()
             self._chunks.clear()
@@ -383,6 +408,7 @@ class McapRecordingReader(RecordingReader):
             else:
                 last_chunk = None if op != OP_MESSAGE_INDEX else last_chunk
             pos = end
+        self._cut_mid_record = self.truncated is not None
         if not ended and self.truncated is None:
             self.truncated = (
                 f"truncated MCAP (no footer; the file ends at byte {size} right after a complete record: "
@@ -392,12 +418,18 @@ class McapRecordingReader(RecordingReader):
     # -- chunks -----------------------------------------------------------------------------------------------
     def _chunk_records(self, ch: _Chunk) -> memoryview:
         """The decompressed records of one chunk, checked (size, CRC)."""
+        if self._fd < 0:
+            raise RecordingError(f"{self.path}: the reader is closed")
         buf = os.pread(self._fd, ch.length, ch.offset)  # no shared file position: safe in prefetch threads
         where = f"chunk at byte {ch.offset}"
         if len(buf) != ch.length:
-            raise RecordingError(f"{self.path}: truncated MCAP (the {where} needs {ch.length} bytes; the file ends first)")
+            raise RecordingError(
+                f"{self.path}: truncated MCAP (the {where} needs {ch.length} bytes; the file ends first)"
+            )
         if buf[0] != OP_CHUNK:
-            raise RecordingError(f"{self.path}: damaged MCAP (the index points at byte {ch.offset}, but no chunk is there)")
+            raise RecordingError(
+                f"{self.path}: damaged MCAP (the index points at byte {ch.offset}, but no chunk is there)"
+            )
         try:
             usize, crc = struct.unpack_from("<QI", buf, 9 + 16)
             clen = _U32.unpack_from(buf, 37)[0]
@@ -425,7 +457,9 @@ class McapRecordingReader(RecordingReader):
 
                 out = lz4.frame.decompress(data)
             else:
-                raise RecordingError(f"{self.path}: {where} uses compression {compression!r}, which MCAP readers do not know")
+                raise RecordingError(
+                    f"{self.path}: {where} uses compression {compression!r}, which MCAP readers do not know"
+                )
         except RecordingError:
             raise
         except Exception as err:  # noqa: BLE001 - zstd/lz4 errors differ by library
@@ -438,10 +472,14 @@ class McapRecordingReader(RecordingReader):
                 f"its header says {usize})"
             )
         if self.validate_crcs and crc and zlib.crc32(out) != crc:
-            raise RecordingError(f"{self.path}: corrupt MCAP chunk at byte {ch.offset} (CRC32 mismatch: the data is damaged)")
+            raise RecordingError(
+                f"{self.path}: corrupt MCAP chunk at byte {ch.offset} (CRC32 mismatch: the data is damaged)"
+            )
         return out if isinstance(out, memoryview) else memoryview(out)
 
-    def _chunk_messages(self, ch: _Chunk, buf: memoryview, wanted: set[int] | None) -> list[tuple[int, int, memoryview]]:
+    def _chunk_messages(
+        self, ch: _Chunk, buf: memoryview, wanted: set[int] | None
+    ) -> list[tuple[int, int, memoryview]]:
         """(log_time, channel id, payload view) of a chunk's messages, in log-time order (stable)."""
         out: list[tuple[int, int, memoryview]] = []
         append = out.append
@@ -540,6 +578,25 @@ class McapRecordingReader(RecordingReader):
             return self._iter_loose(wanted)
         return heapq.merge(self._iter_chunked(wanted), self._iter_loose(wanted), key=lambda m: m[0])
 
+    def raw_messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, memoryview]]:
+        """``(topic, msgtype, log_time_ns, payload)`` in log-time order, the payload a zero-copy view of its
+        decompressed chunk (valid as long as you hold it). The cheapest way through a file."""
+        if self._f is None:
+            raise RecordingError(f"{self.path}: the reader is closed")
+        wanted_topics = self._select_topics(topics)
+        wanted = None
+        if wanted_topics is not None:
+            wanted = {cid for cid, ch in self._channels.items() if ch.topic in wanted_topics}
+        names: dict[int, tuple[str, str]] = {}
+        for lt, cid, view in self._iter_raw(wanted):
+            n = names.get(cid)
+            if n is None:
+                ch = self._channels.get(cid)
+                if ch is None:
+                    raise self._unknown_channel(lt, cid)
+                n = names[cid] = (ch.topic, self._msgtype(ch))
+            yield n[0], n[1], lt, view
+
     # -- topics -----------------------------------------------------------------------------------------------
     def _indexed_times(self) -> dict[int, list[np.ndarray]] | None:
         """Log times per channel from the MessageIndex records, without decompressing; None if missing."""
@@ -577,7 +634,8 @@ class McapRecordingReader(RecordingReader):
             for cid, arrs in per.items():
                 arrs = [a for a in arrs if len(a)]
                 if arrs:
-                    counts[cid] = (sum(len(a) for a in arrs), min(int(a.min()) for a in arrs), max(int(a.max()) for a in arrs))
+                    first, last = min(int(a.min()) for a in arrs), max(int(a.max()) for a in arrs)
+                    counts[cid] = (sum(len(a) for a in arrs), first, last)
         else:
             acc: dict[int, list[int]] = {}
             for lt, cid, _ in self._iter_raw(None):  # decompress every chunk once; no message is decoded
@@ -601,6 +659,11 @@ class McapRecordingReader(RecordingReader):
         self._topics = out
         return out
 
+    def _unknown_channel(self, lt: int, cid: int) -> RecordingError:
+        return RecordingError(
+            f"{self.path}: a message at log time {lt} is on channel {cid}, which no Channel record defines"
+        )
+
     def _msgtype(self, ch: _Channel) -> str:
         s = self._schemas.get(ch.schema_id)
         return normalize_msgtype(s.name) if s is not None else ""
@@ -611,20 +674,28 @@ class McapRecordingReader(RecordingReader):
             return self._stats[0]
         return super().message_count
 
-    def interarrival(self, topics: Iterable[str] | None = None) -> dict[str, InterArrival]:
+    def topic_log_times(self, topics: Iterable[str] | None = None) -> dict[str, np.ndarray] | None:
+        """Sorted log times per topic from the message indexes (nothing decompressed); ``None`` if the file
+        has no complete message index."""
         per = self._indexed_times() if not len(self._loose[0]) else None
         if per is None:
-            return super().interarrival(topics)
+            return None
         wanted = None if topics is None else set(topics)
         by_topic: dict[str, list[np.ndarray]] = {}
         for cid, arrs in per.items():
             ch = self._channels.get(cid)
             if ch is not None and (wanted is None or ch.topic in wanted):
                 by_topic.setdefault(ch.topic, []).extend(arrs)
+        return {t: np.sort(np.concatenate(a), kind="stable") for t, a in by_topic.items()}
+
+    def interarrival(self, topics: Iterable[str] | None = None) -> dict[str, InterArrival]:
+        times = self.topic_log_times(topics)
+        if times is None:
+            return super().interarrival(topics)
         out: dict[str, InterArrival] = {}
-        for topic, arrs in by_topic.items():
-            ia = out[topic] = InterArrival()
-            ia.add_many(np.sort(np.concatenate(arrs), kind="stable"))
+        for topic, t in times.items():
+            out[topic] = InterArrival()
+            out[topic].add_many(t)
         return out
 
     # -- messages ---------------------------------------------------------------------------------------------
@@ -687,6 +758,8 @@ class McapRecordingReader(RecordingReader):
 
         With ``decode=False`` the payload is ``bytes``; decoded arrays are read-only views of the chunk.
         """
+        if self._f is None:
+            raise RecordingError(f"{self.path}: the reader is closed")
         wanted_topics = self._select_topics(topics)
         wanted = None
         if wanted_topics is not None:
@@ -701,7 +774,7 @@ class McapRecordingReader(RecordingReader):
                 if m is None:
                     ch = self._channels.get(cid)
                     if ch is None:
-                        raise RecordingError(f"{self.path}: a message at log time {lt} is on channel {cid}, which no Channel record defines")
+                        raise self._unknown_channel(lt, cid)
                     m = meta[cid] = (ch.topic, self._msgtype(ch), self._decoder(ch) if decode else None)
                 data = m[2](view) if decode else bytes(view)  # type: ignore[misc]
             except StopIteration:
@@ -716,6 +789,7 @@ class McapRecordingReader(RecordingReader):
 
     def close(self) -> None:
         f, self._f = getattr(self, "_f", None), None
+        self._fd = -1
         if f is not None:
             f.close()
 

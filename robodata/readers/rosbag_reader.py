@@ -6,6 +6,7 @@ Also home of the rosbags type-system glue the MCAP reader shares: which definiti
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
@@ -13,9 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag1 import Reader as Ros1Reader
 from rosbags.rosbag2.reader import DirectoryReader as Ros2Reader
+from rosbags.rosbag2.storage_mcap import McapReader as RosbagsMcapStorage
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
@@ -135,7 +138,9 @@ class TypeResolver:
         try:
             store.register(merged)
         except Exception as err:  # noqa: BLE001
-            raise RecordingError(f"{self.path}: the message definitions stored in it do not fit together ({err})") from err
+            raise RecordingError(
+                f"{self.path}: the message definitions stored in it do not fit together ({err})"
+            ) from err
         return store
 
     @property
@@ -150,7 +155,8 @@ class TypeResolver:
         store = self.store
         if msgtype not in store.fielddefs:
             why = self.problems.get(msgtype) or (
-                f"it is not in the {_STORE_NAMES[self.store_id]} type store and the recording stores no definition for it"
+                f"it is not in the {_STORE_NAMES[self.store_id]} type store and the recording stores no "
+                "definition for it"
             )
             raise RecordingError(
                 f"{self.path}: cannot decode topic {topic}: message type {msgtype}: {why} "
@@ -182,7 +188,9 @@ class RosbagsRecordingReader(RecordingReader):
     (service events) or ignores the standard store as soon as the bag stores any definition; (b) reads a
     ROS 2 bag's storage files with their own topic records, so a ``metadata.yaml`` whose QoS text differs
     from the storage's (rosbag2's own test bags) does not silently yield no messages; (c) merges split
-    files by time (``heapq.merge``) instead of concatenating them.
+    files by time (``heapq.merge``) instead of concatenating them; (d) reads MCAP storage files with
+    :class:`~robodata.readers.mcap_reader.McapRecordingReader` (index-only topic spans, threaded zero-copy
+    chunk reads), keeping rosbags for the bag's metadata, its type store and sqlite3 storage.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -197,6 +205,7 @@ class RosbagsRecordingReader(RecordingReader):
         if folder is not None:
             self.path = folder
         self._reader: Any = None
+        self._mcaps: list[Any] | None = None
         self._topics: dict[str, TopicInfo] | None = None
         try:
             if self.ros1:
@@ -223,6 +232,20 @@ class RosbagsRecordingReader(RecordingReader):
             if c.msgdef.format != MessageDefinitionFormat.NONE and c.msgdef.data:
                 fmt = "idl" if c.msgdef.format == MessageDefinitionFormat.IDL else "msg"
                 definitions.setdefault(normalize_msgtype(c.msgtype), (fmt, c.msgdef.data))
+        # sqlite3 storage keeps a service's definition under the service name (pkg/srv/Name), while its
+        # event topic has type pkg/srv/Name_Event: pair them up.
+        stored = {
+            str(d.get("name")): d
+            for st in self._storages
+            for d in (getattr(st, "msgtypes", None) or [])
+            if d.get("msgdef")
+        }
+        for c in self._conns:
+            name = normalize_msgtype(c.msgtype)
+            if name not in definitions and name.endswith("_Event") and "/srv/" in name:
+                d = stored.get(name.removesuffix("_Event"))
+                if d is not None:
+                    definitions[name] = ("idl" if d.get("encoding") == "ros2idl" else "msg", str(d["msgdef"]))
         self.types = TypeResolver(self.path, self.ros1, definitions, msgtypes=[c.msgtype for c in self._conns])
 
     def _storage_id(self) -> str:
@@ -236,6 +259,12 @@ class RosbagsRecordingReader(RecordingReader):
 
     def _open_problem(self, err: BaseException) -> str:
         text = " ".join(str(a) for a in err.args) if err.args else type(err).__name__
+        text = " ".join(text.split())  # one line, whatever the library wrote
+        if "index looks damaged" in text:
+            return (
+                "truncated or damaged ROS 1 bag (its index, written at the end, cannot be read: "
+                f"{text.split(':', 1)[-1].strip()}); if the recorder crashed, `rosbag reindex` rebuilds it"
+            )
         if "not indexed" in text:
             return "the ROS 1 bag is not indexed (the recorder did not finish); run `rosbag reindex` on it first"
         if "magic is invalid" in text or "seems to be empty" in text:
@@ -245,6 +274,9 @@ class RosbagsRecordingReader(RecordingReader):
         return f"cannot open the recording: {text}"
 
     def close(self) -> None:
+        for mr in self._mcaps or []:
+            mr.close()
+        self._mcaps = None
         if self._reader is not None:
             with suppress(Exception):
                 self._reader.close()
@@ -288,10 +320,38 @@ class RosbagsRecordingReader(RecordingReader):
             raise RecordingError(f"{self.path}: cannot read the bag's index ({err})") from err
         return spans
 
+    def _mcap_files(self) -> list[Any] | None:
+        """One :class:`McapRecordingReader` per storage file when the bag's storage is MCAP, else ``None``.
+
+        rosbag2's MCAP files are complete MCAP recordings: reading them with robodata's MCAP reader gives
+        topic spans from the message indexes (no decompression) and its threaded, zero-copy chunk reads;
+        rosbags still provides the bag's metadata, the type store and the ``.mcap.zstd`` (file mode) handling.
+        """
+        if self.ros1 or not self._storages or not all(isinstance(s, RosbagsMcapStorage) for s in self._storages):
+            return None
+        if self._mcaps is None:
+            from robodata.readers.mcap_reader import McapRecordingReader
+
+            self._mcaps = [McapRecordingReader(Path(s.path)) for s in self._storages]
+        return self._mcaps
+
     def _storage_spans(self, storage: Any) -> dict[int, tuple[int | None, int | None, int]]:
         by_id = {c.id: c for c in storage.connections}
+        mcaps = self._mcap_files()
+        if mcaps is not None:
+            topics = mcaps[self._storages.index(storage)].topics()
+            out: dict[int, tuple[int | None, int | None, int]] = {}
+            seen: set[str] = set()
+            for c in storage.connections:
+                t = topics.get(c.topic)
+                if t is None or c.topic in seen:
+                    out[id(c)] = (None, None, 0)
+                else:
+                    out[id(c)] = (t.first_ns, t.last_ns, t.count)
+                    seen.add(c.topic)
+            return out
         db = getattr(storage, "dbconn", None)
-        out: dict[int, tuple[int | None, int | None, int]] = {id(c): (None, None, 0) for c in storage.connections}
+        out = {id(c): (None, None, 0) for c in storage.connections}
         if db is not None:  # sqlite3: one aggregate query on the indexed table
             rows = db.cursor().execute(
                 "SELECT topic_id, MIN(timestamp), MAX(timestamp), COUNT(*) FROM messages GROUP BY topic_id"
@@ -313,65 +373,79 @@ class RosbagsRecordingReader(RecordingReader):
             out[id(by_id[cid])] = (first, last, count)
         return out
 
-    def _raw(self, wanted: set[str] | None) -> Iterator[tuple[Any, int, Any]]:
-        """(connection, log_time_ns, payload) in time order."""
+    def _raw(self, wanted: set[str] | None) -> Iterator[tuple[str, str, int, Any]]:
+        """(topic, msgtype, log_time_ns, payload) in time order; split files merged by time."""
         if self.ros1:
             conns = [c for c in self._conns if wanted is None or c.topic in wanted]
             if conns:
-                yield from self._reader.messages(connections=conns)
+                for c, t, raw in self._reader.messages(connections=conns):
+                    yield c.topic, c.msgtype, t, raw
             return
-        per_message_zstd = self._per_message_zstd
-        streams = []
-        for storage in self._storages:
-            conns = [c for c in storage.connections if wanted is None or c.topic in wanted]
-            if conns:
-                streams.append(storage.messages(conns))
+        streams: list[Iterator[tuple[str, str, int, Any]]] = []
+        mcaps = self._mcap_files()
+        if mcaps is not None:
+            spans = []
+            for mr in mcaps:
+                have = {t for t, info in mr.topics().items() if info.count}
+                mine = have if wanted is None else have & wanted
+                if mine:
+                    spans.append((mr.start_ns, mr.end_ns, mr, mine))
+            spans.sort(key=lambda x: x[0])
+            streams = [mr.raw_messages(mine) for _, _, mr, mine in spans]
+            sequential = all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        else:
+            for storage in self._storages:
+                conns = [c for c in storage.connections if wanted is None or c.topic in wanted]
+                if conns:
+                    streams.append((c.topic, c.msgtype, t, raw) for c, t, raw in storage.messages(conns))
+            sequential = False
         if not streams:
             return
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda x: x[1])
-        if per_message_zstd:
+        if len(streams) == 1:
+            merged: Iterator[tuple[str, str, int, Any]] = streams[0]
+        elif sequential:
+            # The usual split bag, one file after the other: read them in turn rather than merging, which
+            # would start reading (and prefetching) all of them at once.
+            merged = itertools.chain.from_iterable(streams)
+        else:
+            merged = heapq.merge(*streams, key=lambda x: x[2])
+        if self._per_message_zstd:
             import zstandard
 
             dctx = zstandard.ZstdDecompressor()
-            for conn, t, raw in merged:
-                yield conn, t, dctx.decompress(raw)
+            for topic, msgtype, t, raw in merged:
+                yield topic, msgtype, t, dctx.decompress(raw)
         else:
             yield from merged
 
     def messages(self, topics: Iterable[str] | None = None, decode: bool = True) -> Iterator[Message]:
         wanted = self._select_topics(topics)
-        decoders: dict[int, Decoder] = {}
-        types: dict[int, str] = {}
+        decoders: dict[tuple[str, str], tuple[str, Decoder | None]] = {}
         it = self._raw(wanted)
-        conn = None
-        t = 0
+        topic, t = None, 0
         while True:
             try:
-                conn, t, raw = next(it)
-                key = id(conn)
-                msgtype = types.get(key)
-                if msgtype is None:
-                    msgtype = types[key] = normalize_msgtype(conn.msgtype)
-                if not decode:
-                    yield Message(conn.topic, t, msgtype, bytes(raw))
-                    continue
-                dec = decoders.get(key)
-                if dec is None:
-                    dec = decoders[key] = self.types.decoder(conn.topic, msgtype)
-                data = dec(raw)
+                topic, rawtype, t, raw = next(it)
+                key = (topic, rawtype)
+                d = decoders.get(key)
+                if d is None:
+                    msgtype = normalize_msgtype(rawtype)
+                    d = decoders[key] = (msgtype, self.types.decoder(topic, msgtype) if decode else None)
+                data = d[1](raw) if decode else bytes(raw)  # type: ignore[misc]
             except StopIteration:
                 return
             except RecordingError:
                 raise
             except Exception as err:  # noqa: BLE001 - damaged data becomes one clear error
-                where = f" (topic {conn.topic}, log time {t} ns)" if conn is not None else ""
+                where = f" (topic {topic}, log time {t} ns)" if topic is not None else ""
                 raise RecordingError(f"{self.path}: cannot read a message{where}: {err}") from err
-            yield Message(conn.topic, t, msgtype, data)
+            yield Message(topic, t, d[0], data)
 
     def interarrival(self, topics: Iterable[str] | None = None) -> dict[str, InterArrival]:
+        """Timing jitter per topic from the index where there is one (ROS 1 index, MCAP message indexes)."""
+        wanted = None if topics is None else set(topics)
+        out: dict[str, InterArrival] = {}
         if self.ros1:  # the index holds every message's time: no data read at all
-            wanted = None if topics is None else set(topics)
-            out: dict[str, InterArrival] = {}
             per_topic: dict[str, list[list[Any]]] = {}
             for c in self._conns:
                 if wanted is None or c.topic in wanted:
@@ -381,4 +455,16 @@ class RosbagsRecordingReader(RecordingReader):
                 for entry in heapq.merge(*lists):
                     ia.add(entry.time)
             return out
+        mcaps = self._mcap_files()
+        if mcaps is not None:
+            parts = [mr.topic_log_times(topics) for mr in mcaps]
+            if all(p is not None for p in parts):
+                merged: dict[str, list[np.ndarray]] = {}
+                for p in parts:
+                    for topic, t in p.items():  # type: ignore[union-attr]
+                        merged.setdefault(topic, []).append(t)
+                for topic, arrs in merged.items():
+                    out[topic] = InterArrival()
+                    out[topic].add_many(np.sort(np.concatenate(arrs), kind="stable"))
+                return out
         return super().interarrival(topics)

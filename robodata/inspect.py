@@ -1,0 +1,307 @@
+"""What is in a recording or dataset: a summary dict, and a readable table of it (``robodata inspect PATH``).
+
+Knows three kinds of input: a recording (ROS 1 bag, ROS 2 bag folder, MCAP), an Isaac Lab / robomimic
+HDF5 episode store, and a LeRobot dataset folder (``meta/info.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from robodata.errors import RobodataError
+
+HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+
+
+class InspectError(RobodataError):
+    """A path cannot be inspected: it is missing or not a kind robodata knows."""
+
+
+def inspect_path(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Summarise a recording, an Isaac Lab HDF5 episode store or a LeRobot dataset folder.
+
+    The dict always has ``kind`` (``"recording"``, ``"isaaclab_hdf5"``, ``"lerobot"``) and ``path``.
+
+    Raises:
+        RobodataError: the path is missing, damaged, or not one of those kinds.
+    """
+    from robodata.readers import is_recording
+
+    p = Path(path)
+    if not p.exists():
+        raise InspectError(f"{p}: no such file or folder")
+    if p.is_dir() and (p / "meta" / "info.json").is_file():
+        return inspect_lerobot(p)
+    if p.is_file() and p.suffix.lower() in HDF5_SUFFIXES:
+        return inspect_episode_store(p)
+    if is_recording(p):
+        return inspect_recording(p)
+    raise InspectError(
+        f"{p}: not something robodata can inspect (a .mcap/.bag/.db3 recording, a ROS 2 bag folder, "
+        "an Isaac Lab .hdf5 episode store, or a LeRobot dataset folder with meta/info.json)"
+    )
+
+
+# -- recordings ----------------------------------------------------------------------------------------------
+def inspect_recording(path: Path) -> dict[str, Any]:
+    """Storage, time span, size, and per topic: type, count, rate and timing jitter (without decoding)."""
+    from robodata.readers import McapRecordingReader, open_recording
+
+    options = {"allow_truncated": True} if path.is_file() and path.suffix == ".mcap" else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_recording(path, **options) as rec:
+            topics = rec.topics()
+            count = rec.message_count
+            timing = rec.interarrival() if count else {}
+            out: dict[str, Any] = {
+                "kind": "recording",
+                "path": str(rec.path),
+                "storage": rec.storage,
+                "size_bytes": rec.size_bytes,
+                "message_count": count,
+                "start_ns": rec.start_ns,
+                "end_ns": rec.end_ns,
+                "duration_s": rec.duration_s,
+                "topics": [],
+            }
+            if isinstance(rec, McapRecordingReader):
+                out["truncated"] = rec.truncated
+                out["has_summary"] = rec.has_summary
+            for name in sorted(topics):
+                t = topics[name]
+                ia = timing.get(name)
+                out["topics"].append(
+                    {
+                        "name": name,
+                        "type": t.msgtype,
+                        "encoding": t.encoding,
+                        "count": t.count,
+                        "first_ns": t.first_ns,
+                        "last_ns": t.last_ns,
+                        "rate_hz": t.rate_hz,
+                        "period_mean_ms": ia.mean * 1e3 if ia is not None and ia.n else None,
+                        "jitter_ms": ia.std * 1e3 if ia is not None and ia.std is not None else None,
+                        "max_gap_ms": ia.max * 1e3 if ia is not None and ia.n else None,
+                    }
+                )
+    out["warnings"] = [str(w.message) for w in caught]
+    return out
+
+
+# -- Isaac Lab HDF5 ------------------------------------------------------------------------------------------
+def inspect_episode_store(path: Path) -> dict[str, Any]:
+    """Demos, frames, features (role, shape, dtype), fps and success counts of an Isaac Lab HDF5 file."""
+    from robodata.formats.isaaclab import EpisodeStore
+
+    with EpisodeStore(path) as store:
+        lengths = [store.num_samples(n) for n in store.demo_names]
+        success = {"true": 0, "false": 0, "unknown": 0}
+        for name in store.demo_names:
+            v = store.attrs(name).get("success")
+            success["unknown" if v is None else ("true" if bool(v) else "false")] += 1
+        schema = store.schema
+        return {
+            "kind": "isaaclab_hdf5",
+            "path": str(path),
+            "size_bytes": path.stat().st_size,
+            "env_name": store.env_args.get("env_name", ""),
+            "task": schema.task,
+            "robot_type": schema.robot_type,
+            "fps": schema.fps,
+            "demos": len(store),
+            "frames": sum(lengths),
+            "demo_length": _stats(lengths),
+            "success": success,
+            "features": [
+                {"name": f.name, "role": f.role, "shape": list(f.shape), "dtype": f.dtype} for f in schema.features
+            ],
+        }
+
+
+# -- LeRobot -------------------------------------------------------------------------------------------------
+def inspect_lerobot(path: Path) -> dict[str, Any]:
+    """codebase_version, fps, robot type, episodes, frames, tasks, features and video keys of a LeRobot dataset."""
+    info_path = path / "meta" / "info.json"
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InspectError(f"{info_path}: not readable JSON ({err})") from err
+    if not isinstance(info, dict) or "features" not in info:
+        raise InspectError(f"{info_path}: not a LeRobot info.json (no 'features')")
+    features = info.get("features") or {}
+    lengths = _lerobot_episode_lengths(path)
+    return {
+        "kind": "lerobot",
+        "path": str(path),
+        "size_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
+        "codebase_version": info.get("codebase_version"),
+        "robot_type": info.get("robot_type"),
+        "fps": info.get("fps"),
+        "episodes": info.get("total_episodes"),
+        "frames": info.get("total_frames"),
+        "episode_length": _stats(lengths) if lengths else None,
+        "tasks": _lerobot_tasks(path),
+        "features": [
+            {"name": k, "dtype": v.get("dtype"), "shape": list(v.get("shape") or [])}
+            for k, v in features.items()
+            if isinstance(v, dict)
+        ],
+        "video_keys": [k for k, v in features.items() if isinstance(v, dict) and v.get("dtype") == "video"],
+        "image_keys": [k for k, v in features.items() if isinstance(v, dict) and v.get("dtype") == "image"],
+        "has_modality_json": (path / "meta" / "modality.json").is_file(),
+    }
+
+
+def _lerobot_tasks(path: Path) -> list[str]:
+    meta = path / "meta"
+    try:
+        if (meta / "tasks.parquet").is_file():  # v3.0: the task strings are the index
+            import pandas as pd
+
+            df = pd.read_parquet(meta / "tasks.parquet")
+            if "task_index" in df.columns:
+                df = df.sort_values("task_index")
+            return [str(t) for t in (df["task"] if "task" in df.columns else df.index)]
+        if (meta / "tasks.jsonl").is_file():  # v2.x
+            rows = [json.loads(line) for line in (meta / "tasks.jsonl").read_text().splitlines() if line.strip()]
+            return [str(r["task"]) for r in sorted(rows, key=lambda r: r.get("task_index", 0))]
+    except Exception as err:  # noqa: BLE001 - one clear error for a damaged tasks file
+        raise InspectError(f"{meta}: cannot read the tasks table ({err})") from err
+    return []
+
+
+def _lerobot_episode_lengths(path: Path) -> list[int]:
+    meta = path / "meta"
+    try:
+        files = sorted((meta / "episodes").glob("chunk-*/file-*.parquet"))
+        if files:  # v3.0
+            import pyarrow.parquet as pq
+
+            return [int(x) for f in files for x in pq.read_table(f, columns=["length"]).column("length").to_pylist()]
+        if (meta / "episodes.jsonl").is_file():  # v2.x
+            lines = (meta / "episodes.jsonl").read_text().splitlines()
+            return [int(json.loads(line)["length"]) for line in lines if line.strip()]
+    except Exception as err:  # noqa: BLE001
+        raise InspectError(f"{meta}: cannot read the episodes table ({err})") from err
+    return []
+
+
+def _stats(values: Iterable[int]) -> dict[str, float] | None:
+    v = list(values)
+    if not v:
+        return None
+    return {"min": min(v), "max": max(v), "mean": sum(v) / len(v)}
+
+
+# -- formatting ----------------------------------------------------------------------------------------------
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _time(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    try:
+        when = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns"
+
+
+def _num(v: float | None, fmt: str = ".2f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _table(headers: list[str], rows: list[list[str]], right: Iterable[int] = ()) -> str:
+    right = set(right)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def format_inspection(d: dict[str, Any]) -> str:
+    """A readable text report of an ``inspect_path`` result."""
+    kind = d.get("kind")
+    if kind == "recording":
+        head = [
+            f"{d['path']}",
+            f"  storage    {d['storage']}"
+            + ("  (no summary section: read by scanning)" if d.get("has_summary") is False else ""),
+            f"  size       {_size(d['size_bytes'])}",
+            f"  messages   {d['message_count']}",
+            f"  start      {_time(d['start_ns'])}",
+            f"  end        {_time(d['end_ns'])}",
+            f"  duration   {d['duration_s']:.3f} s",
+        ]
+        if d.get("truncated"):
+            head.append(f"  TRUNCATED  {d['truncated']}")
+        for w in d.get("warnings", []):
+            if not d.get("truncated") or d["truncated"] not in w:
+                head.append(f"  warning    {w}")
+        rows = [
+            [
+                t["name"],
+                t["type"],
+                str(t["count"]),
+                _num(t["rate_hz"]),
+                _num(t["jitter_ms"], ".3f"),
+                _num(t["max_gap_ms"], ".1f"),
+            ]
+            for t in d["topics"]
+        ]
+        table = _table(["topic", "type", "count", "rate Hz", "jitter ms", "max gap ms"], rows, right=(2, 3, 4, 5))
+        return "\n".join(head) + "\n\n" + (table if rows else "(no topics)")
+    if kind == "isaaclab_hdf5":
+        s = d["success"]
+        length = d["demo_length"]
+        head = [
+            f"{d['path']}",
+            "  format     Isaac Lab / robomimic HDF5 episode store",
+            f"  env        {d['env_name'] or '-'}" + (f"  task: {d['task']}" if d.get("task") else ""),
+            f"  fps        {d['fps']:g}",
+            f"  demos      {d['demos']}  (success: {s['true']}, failed: {s['false']}, unknown: {s['unknown']})",
+            f"  frames     {d['frames']}"
+            + (f"  (per demo: min {length['min']}, mean {length['mean']:.1f}, max {length['max']})" if length else ""),
+            f"  size       {_size(d['size_bytes'])}",
+        ]
+        rows = [[f["name"], f["role"], "x".join(map(str, f["shape"])) or "scalar", f["dtype"]] for f in d["features"]]
+        return "\n".join(head) + "\n\n" + _table(["feature", "role", "shape", "dtype"], rows)
+    if kind == "lerobot":
+        length = d.get("episode_length")
+        head = [
+            f"{d['path']}",
+            f"  format     LeRobot {d['codebase_version']}"
+            + ("  (+ meta/modality.json, GR00T)" if d.get("has_modality_json") else ""),
+            f"  robot      {d['robot_type']}",
+            f"  fps        {d['fps']}",
+            f"  episodes   {d['episodes']}",
+            f"  frames     {d['frames']}"
+            + (
+                f"  (per episode: min {length['min']}, mean {length['mean']:.1f}, max {length['max']})"
+                if length
+                else ""
+            ),
+            f"  tasks      {len(d['tasks'])}: " + "; ".join(d["tasks"][:5]) + (" ..." if len(d["tasks"]) > 5 else ""),
+            f"  videos     {', '.join(d['video_keys']) or '-'}",
+            f"  size       {_size(d['size_bytes'])}",
+        ]
+        rows = [[f["name"], str(f["dtype"]), "x".join(map(str, f["shape"]))] for f in d["features"]]
+        return "\n".join(head) + "\n\n" + _table(["feature", "dtype", "shape"], rows)
+    raise InspectError(f"unknown inspection kind {kind!r}")

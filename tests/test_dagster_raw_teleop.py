@@ -1,0 +1,213 @@
+"""raw_teleop through a real Dagster instance (SQLite), real Ray and the real new_recordings sensor.
+
+One project home for the module; tests run in order and build on each other like a day of operations:
+recordings land, the sensor ingests them once, bad files fail alone, backfills re-run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robodata.config import load_config
+from tests.recordings import SMALL_TOPIC_MAP, make_mcap
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, realdata):
+    home = tmp_path_factory.mktemp("home")
+    small_map = home / "small_map.yaml"
+    small_map.write_text(yaml.safe_dump(SMALL_TOPIC_MAP))
+    cfg_file = home / "robodata.yaml"
+    cfg_file.write_text(yaml.safe_dump({
+        "home": str(home / "proj"),
+        "sources": [
+            {"pattern": "small_*.mcap", "topic_map": str(small_map)},
+            {"pattern": "*.mcap", "topic_map": "robodata/sim/demo_topic_map.yaml"},
+            {"pattern": "*.bag", "topic_map": str(HERE / "data" / "turtlesim_topic_map.yaml")},
+        ],
+        "ray": {"num_cpus": 2},
+    }))
+    saved = {k: os.environ.get(k) for k in ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME")}
+    os.environ["ROBODATA_CONFIG"] = str(cfg_file)
+    os.environ.pop("ROBODATA_HOME", None)
+    os.environ.pop("DAGSTER_HOME", None)
+    from robodata.pipeline import instance_and_defs
+
+    cfg = load_config()
+    instance, defs = instance_and_defs(cfg)
+    yield {"cfg": cfg, "instance": instance, "defs": defs, "home": home, "realdata": realdata}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _age(path: Path, seconds: float = 30) -> None:
+    """Make a landed file look settled (untouched for a while), as it would be a few ticks later."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def _land(project, src: Path, name: str | None = None) -> Path:
+    dst = Path(project["cfg"].landing_url) / (name or src.name)
+    tmp = dst.with_name("." + dst.name + ".partial")
+    shutil.copy(src, tmp)
+    os.replace(tmp, dst)
+    _age(dst)
+    return dst
+
+
+def _tick(project):
+    from robodata.pipeline import tick_sensor
+
+    return tick_sensor(project["instance"], project["defs"], wait_settle=False)
+
+
+def _run(project, keys):
+    from robodata.pipeline import run_partitions
+
+    return run_partitions(project["instance"], project["defs"], "ingest_recordings", keys)
+
+
+def test_sensor_ingests_new_recordings_once(project, tmp_path):
+    from robodata.sim.recorder import record_session
+
+    rec = record_session(tmp_path, "teleop_a", n_episodes=2, seed=3, image_hw=(48, 64))
+    _land(project, Path(rec["mcap"]))
+    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "turtle run.bag")
+    requests, _ = _tick(project)
+    keys = sorted(r.partition_key for r in requests)
+    assert len(keys) == 2 and all(r.run_key == r.partition_key for r in requests)
+    assert set(keys) <= set(project["instance"].get_dynamic_partitions("recordings"))
+    assert any(k.startswith("teleop_a-mcap-") for k in keys) and any(k.startswith("turtle-run-bag-") for k in keys)
+    outcomes = _run(project, keys)
+    for o in outcomes:
+        assert o.success, o.error
+        assert o.checks == {"frames_in_sync_and_finite": True, "episode_rates_and_lengths": True,
+                            "few_frames_out_of_sync": True}
+    by = {o.partition.split("-")[0]: o for o in outcomes}
+    assert by["teleop_a"].metadata["episodes"] == 2 and by["teleop_a"].metadata["frames"] > 200
+    assert by["turtle"].metadata["episodes"] == 1
+    store = Path(project["cfg"].storage_url)
+    for k in keys:
+        assert (store / "raw_teleop" / f"{k}.hdf5").exists()
+        assert (store / "raw_teleop" / f"{k}.overview.png").read_bytes()[:4] == b"\x89PNG"
+    project["good"] = keys
+    # The materialization is in the instance, per partition.
+    import dagster as dg
+
+    recs = project["instance"].fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teleop"), asset_partitions=[keys[0]]), limit=1
+    ).records
+    assert recs and recs[0].asset_materialization.metadata["frames"].value > 0
+
+
+def test_sensor_never_ingests_twice(project, tmp_path):
+    requests, skip = _tick(project)
+    assert requests == [] and "no new recordings" in skip
+    # The same bytes landing under another name: registered, but no second ingest.
+    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "turtle-copy.bag")
+    requests, _ = _tick(project)
+    assert requests == []
+
+
+def test_file_still_being_written_waits(project, tmp_path):
+    from robodata.sim.recorder import record_session
+
+    rec = record_session(tmp_path, "teleop_b", n_episodes=1, seed=5, image_hw=(48, 64))
+    data = Path(rec["mcap"]).read_bytes()
+    landing = Path(project["cfg"].landing_url)
+    part = landing / "teleop_b.mcap"
+    part.write_bytes(data[: len(data) // 2])  # no footer yet: the recorder is still writing
+    requests, skip = _tick(project)
+    assert requests == [] and "teleop_b.mcap: still being written" in skip
+    part.write_bytes(data)  # the recorder finishes
+    _age(part)
+    requests, skip = _tick(project)  # the size changed since the last tick: wait one more
+    assert requests == [] and "teleop_b.mcap: still being written" in skip
+    requests, _ = _tick(project)
+    assert [r.partition_key.split("-")[0] for r in requests] == ["teleop_b"]
+    assert _run(project, [requests[0].partition_key])[0].success
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("empty.bag", "contains no messages"),
+        ("small_nan.mcap", "NaN"),
+        ("small_backwards.mcap", "timestamp goes backwards"),
+        ("no groups ünï..h5", "no /data group"),
+        ("truncated.mcap", "truncated"),
+    ],
+)
+def test_bad_input_fails_only_its_partition(project, tmp_path, case, expect):
+    import h5py
+    import numpy as np
+
+    src = tmp_path / "src"
+    if case == "empty.bag":
+        shutil.copy(project["realdata"] / "rosbag_js" / "no-messages.bag", src)
+    elif case == "small_nan.mcap":
+        make_mcap(src, nan_at=10)
+    elif case == "small_backwards.mcap":
+        make_mcap(src, backwards_at=10)
+    elif case.endswith(".h5"):
+        with h5py.File(src, "w") as f:
+            f.create_dataset("images", data=np.zeros((2, 2)))
+    else:
+        good = Path(project["cfg"].landing_url) / "teleop_a.mcap"
+        src.write_bytes(good.read_bytes()[:-5000])
+    landed = _land(project, src, case)
+    if case == "truncated.mcap":
+        _age(landed, 3600)  # a crashed recorder: no footer, untouched for an hour
+    requests, _ = _tick(project)
+    assert len(requests) == 1
+    outcome = _run(project, [requests[0].partition_key])[0]
+    assert not outcome.success
+    assert case in outcome.error and expect in outcome.error, outcome.error
+    # Nothing else is lost: the good partitions' outputs and materializations are intact.
+    store = Path(project["cfg"].storage_url)
+    assert not (store / "raw_teleop" / f"{requests[0].partition_key}.hdf5").exists()
+    for k in project["good"]:
+        assert (store / "raw_teleop" / f"{k}.hdf5").exists()
+    assert len(project["instance"].get_dynamic_partitions("recordings")) >= 3
+
+
+def test_failed_check_blocks(project, tmp_path):
+    """An HDF5 recorded at 10 Hz that claims 30 fps: ingest works, the blocking rate check fails the run."""
+    import numpy as np
+
+    from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreWriter, FeatureSpec
+
+    schema = EpisodeSchema([FeatureSpec("q", "state", (2,)), FeatureSpec("a", "action", (2,))], fps=30)
+    src = tmp_path / "slow.hdf5"
+    with EpisodeStoreWriter(src, schema) as w:
+        d = w.begin_episode()
+        d.extend(np.arange(50) / 10.0, {"q": np.zeros((50, 2)), "a": np.zeros((50, 2))})
+        d.close(success=True)
+    _land(project, src)
+    requests, _ = _tick(project)
+    outcome = _run(project, [requests[0].partition_key])[0]
+    assert outcome.checks["episode_rates_and_lengths"] is False
+    assert outcome.checks["frames_in_sync_and_finite"] is True
+    assert not outcome.success and "episode_rates_and_lengths" in outcome.error
+
+
+def test_backfill_from_cli(project, capsys):
+    from robodata.cli import main
+
+    rc = main(["backfill", *project["good"]])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for k in project["good"]:
+        assert k in out
