@@ -7,10 +7,12 @@ import warnings
 
 import dagster as dg
 
+from assets.lerobot import lerobot_dataset, lerobot_episodes
 from assets.raw_teleop import build_raw_teleop
 from resources.project import default_project
 from resources.ray import make_ray_resource
 from sensors.new_recordings import build_new_recordings_sensor
+from sensors.schedules import build_release_schedule
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -26,14 +28,27 @@ def build_definitions() -> dg.Definitions:
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),
-        description="Ingest landed recordings (one partition per recording).",
+        description="Ingest landed recordings (one partition per recording); the sensor's target.",
+    )
+    recording_job = dg.define_asset_job(
+        "process_recordings",
+        selection=dg.AssetSelection.assets(raw_teleop, lerobot_episodes),
+        description="Every per-recording tier for the selected recordings (what automation does tier by tier).",
+    )
+    episodes_job = dg.define_asset_job(
+        "write_lerobot_episodes", selection=dg.AssetSelection.assets(lerobot_episodes),
+        description="LeRobot shards for the selected recordings (normally started by automation).",
+    )
+    release_job = dg.define_asset_job(
+        "cut_release", selection=dg.AssetSelection.assets(lerobot_dataset),
+        description="Assemble the LeRobot release from every recording's episodes.",
     )
     return dg.Definitions(
-        assets=[raw_teleop],
-        jobs=[ingest_job],
+        assets=[raw_teleop, lerobot_episodes, lerobot_dataset],
+        jobs=[ingest_job, episodes_job, recording_job, release_job],
         sensors=[build_new_recordings_sensor(ingest_job)],
+        schedules=[build_release_schedule(release_job)],
         resources={"project": project, "ray_cluster": make_ray_resource(cfg)},
     )
-
 
 defs = build_definitions()

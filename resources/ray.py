@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster_ray import LocalRay, RayResource
+from dagster_ray import Lifecycle, LocalRay, RayResource
 from pydantic import Field
 
 from robodata.config import ProjectConfig
@@ -55,4 +55,5 @@ def make_ray_resource(cfg: ProjectConfig) -> RayResource:
     }
     if cfg.ray.num_cpus:
         opts["num_cpus"] = cfg.ray.num_cpus
-    return LocalRay(ray_init_options=opts)
+    # Keep the embedded Ray up between runs of one process (CLI runs, tests): it costs ~10 s to start.
+    return LocalRay(ray_init_options=opts, lifecycle=Lifecycle(cleanup="never"))

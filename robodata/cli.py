@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,10 +66,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             name = f"teleop_session_{d.seed + i:02d}"
             rep = record_session(Path(tmp), name, n_episodes=d.episodes_per_recording, seed=d.seed + i,
                                  image_hw=tuple(d.image_hw), progress=Progress(f"      {name}"))
-            paths = rep.get("paths", rep)
-            landed.append(land(cfg, paths["mcap"], move=True))
-            if i == 0 and "hdf5" in paths:  # also land one Isaac Lab HDF5, as a sim workflow would
-                landed.append(land(cfg, paths["hdf5"], move=True))
+            # Sessions land as MCAP (ROS 2, as a robot records them); the last one as Isaac Lab HDF5 (as a
+            # simulator workflow writes them), so both ingest paths run. Never both: that would duplicate data.
+            fmt = "hdf5" if i == d.recordings - 1 and d.recordings > 1 else "mcap"
+            landed.append(land(cfg, rep[fmt], move=True))
     print(f"  2/4 landed {len(landed)} recordings in {cfg.landing_url}")
     requests, skip = tick_sensor(instance, defs)
     print(f"  3/4 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
@@ -78,8 +77,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     outcomes = run_partitions(instance, defs, "ingest_recordings", keys,
                               tags={"dagster/sensor_name": "new_recordings"},
                               progress=lambda i, n, k: print(f"      ingest {i}/{n} {k}", file=sys.stderr))
-    print("  4/4 ingested:")
+    print("  4/6 ingested:")
     print(summary_table(outcomes))
+    good = [o.partition for o in outcomes if o.success]
+    print(f"  5/6 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
+    shards = run_partitions(instance, defs, "write_lerobot_episodes", good,
+                            progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(shards))
+    print(f"  6/6 cutting the LeRobot {cfg.tiers.lerobot.version} release")
+    release = run_partitions(instance, defs, "cut_release", [""])[0]
+    m = release.metadata or {}
+    print(f"      release {m.get('release')}: {m.get('episodes')} episodes, {m.get('frames')} frames -> {m.get('path')}"
+          if release.success else f"      release failed: {release.error}")
+    outcomes += shards + [release]
     print("\nBrowse the asset graph, partitions, metadata and checks:  robodata ui   (http://127.0.0.1:3000)")
     return 0 if all(o.success for o in outcomes) else 1
 

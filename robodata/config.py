@@ -68,7 +68,7 @@ class LeRobotConfig(_Strict):
 class DemoConfig(_Strict):
     """What ``make demo`` records in the simulator."""
 
-    recordings: int = Field(2, ge=1)
+    recordings: int = Field(3, ge=1)
     episodes_per_recording: int = Field(3, ge=1)
     image_hw: tuple[int, int] = (96, 128)
     seed: int = 0

@@ -30,6 +30,7 @@ from robodata.sync import StreamStats, align, pose_to_matrix
 from robodata.topicmap import FeatureMap, TopicMap, TopicMapError
 
 HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+POSE_NAMES = ("x", "y", "z", "qx", "qy", "qz", "qw")
 _NS = 1e-9
 
 
@@ -313,6 +314,8 @@ class _MessageIngest:
             if role == "image" and (v.ndim != 3 or v.shape[2] != 3):
                 raise self._err(f"feature {f.name!r} is an image feature but converts to shape {v.shape}")
             names = f.names or f.select
+            if not names and role == "pose":
+                names = list(POSE_NAMES)
             if names and len(names) != shape[0]:
                 raise self._err(f"feature {f.name!r} lists {len(names)} names for {shape[0]} values")
             feats.append(FeatureSpec(f.name, role, shape, dtype, list(names) if names else None))

@@ -51,7 +51,10 @@ class FrameNotInMessage(MessageConversionError):
 
 
 def normalize_msgtype(msgtype: str) -> str:
-    """``geometry_msgs/Pose`` (ROS 1) -> ``geometry_msgs/msg/Pose`` (ROS 2); other names unchanged."""
+    """The ROS 2 spelling of a message type: ``geometry_msgs/Pose`` (ROS 1) -> ``geometry_msgs/msg/Pose``.
+
+    ROS 2 names (``pkg/msg/Name``, ``pkg/srv/Name_Event``) and non-ROS names (protobuf ``foo.Bar``) are kept.
+    """
     parts = msgtype.strip().split("/")
     if len(parts) == 2 and all(parts):
         return f"{parts[0]}/msg/{parts[1]}"
@@ -298,11 +301,19 @@ def image_to_array(img: Any, where: str = "sensor_msgs/msg/Image") -> np.ndarray
         if step < w * ch:
             raise MessageConversionError(f"{where}: step {step} is shorter than a {enc} row of width {w}")
         px = rows[:, : w * ch].reshape(h, w, ch)
-        return np.ascontiguousarray(px[:, :, list(order)])
+        if order == (0, 1, 2) and ch == 3:
+            return np.array(px, dtype=np.uint8, order="C")
+        # One plane at a time: ~0.3 ms on a VGA frame, where copying a reversed or 4-to-3 view
+        # (px[..., ::-1], px[..., :3]) or fancy indexing (px[..., [2, 1, 0]]) takes ~2 ms.
+        out = np.empty((h, w, 3), dtype=np.uint8)
+        for dst, src in enumerate(order):
+            out[:, :, dst] = px[:, :, src]
+        return out
     if enc in ("mono8", "8uc1"):
         if step < w:
             raise MessageConversionError(f"{where}: step {step} is shorter than a mono8 row of width {w}")
-        return np.repeat(rows[:, :w, None], 3, axis=2)
+        plane = rows[:, :w]
+        return np.stack([plane, plane, plane], axis=-1)
     if enc in _DEPTH:
         dt = _DEPTH[enc].newbyteorder(">" if int(getattr(img, "is_bigendian", 0)) else "<")
         if step < w * dt.itemsize:

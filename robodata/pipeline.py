@@ -113,7 +113,7 @@ def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[
 
 
 def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, tags: dict[str, str] | None = None,
-                   progress: Any = None) -> list[RunOutcome]:
+                   progress: Any = None, quiet_console: bool = True) -> list[RunOutcome]:
     """Execute ``job_name`` once per partition key against the instance (visible in the UI)."""
     job = defs.resolve_job_def(job_name)
     outcomes = []
@@ -121,7 +121,10 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
         if progress:
             progress(i, len(keys), key)
         run_tags = {"robodata/launched_by": "cli", **(tags or {})}
-        res = job.execute_in_process(instance=instance, partition_key=key, tags=run_tags, raise_on_error=False)
+        # Runs log to the instance (the UI shows every event and traceback); the terminal gets our summary.
+        quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet_console else {}
+        res = job.execute_in_process(instance=instance, partition_key=key or None, tags=run_tags,
+                                     raise_on_error=False, run_config=quiet)
         err = ""
         meta: dict[str, Any] = {}
         if not res.success:

@@ -157,3 +157,48 @@ def validate_raw_episodes(
         ],
     )
     return QualityReport("raw_teleop_frames", frame_results), QualityReport("raw_teleop_episodes", episode_results)
+
+
+def lerobot_frame_table(root: str | Path, columns: tuple[str, ...] = ("index", "episode_index", "frame_index",
+                                                                        "timestamp")) -> tuple[pd.DataFrame, float]:
+    """The default columns of every frame of a LeRobot dataset (v2.x or v3.0), plus finiteness of the vectors."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    root = Path(root)
+    fps = float(json.loads((root / "meta" / "info.json").read_text())["fps"])
+    parts = []
+    for f in sorted((root / "data").rglob("*.parquet")):
+        t = pq.read_table(f)
+        df = t.select([c for c in columns if c in t.column_names]).to_pandas()
+        for vec in ("observation.state", "action"):
+            if vec in t.column_names:
+                arr = np.stack(t.column(vec).to_numpy(zero_copy_only=False)) if len(t) else np.zeros((0, 1))
+                df[f"{vec}_finite"] = np.isfinite(arr.astype(np.float64)).all(axis=1)
+        parts.append(df)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+    return table.sort_values("index", kind="stable").reset_index(drop=True), fps
+
+
+def validate_lerobot_frames(root: str | Path) -> QualityReport:
+    """GX on a LeRobot frame table: global index contiguous from 0, per-episode frame_index contiguous,
+    timestamp == frame_index / fps within lerobot's 1e-4 s, no NaN/inf in observation.state and action."""
+    import great_expectations as gx
+
+    df, fps = lerobot_frame_table(root)
+    df["index_gap"] = df["index"].diff().fillna(1) if len(df) else []
+    df["index_expected"] = np.arange(len(df)) == df["index"].to_numpy() if len(df) else []
+    g = df.groupby("episode_index")["frame_index"] if len(df) else None
+    df["frame_contiguous"] = (g.diff().fillna(1) == 1) & (g.transform("min") == 0) if g is not None else []
+    df["timestamp_error"] = (df["timestamp"] - df["frame_index"] / fps).abs() if len(df) else []
+    exps = [
+        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="index_expected", value_set=[True]),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="frame_contiguous", value_set=[True]),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="timestamp_error", min_value=0, max_value=1e-4),
+    ]
+    for vec in ("observation.state", "action"):
+        if f"{vec}_finite" in df.columns:
+            exps.append(gx.expectations.ExpectColumnValuesToBeInSet(column=f"{vec}_finite", value_set=[True]))
+    return QualityReport("lerobot_frames", _run_suite("lerobot_frames", df, exps))

@@ -13,9 +13,17 @@ from typing import Any
 import numpy as np
 
 from robodata.errors import RobodataError
+from robodata.msgconv import normalize_msgtype
 
-#: Where a message type has no package-internal kind (ROS 1 ``pkg/Name``), the ROS 2 kind it gets.
-_DEFAULT_KIND = "msg"
+__all__ = [
+    "InterArrival",
+    "Message",
+    "RecordingError",
+    "RecordingReader",
+    "RecordingWarning",
+    "TopicInfo",
+    "normalize_msgtype",
+]
 
 
 class RecordingError(RobodataError):
@@ -24,18 +32,6 @@ class RecordingError(RobodataError):
 
 class RecordingWarning(UserWarning):
     """A recording was read, but not all of it (e.g. a truncated MCAP read with ``allow_truncated=True``)."""
-
-
-def normalize_msgtype(msgtype: str) -> str:
-    """The ROS 2 spelling of a message type: ``geometry_msgs/Pose`` -> ``geometry_msgs/msg/Pose``.
-
-    ROS 1 names have two parts, ROS 2 names three (``pkg/msg/Name``, ``pkg/srv/Name_Request``...); names
-    already in ROS 2 form, and names that are not ROS names at all (a protobuf ``foo.Bar``), are kept.
-    """
-    parts = msgtype.strip().split("/")
-    if len(parts) == 2 and all(parts):
-        return f"{parts[0]}/{_DEFAULT_KIND}/{parts[1]}"
-    return msgtype.strip()
 
 
 @dataclass

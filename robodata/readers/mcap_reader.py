@@ -409,6 +409,9 @@ class McapRecordingReader(RecordingReader):
                 last_chunk = None if op != OP_MESSAGE_INDEX else last_chunk
             pos = end
         self._cut_mid_record = self.truncated is not None
+        if self._cut_mid_record and self._chunks:
+            # the cut may have taken some of the last chunk's MessageIndex records: do not trust them
+            self._chunks[-1].channels, self._chunks[-1].index_offset = None, 0
         if not ended and self.truncated is None:
             self.truncated = (
                 f"truncated MCAP (no footer; the file ends at byte {size} right after a complete record: "
@@ -628,6 +631,15 @@ class McapRecordingReader(RecordingReader):
         decompression), otherwise from one pass over the chunks (decompressed, not decoded)."""
         if self._topics is not None:
             return self._topics
+        try:
+            self._topics = self._compute_topics()
+        except RecordingError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a malformed index is one clear error
+            raise RecordingError(f"{self.path}: damaged MCAP index ({err})") from err
+        return self._topics
+
+    def _compute_topics(self) -> dict[str, TopicInfo]:
         counts: dict[int, tuple[int, int | None, int | None]] = {}
         per = self._indexed_times() if len(self._loose[0]) == 0 else None
         if per is not None and per.keys() <= self._channels.keys():
@@ -656,7 +668,6 @@ class McapRecordingReader(RecordingReader):
                 t.count += n
                 t.first_ns = first if t.first_ns is None else min(t.first_ns, first)  # type: ignore[type-var]
                 t.last_ns = last if t.last_ns is None else max(t.last_ns, last)  # type: ignore[type-var]
-        self._topics = out
         return out
 
     def _unknown_channel(self, lt: int, cid: int) -> RecordingError:
@@ -677,7 +688,10 @@ class McapRecordingReader(RecordingReader):
     def topic_log_times(self, topics: Iterable[str] | None = None) -> dict[str, np.ndarray] | None:
         """Sorted log times per topic from the message indexes (nothing decompressed); ``None`` if the file
         has no complete message index."""
-        per = self._indexed_times() if not len(self._loose[0]) else None
+        try:
+            per = self._indexed_times() if not len(self._loose[0]) else None
+        except Exception as err:  # noqa: BLE001
+            raise RecordingError(f"{self.path}: damaged MCAP message index ({err})") from err
         if per is None:
             return None
         wanted = None if topics is None else set(topics)

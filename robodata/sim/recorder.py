@@ -79,7 +79,7 @@ def session_schema(image_hw: tuple[int, int] = DEFAULT_IMAGE_HW) -> EpisodeSchem
             FeatureSpec("gripper", "state", (len(FINGER_JOINTS),), names=list(FINGER_JOINTS)),
             FeatureSpec("eef_pose", "pose", (7,), names=["x", "y", "z", "qx", "qy", "qz", "qw"]),
             FeatureSpec("object_pose", "pose", (7,), names=["x", "y", "z", "qx", "qy", "qz", "qw"]),
-            FeatureSpec("goal", "state", (3,), names=["x", "y", "z"]),
+            FeatureSpec("goal", "state", (3,), names=["goal_x", "goal_y", "goal_z"]),
             FeatureSpec("action", "action", (4,), names=list(ACTION_NAMES)),
         ],
         fps=CONTROL_HZ,
