@@ -7,12 +7,15 @@ import warnings
 
 import dagster as dg
 
-from assets.lerobot import lerobot_dataset, lerobot_episodes
 from assets.raw_teleop import build_raw_teleop
 from resources.project import default_project
 from resources.ray import make_ray_resource
 from sensors.new_recordings import build_new_recordings_sensor
 from sensors.schedules import build_release_schedule
+
+# Dagster 1.13.27 itself reads the deprecated ScheduleDefinition.environment_vars when it serialises any
+# schedule for the UI; that warning is about Dagster's own code, not ours.
+warnings.filterwarnings("ignore", message=r"Property `ScheduleDefinition.environment_vars` is deprecated")
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -25,6 +28,7 @@ def build_definitions() -> dg.Definitions:
         # BackfillPolicy is marked beta in Dagster 1.13; we use it deliberately (multi-run backfills).
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
         raw_teleop = build_raw_teleop(cfg.tiers.raw_teleop.max_partitions_per_run)
+        from assets.lerobot import lerobot_dataset, lerobot_episodes
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),

@@ -65,6 +65,7 @@ def _codec_options(cfg) -> dict[str, Any]:
     deps=[dg.AssetDep("raw_teleop")],
     group_name="recording_tiers",
     kinds={"ray", "lerobot", "parquet"},
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     check_specs=[dg.AssetCheckSpec(CHECK_SHARD, asset="lerobot_episodes", blocking=True,
                                    description="robodata validate: layout, timestamps, video frames, stats")],

@@ -52,7 +52,7 @@ class RawTeleopConfig(_Strict):
     min_episode_frames: int = Field(10, ge=1)
     max_episode_frames: int = Field(200_000, ge=1)
     rate_tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative deviation of a stream's rate")
-    max_partitions_per_run: int = Field(4, ge=1)
+    max_partitions_per_run: int = Field(1, ge=1)
     image_compression: Literal["none", "lzf", "gzip"] = "none"
 
 

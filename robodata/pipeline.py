@@ -135,8 +135,11 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
                     if desc is not None and getattr(desc, "description", None):
                         err = desc.description
                     elif e is not None:
+                        while getattr(e, "cause", None) is not None:  # the user's error, not Dagster's wrapper
+                            e = e.cause
                         err = " ".join((e.message or str(e)).split())
-                        err = err.split(": ", 1)[1] if err.startswith("dagster.") and ": " in err else err
+                        if ": " in err and err.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+                            err = err.split(": ", 1)[1]  # drop the exception's class name
                     if err:
                         break
         for mat in res.get_asset_materialization_events():

@@ -336,7 +336,8 @@ def test_corrupt_uncompressed_chunk_is_one_clear_error(tmp_path):
 
 
 def test_crc_catches_flipped_payload_bytes(tmp_path):
-    """zstd without a frame checksum decompresses flipped literal bytes without complaint; the chunk CRC does not."""
+    """zstd without a frame checksum decompresses some flipped bytes without complaint; validate_crcs=True
+    catches them with the chunk's CRC."""
     full = tmp_path / "full.mcap"
     _joint_mcap(full, n=50, chunk_size=100_000)
     with McapRecordingReader(full) as r:
@@ -355,8 +356,10 @@ def test_crc_catches_flipped_payload_bytes(tmp_path):
         break
     else:
         pytest.skip("every flip broke decompression")
-    with McapRecordingReader(bad) as r, pytest.raises(RecordingError, match="CRC32 mismatch"):
+    with McapRecordingReader(bad, validate_crcs=True) as r, pytest.raises(RecordingError, match="CRC32 mismatch"):
         list(r.messages(decode=False))
+    with open_recording(bad, validate_crcs=True) as r, pytest.raises(RecordingError, match=rf"^{bad}: corrupt MCAP chunk"):
+        list(r.messages())
 
 
 def test_mcap_chunks_out_of_time_order_are_merged(tmp_path):
@@ -492,3 +495,66 @@ def test_index_timing_matches_a_streaming_pass(path):
         assert ia.mean == pytest.approx(slow[topic].mean, rel=1e-9, abs=1e-15)
         assert ia.std == pytest.approx(slow[topic].std, rel=1e-6, abs=1e-12)
         assert ia.max == pytest.approx(slow[topic].max, rel=1e-12)
+
+
+def test_damaged_copies_fail_only_with_recording_error(tmp_path):
+    """Random cuts and flipped bytes in real recordings: each read succeeds or raises RecordingError, nothing else."""
+    import random
+
+    rng = random.Random(7)
+    sources = [TALKER_MCAP / "talker.mcap", CDR_MCAP / "cdr_test_0.mcap", JS / "example-unsorted-chunks.bag"]
+    for i in range(60):
+        src = sources[i % len(sources)]
+        data = bytearray(src.read_bytes())
+        if i % 2:
+            data = data[: rng.randrange(len(data))]
+        else:
+            at = rng.randrange(len(data))
+            data[at : at + 4] = bytes(b ^ rng.randrange(1, 256) for b in data[at : at + 4])
+        bad = tmp_path / f"damaged{src.suffix}"
+        bad.write_bytes(bytes(data))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RecordingWarning)
+                with open_recording(bad) as r:
+                    r.topics()
+                    for _ in r.messages():
+                        pass
+        except RecordingError as err:
+            assert str(err).startswith(str(bad)), err
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_recycled_chunk_buffers_never_overwrite_what_the_caller_keeps(tmp_path, workers):
+    """Chunk buffers are reused once nothing refers into them; views the caller keeps must stay intact."""
+    path = tmp_path / "frames.mcap"
+    n = 60
+    with McapRos2Writer(path, chunk_size=4_000) as w:  # about one 48x32 frame per chunk
+        for k in range(n):
+            w.write("/cam", "sensor_msgs/msg/Image", image_message(1_000_000_000 + k * 1_000_000, "c", np.full((32, 48, 3), k, np.uint8)))
+    kept_images, kept_raw = {}, {}
+    with McapRecordingReader(path, workers=workers) as r:
+        assert len(r._chunks) >= n // 2  # noqa: SLF001
+        for k, m in enumerate(r.messages()):
+            if k % 7 == 0:
+                kept_images[k] = m.data.data  # a numpy view into the chunk buffer
+        for k, (_, _, _, view) in enumerate(r.raw_messages()):
+            if k % 5 == 0:
+                kept_raw[k] = view
+        again = [m.data.data.copy() for m in r.messages()]  # a third pass reuses the pool again
+    for k, arr in kept_images.items():
+        assert (arr == k).all(), k
+    for k, view in kept_raw.items():
+        assert bytes(view[-10:]) == bytes([k]) * 10, k
+    assert all((a == k).all() for k, a in enumerate(again))
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4", "none"])
+def test_mcap_chunk_compressions(tmp_path, compression):
+    path = tmp_path / f"{compression}.mcap"
+    with McapRos2Writer(path, chunk_size=2048, compression=compression) as w:
+        for i in range(100):
+            w.write("/n", "std_msgs/msg/String", {"data": f"message {i}"}, log_time_ns=1_000 + i)
+    with open_recording(path) as r:
+        assert len(r._chunks) == 3  # noqa: SLF001
+        assert [m.data.data for m in r.messages()] == [f"message {i}" for i in range(100)]

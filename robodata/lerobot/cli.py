@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from robodata.lerobot.convert import convert
+from robodata.errors import RobodataError
+from robodata.lerobot.convert import HDF5_SUFFIXES, convert
 from robodata.lerobot.errors import LeRobotError
-from robodata.lerobot.layout import VERSIONS, V30
+from robodata.lerobot.layout import INFO_PATH, VERSIONS, V30
 from robodata.lerobot.validate import exit_code, validate_dataset
 
 
 def add_subcommands(subparsers: Any) -> None:
     """Add ``convert`` and ``validate`` to an ``argparse`` subparsers object (each sets ``func``)."""
-    p = subparsers.add_parser("convert", help="convert a LeRobot dataset (v2.0/v2.1/v3.0) or an episode-store HDF5")
-    p.add_argument("src", help="LeRobot dataset folder or episode-store .hdf5")
+    p = subparsers.add_parser(
+        "convert",
+        help="convert a LeRobot dataset (v2.0/v2.1/v3.0), an episode-store HDF5, or a bag/MCAP recording (with --topic-map)",
+    )
+    p.add_argument("src", help="LeRobot dataset folder, episode-store .hdf5, or ROS 1 .bag / MCAP / ROS 2 bag folder")
     p.add_argument("dst", help="output dataset folder (replaced atomically)")
     p.add_argument("--to", choices=VERSIONS, default=V30, help="target LeRobot version (v2.1 = GR00T flavour)")
-    p.add_argument("--topic-map", default=None, help="YAML topic map (for bag sources; not used for HDF5/LeRobot)")
-    p.add_argument("--codec", default="libsvtav1", help="video codec for HDF5 sources (libsvtav1, libx264, auto)")
+    p.add_argument("--topic-map", default=None, help="YAML topic map (needed for bag/MCAP sources: they are ingested first)")
+    p.add_argument("--codec", default="libsvtav1", help="video codec for HDF5/bag sources (libsvtav1, libx264, auto)")
     p.add_argument("--crf", type=int, default=30)
-    p.add_argument("--task", default=None, help="task text for every episode of an HDF5 source")
+    p.add_argument("--task", default=None, help="task text for every episode of an HDF5/bag source")
     p.set_defaults(func=_convert)
     v = subparsers.add_parser("validate", help="check a LeRobot dataset; exit 1 on errors")
     v.add_argument("path")
@@ -30,14 +36,44 @@ def add_subcommands(subparsers: Any) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    if args.topic_map:
-        raise LeRobotError(f"{args.topic_map}: topic maps apply to bag sources, which convert does not read yet")
-    opts = {}
-    if str(args.src).lower().endswith((".hdf5", ".h5", ".he5")):
-        opts = {"video_codec": args.codec, "crf": args.crf, "task": args.task}
-    report = convert(args.src, args.dst, to=args.to, **opts)
+    src = Path(args.src)
+    hdf5_opts = {"video_codec": args.codec, "crf": args.crf, "task": args.task}
+    if src.is_file() and src.suffix.lower() in HDF5_SUFFIXES:
+        if args.topic_map:
+            print(f"note: {args.topic_map} is not used: {src} is already an episode store", file=sys.stderr)
+        report = convert(src, args.dst, to=args.to, **hdf5_opts)
+    elif src.is_dir() and (src / INFO_PATH).exists():
+        if args.topic_map:
+            print(f"note: {args.topic_map} is not used: {src} is a LeRobot dataset", file=sys.stderr)
+        report = convert(src, args.dst, to=args.to)
+    elif src.exists():
+        report = _convert_recording(src, args, hdf5_opts)
+    else:
+        raise LeRobotError(f"{src}: no such file or folder")
     print(f"wrote {report.path}: {report.episodes} episodes, {report.frames} frames in {report.seconds:.1f} s")
     return 0
+
+
+def _convert_recording(src: Path, args: argparse.Namespace, hdf5_opts: dict[str, Any]) -> Any:
+    """A bag / MCAP / ROS 2 folder: ingest it with the topic map into a temporary episode store, then convert that."""
+    from robodata.ingest import ingest_recording
+    from robodata.topicmap import load_topic_map
+
+    if not args.topic_map:
+        raise LeRobotError(
+            f"{src}: a bag or MCAP recording needs --topic-map TM.yaml (which topic becomes which feature); "
+            "a LeRobot dataset folder or an episode-store .hdf5 needs none"
+        )
+    tm = load_topic_map(args.topic_map)
+    dst = Path(args.dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{dst.name}.ingest-", dir=dst.parent) as tmp:
+        store = Path(tmp) / f"{src.stem}.hdf5"
+        ing = ingest_recording(src, store, tm)
+        print(f"ingested {src}: {len(ing.episodes)} episodes, {ing.frames} frames"
+              + (f" ({ing.dropped_frames} dropped by the sync tolerance)" if ing.dropped_frames else ""),
+              file=sys.stderr)  # fmt: skip
+        return convert(store, dst, to=args.to, **hdf5_opts)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -56,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except LeRobotError as err:
+    except RobodataError as err:  # LeRobotError, and ingest / topic-map errors of bag sources
         print(f"error: {err}", file=sys.stderr)
         return 2
 

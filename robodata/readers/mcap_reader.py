@@ -2,18 +2,22 @@
 
 How it reads. The summary section (chunk indexes, channels, schemas, statistics) says where every chunk
 is and which time span it covers; chunks are decompressed one at a time in start-time order and their
-messages merged by log time (a heap only where chunks overlap), so memory holds about one chunk.
+messages merged by log time (a heap only where chunks overlap), so memory holds a few chunks.
 Without a summary (a writer that crashed, or one that wrote none) the data section is walked record by
-record instead (a streaming, non-seeking-index read) and the same merge runs on what the walk found.
+record instead (a streaming read that needs no index) and the same merge runs on what the walk found.
 
 Why not ``mcap.reader`` + ``mcap_ros2``'s decoder in the loop: per message the ``mcap`` reader copies the
 payload out of the chunk (``bytes`` slice), and ``mcap_ros2`` copies a ``uint8[]`` field again (``Image.data``
-becomes a second 900 kB ``bytes``) and turns every numeric array (``float64[] position``) into a Python
-list, element by element. Here payloads stay ``memoryview`` slices of the decompressed chunk and CDR is
-decoded by rosbags' generated deserializers, which map primitive arrays to numpy views: ``Image.data`` is
-a zero-copy ``uint8`` array, ``JointState.position`` a ``float64`` array. ``mcap_ros2`` remains the
-fallback for schemas rosbags cannot parse. Decoded arrays are read-only views of the chunk's buffer;
-copy them (``np.array(x)``) to modify them.
+becomes a second 900 kB ``bytes``; not a list of ints, but a copy) and turns every numeric array
+(``float64[] position``) into a Python list, element by element. Here payloads stay ``memoryview`` slices
+of the decompressed chunk, and CDR is decoded by rosbags' generated deserializers, which map primitive
+arrays to numpy views: ``Image.data`` is a zero-copy ``uint8`` array, ``JointState.position`` a ``float64``
+array. ``mcap_ros2`` remains the fallback for schemas rosbags cannot parse. Where the time goes on an image
+log is decompression; so chunks are read and decompressed by worker threads ahead of the consumer, into
+recycled buffers (a fresh multi-MB ``bytes`` per chunk costs page faults and zeroing, about a third of the
+CPU time); chunk CRCs are checked only on request (``validate_crcs=True``). Decoded arrays are views of a
+chunk buffer: holding one keeps that buffer alive and out of the pool; copy it (``np.array(x)``) to keep it
+independently.
 """
 
 from __future__ import annotations
@@ -123,10 +127,6 @@ class _Cursor:
     def string(self) -> str:
         return self.raw(self.u32()).decode("utf-8", "replace")
 
-    def skip_prefixed(self, width: int = 4) -> None:
-        n = self.u32() if width == 4 else self.u64()
-        self._take(n)
-
 
 def _parse_schema(c: _Cursor) -> _Schema:
     sid = c.u16()
@@ -142,6 +142,43 @@ def _parse_channel(c: _Cursor) -> _Channel:
     topic = c.string()
     enc = c.string()
     return _Channel(cid, sid, topic, enc)
+
+
+class _BufferPool:
+    """Recycled chunk buffers. A buffer is reused only when nothing refers into it any more: CPython refuses
+    to resize a ``bytearray`` that has live exports (memoryviews, numpy arrays made from them), and that is
+    the test (``append``/``del`` of one byte, within its allocation). Message payloads and decoded arrays
+    are views into these buffers, so a caller that keeps them keeps their buffer out of the pool."""
+
+    def __init__(self, keep: int):
+        self._keep = keep
+        self._bufs: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _unused(b: bytearray) -> bool:
+        try:
+            b.append(0)
+        except BufferError:
+            return False
+        del b[-1]
+        return True
+
+    def take(self, n: int) -> bytearray:
+        with self._lock:
+            for i, b in enumerate(self._bufs):
+                if len(b) >= n and self._unused(b):
+                    return self._bufs.pop(i)
+        cap = n + n // 8  # room for the next, slightly larger chunk
+        b = bytearray(cap + 1)  # one spare byte of allocation makes the append test free of reallocation
+        del b[cap:]
+        return b
+
+    def give(self, b: bytearray) -> None:
+        with self._lock:
+            self._bufs.append(b)
+            if len(self._bufs) > self._keep:
+                del self._bufs[0]
 
 
 def default_workers() -> int:
@@ -172,10 +209,13 @@ class McapRecordingReader(RecordingReader):
             or a damaged summary section. A file with a footer but no summary section (a writer configured
             without one) is read silently. All three are read by walking the data section record by record
             instead of through the summary's chunk index (a streaming read that needs no index).
-        validate_crcs: check each chunk's CRC32 after decompressing it (default; zlib's CRC runs at several
-            GB/s, a small share of zstd's cost). A damaged chunk raises ``RecordingError`` naming its byte
-            offset either way when it does not decompress; the CRC also catches flipped bytes that
-            decompress without complaint (zstd frames written without a checksum, uncompressed chunks).
+        validate_crcs: also check each chunk's CRC32 after decompressing it. Off by default, as in the
+            ``mcap`` library: on a compressible image log the CRC costs as much CPU as all the rest of
+            reading (zlib's CRC32 runs at a few GB/s of decompressed data). Damage that breaks a chunk's
+            structure is caught either way, as one ``RecordingError`` naming the chunk's byte offset: zstd/lz4
+            data that does not decompress, a size that differs from the chunk header, a record that runs past
+            its chunk. Turn it on to also catch flipped bytes that decompress without complaint (zstd's raw
+            blocks of incompressible data, uncompressed chunks): ``open_recording(path, validate_crcs=True)``.
         workers: threads that read and decompress the next chunks while the current one is consumed
             (0: none; default: one per available core, at most 4). Decompression is most of the cost of
             reading an image log; the threads overlap it with the caller's work and with each other. At most
@@ -192,7 +232,7 @@ class McapRecordingReader(RecordingReader):
         path: str | os.PathLike[str],
         *,
         allow_truncated: bool = False,
-        validate_crcs: bool = True,
+        validate_crcs: bool = False,
         workers: int | None = None,
     ):
         super().__init__(path)
@@ -206,6 +246,7 @@ class McapRecordingReader(RecordingReader):
         self._cut_mid_record = False
         self.has_summary = False
         self.workers = default_workers() if workers is None else workers
+        self._pool = _BufferPool(keep=2 * self.workers + 4)
         self._f: Any = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         self._fd = self._f.fileno()
         self._size = os.fstat(self._f.fileno()).st_size
@@ -423,9 +464,19 @@ class McapRecordingReader(RecordingReader):
         """The decompressed records of one chunk, checked (size, CRC)."""
         if self._fd < 0:
             raise RecordingError(f"{self.path}: the reader is closed")
-        buf = os.pread(self._fd, ch.length, ch.offset)  # no shared file position: safe in prefetch threads
+        pool = self._pool
+        inbuf = pool.take(ch.length)
+        with memoryview(inbuf) as whole:
+            buf = whole[: ch.length]
+            try:
+                got = os.preadv(self._fd, [buf], ch.offset)  # no shared file position: safe in prefetch threads
+                return self._unpack_chunk(ch, buf, got, inbuf)
+            finally:
+                buf.release()
+
+    def _unpack_chunk(self, ch: _Chunk, buf: memoryview, got: int, inbuf: bytearray) -> memoryview:
         where = f"chunk at byte {ch.offset}"
-        if len(buf) != ch.length:
+        if got != ch.length:
             raise RecordingError(
                 f"{self.path}: truncated MCAP (the {where} needs {ch.length} bytes; the file ends first)"
             )
@@ -444,31 +495,13 @@ class McapRecordingReader(RecordingReader):
             raise RecordingError(f"{self.path}: damaged MCAP ({where} has an unreadable header: {err})") from err
         if rpos + rlen > len(buf):
             raise RecordingError(f"{self.path}: damaged MCAP ({where}: its data runs past the record)")
-        data = memoryview(buf)[rpos : rpos + rlen]
-        try:
-            if compression == "":
-                out: Any = data
-            elif compression == "zstd":
-                dctx = getattr(_local, "zstd", None)
-                if dctx is None:  # one decompression context per thread (they are not thread-safe)
-                    import zstandard
-
-                    dctx = _local.zstd = zstandard.ZstdDecompressor()
-                out = dctx.decompress(data, max_output_size=usize)
-            elif compression == "lz4":
-                import lz4.frame
-
-                out = lz4.frame.decompress(data)
-            else:
-                raise RecordingError(
-                    f"{self.path}: {where} uses compression {compression!r}, which MCAP readers do not know"
-                )
-        except RecordingError:
-            raise
-        except Exception as err:  # noqa: BLE001 - zstd/lz4 errors differ by library
-            raise RecordingError(
-                f"{self.path}: corrupt MCAP chunk at byte {ch.offset} ({compression} data does not decompress: {err})"
-            ) from err
+        if compression == "":
+            out = memoryview(inbuf)[rpos : rpos + rlen]  # the records are the read buffer itself
+            self._pool.give(inbuf)  # reusable once every view of it is gone
+        else:
+            with buf[rpos : rpos + rlen] as data:
+                out = self._decompress(ch, compression, data, usize)
+            self._pool.give(inbuf)
         if len(out) != usize:
             raise RecordingError(
                 f"{self.path}: corrupt MCAP chunk at byte {ch.offset} (decompressed to {len(out)} bytes, "
@@ -478,7 +511,49 @@ class McapRecordingReader(RecordingReader):
             raise RecordingError(
                 f"{self.path}: corrupt MCAP chunk at byte {ch.offset} (CRC32 mismatch: the data is damaged)"
             )
-        return out if isinstance(out, memoryview) else memoryview(out)
+        return out
+
+    def _decompress(self, ch: _Chunk, compression: str, data: memoryview, usize: int) -> memoryview:
+        try:
+            if compression == "zstd":
+                dctx = getattr(_local, "zstd", None)
+                if dctx is None:  # one decompression context per thread (they are not thread-safe)
+                    import zstandard
+
+                    dctx = _local.zstd = zstandard.ZstdDecompressor()
+                # Into a recycled buffer: a fresh multi-MB ``bytes`` per chunk costs page faults and zeroing,
+                # about a third of the CPU time of reading an image log.
+                outbuf = self._pool.take(usize)
+                out = memoryview(outbuf)[:usize]
+                got, longer = 0, False
+                with dctx.stream_reader(data, read_across_frames=True) as reader:
+                    while got < usize:
+                        n = reader.readinto(out[got:])
+                        if not n:
+                            break
+                        got += n
+                    if got == usize:
+                        longer = bool(reader.read(1))
+                self._pool.give(outbuf)
+                if got != usize or longer:
+                    raise RecordingError(
+                        f"{self.path}: corrupt MCAP chunk at byte {ch.offset} (decompressed to "
+                        f"{'more than ' + str(usize) if longer else got} bytes, its header says {usize})"
+                    )
+                return out
+            if compression == "lz4":
+                import lz4.frame
+
+                return memoryview(lz4.frame.decompress(data))
+        except RecordingError:
+            raise
+        except Exception as err:  # noqa: BLE001 - zstd/lz4 errors differ by library
+            raise RecordingError(
+                f"{self.path}: corrupt MCAP chunk at byte {ch.offset} ({compression} data does not decompress: {err})"
+            ) from err
+        raise RecordingError(
+            f"{self.path}: chunk at byte {ch.offset} uses compression {compression!r}, which MCAP readers do not know"
+        )
 
     def _chunk_messages(
         self, ch: _Chunk, buf: memoryview, wanted: set[int] | None

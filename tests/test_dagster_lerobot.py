@@ -1,0 +1,164 @@
+"""lerobot_episodes and lerobot_dataset through a real Dagster instance and Ray, read back by lerobot itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from robodata.config import load_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    home = tmp_path_factory.mktemp("lrhome")
+    cfg_file = home / "robodata.yaml"
+    cfg_file.write_text(yaml.safe_dump({
+        "home": str(home / "proj"),
+        "sources": [{"pattern": "*.mcap", "topic_map": "robodata/sim/demo_topic_map.yaml"}],
+        "ray": {"num_cpus": 2},
+        "tiers": {"lerobot": {"codec": "libx264", "crf": 23}},
+    }))
+    saved = {k: os.environ.get(k) for k in ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME")}
+    os.environ["ROBODATA_CONFIG"] = str(cfg_file)
+    os.environ.pop("ROBODATA_HOME", None)
+    os.environ.pop("DAGSTER_HOME", None)
+    from robodata.pipeline import instance_and_defs
+
+    cfg = load_config()
+    instance, defs = instance_and_defs(cfg)
+    yield {"cfg": cfg, "instance": instance, "defs": defs, "tmp": home}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _record_and_ingest(project, name: str, seed: int) -> str:
+    from robodata.pipeline import land, run_partitions, tick_sensor
+    from robodata.sim.recorder import record_session
+
+    rec = record_session(project["tmp"] / "rec", name, n_episodes=2, seed=seed, image_hw=(48, 64))
+    dst = land(project["cfg"], rec["mcap"])
+    t = time.time() - 30
+    os.utime(dst, (t, t))
+    requests, _ = tick_sensor(project["instance"], project["defs"], wait_settle=False)
+    assert len(requests) == 1
+    key = requests[0].partition_key
+    assert run_partitions(project["instance"], project["defs"], "ingest_recordings", [key])[0].success
+    return key
+
+
+def _run(project, job, keys):
+    from robodata.pipeline import run_partitions
+
+    return run_partitions(project["instance"], project["defs"], job, keys)
+
+
+def _latest(project) -> dict:
+    return json.loads((Path(project["cfg"].storage_url) / "lerobot/releases/latest.json").read_text())
+
+
+def test_episodes_then_release_loads_in_lerobot(project):
+    key = _record_and_ingest(project, "rec_a", 11)
+    out = _run(project, "write_lerobot_episodes", [key])[0]
+    assert out.success, out.error
+    assert out.checks == {"shard_is_valid_lerobot": True}
+    assert out.metadata["episodes"] == 2 and out.metadata["source_tier"] == "raw_teleop"
+    rel = _run(project, "cut_release", [""])[0]
+    assert rel.success, rel.error
+    assert rel.checks == {"release_frames_contiguous_and_in_sync": True, "release_layout_videos_and_stats": True}
+    assert rel.metadata["recordings"] == [key] and rel.metadata["promoted_to_latest"] is True
+    latest = _latest(project)
+    assert latest["release"] == rel.metadata["release"]
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset(repo_id="local/robodata", root=latest["path"], video_backend="pyav")
+    assert ds.num_episodes == 2 and ds.num_frames == rel.metadata["frames"]
+    item = ds[ds.num_frames - 1]
+    assert tuple(item["observation.images.front"].shape) == (3, 48, 64)
+    assert item["observation.state"].shape[0] == 12  # 7 arm joints + 2 fingers + goal xyz
+    assert item["action"].shape[0] == 4
+    fi = int(item["frame_index"])
+    assert abs(float(item["timestamp"]) - fi / ds.fps) < 1e-4
+    project["first_release"] = latest["release"]
+    project["keys"] = [key]
+
+
+def test_rerun_with_nothing_new_changes_nothing(project):
+    root = Path(_latest(project)["path"])
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    rel = _run(project, "cut_release", [""])[0]
+    assert rel.success and rel.metadata["reused_existing"] is True
+    assert rel.metadata["release"] == project["first_release"]
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_new_recording_makes_a_new_release_and_keeps_the_old(project):
+    key = _record_and_ingest(project, "rec_b", 12)
+    assert _run(project, "write_lerobot_episodes", [key])[0].success
+    rel = _run(project, "cut_release", [""])[0]
+    assert rel.success and rel.metadata["release"] != project["first_release"]
+    assert sorted(rel.metadata["recordings"]) == sorted(project["keys"] + [key])
+    assert rel.metadata["episodes"] == 4
+    old = Path(project["cfg"].storage_url) / "lerobot/releases" / project["first_release"]
+    assert (old / "meta/info.json").exists()  # the previous release stays readable
+    project["second_release"] = rel.metadata["release"]
+    project["keys"].append(key)
+
+
+def test_mismatched_shard_fails_and_previous_release_stays_latest(project):
+    # A shard whose features differ (another robot's data landed in the same project).
+    store = Path(project["cfg"].storage_url)
+    bad_key = "other-robot-mcap-0badf00d"
+    project["instance"].add_dynamic_partitions("recordings", [bad_key])
+    src = store / "lerobot/episodes" / project["keys"][0]
+    dst = store / "lerobot/episodes" / bad_key
+    shutil.copytree(src, dst)
+    info = json.loads((dst / "meta/info.json").read_text())
+    info["features"]["observation.state"]["shape"] = [13]
+    (dst / "meta/info.json").write_text(json.dumps(info))
+    rel = _run(project, "cut_release", [""])[0]
+    assert not rel.success
+    assert bad_key in rel.error and "features differ" in rel.error
+    assert _latest(project)["release"] == project["second_release"]
+    shutil.rmtree(dst)
+    project["instance"].delete_dynamic_partition("recordings", bad_key)
+
+
+def test_v21_release_for_groot(project, monkeypatch):
+    monkeypatch.setenv("ROBODATA_CONFIG", str(project["tmp"] / "robodata.yaml"))
+    cfg = yaml.safe_load((project["tmp"] / "robodata.yaml").read_text())
+    cfg["tiers"]["lerobot"]["version"] = "v2.1"
+    (project["tmp"] / "robodata.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        rel = _run(project, "cut_release", [""])[0]
+    finally:
+        cfg["tiers"]["lerobot"]["version"] = "v3.0"
+        (project["tmp"] / "robodata.yaml").write_text(yaml.safe_dump(cfg))
+    assert rel.success, rel.error
+    root = Path(rel.metadata["path"])
+    modality = json.loads((root / "meta/modality.json").read_text())
+    assert set(modality) >= {"state", "action", "video", "annotation"}
+    widths = {k: v["end"] - v["start"] for k, v in modality["state"].items()}
+    assert widths.get("joint_pos") == 7 and widths.get("gripper") == 2
+    assert modality["video"]["front"]["original_key"] == "observation.images.front"
+    assert (root / "data/chunk-000/episode_000000.parquet").exists()
+    assert (root / "videos/chunk-000/observation.images.front/episode_000000.mp4").exists()
+    eps = [json.loads(x) for x in (root / "meta/episodes.jsonl").read_text().splitlines()]
+    assert len(eps) == 4 and all(e["length"] > 0 for e in eps)
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(root / "data/chunk-000/episode_000000.parquet")
+    assert "annotation.human.action.task_description" in t.column_names
+    assert np.all(np.asarray(t.column("annotation.human.action.task_description").to_pylist()) == 0)
