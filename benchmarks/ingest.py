@@ -244,7 +244,7 @@ def derive(r: dict, meta: dict) -> dict:
 PHASES = [
     (("robodata/ingest.py", "_probe"), "probe: first message of each topic, build decoders"),
     (("mcap_reader.py", "messages"), "reader: read + decompress + CRC + decode (all)"),
-    (("mcap_reader.py", "_chunk_records"), "  of which read + zstd + CRC32 of chunks"),
+    (("mcap_reader.py", "_chunk_records"), "  of which read + zstd of chunks (+ CRC32 if validated)"),
     (("rosbag_reader.py", "decode"), "  of which CDR decode (rosbags)"),
     (("robodata/ingest.py", "_convert"), "msgconv.to_array: message -> numpy (all features)"),
     (("robodata/ingest.py", "finalize"), "sync: pick camera frames per reference tick (+ image convert)"),

@@ -265,7 +265,9 @@ class _MessageIngest:
         from robodata.readers.base import RecordingError
 
         try:
-            reader_cm = open_recording(self.path)
+            # Ingest checks MCAP chunk CRCs: a flipped byte that still decompresses must not become data.
+            opts = {"validate_crcs": True} if self.path.is_file() and self.path.suffix.lower() == ".mcap" else {}
+            reader_cm = open_recording(self.path, **opts)
         except RecordingError as err:
             raise IngestError(str(err)) from err
         try:
