@@ -210,6 +210,7 @@ class _Episode:
     index: int
     refs: list[float] = field(default_factory=list)  # reference times (s) of frames already finalised
     image_ok: list[bool] = field(default_factory=list)
+    written: list[bool] = field(default_factory=list)  # frames whose images were written (in sync at finalise)
     image_offsets: dict[str, list[float]] = field(default_factory=dict)
     start: float = math.nan
     end: float = math.inf
@@ -351,6 +352,8 @@ class _MessageIngest:
         # Look-behind buffers of undecoded camera messages: (stamp, message).
         cam_buf: dict[str, collections.deque] = {c: collections.deque() for c in cam_by_topic}
         low_buf: dict[str, list[tuple[float, np.ndarray]]] = {f.name: [] for f in self.lowdim}
+        low_ptr: dict[str, int] = {f.name: 0 for f in self.lowdim}
+        first_t: dict[str, float] = {}  # each low-dim stream's first sample time (for `default`)
         pending: collections.deque[tuple[float, int]] = collections.deque()  # (ref time, episode index)
         markers_open = tm.episodes.split != "marker"
         ep_counter = 0 if tm.episodes.split != "marker" else -1
@@ -384,8 +387,11 @@ class _MessageIngest:
                     return
                 if n > self.max_frames:
                     raise self._err(f"episode {cur.index} has {n} frames, more than the limit of {self.max_frames}")
-                refs = np.asarray(cur.refs)
-                ok = np.asarray(cur.image_ok, bool)
+                all_refs = np.asarray(cur.refs)
+                written = np.asarray(cur.written, bool)
+                # Frames found out of sync at finalise time were never written; align the rest.
+                refs = all_refs[written]
+                ok = np.ones(len(refs), bool)
                 obs: dict[str, np.ndarray] = {}
                 for f in self.lowdim:
                     samples = low_buf[f.name]
@@ -395,17 +401,19 @@ class _MessageIngest:
                         v = np.stack([s[1].reshape(-1) for s in samples])
                     else:
                         t, v = np.zeros(0), np.zeros((0, schema_shape(schema, f.name)))
-                    al = align(refs, t, v, pol.method, pol.tolerance_s, is_pose=f.role == "pose")
-                    if f.default is not None:  # before the stream's first sample: its declared default
-                        before = refs < (t[0] if len(t) else math.inf)
-                        if len(f.default) != al.values.reshape(len(refs), -1).shape[1]:
-                            raise self._err(f"feature {f.name!r}: default has {len(f.default)} values")
-                        al.values[before] = np.asarray(f.default, al.values.dtype).reshape(al.values.shape[1:])
-                        al.ok[before] = True
-                        al.offsets[before] = 0.0
+                    for which, at in (("all", all_refs), ("kept", refs)):
+                        al = align(at, t, v, pol.method, pol.tolerance_s, is_pose=f.role == "pose")
+                        if f.default is not None:  # before the stream's first sample: its declared default
+                            before = at < first_t.get(f.name, math.inf)
+                            if len(f.default) != al.values.reshape(len(at), -1).shape[1]:
+                                raise self._err(f"feature {f.name!r}: default has {len(f.default)} values")
+                            al.values[before] = np.asarray(f.default, al.values.dtype).reshape(al.values.shape[1:])
+                            al.ok[before] = True
+                            al.offsets[before] = 0.0
+                        if which == "all":
+                            self._note_misaligned(f.name, al.ok, al.offsets)
                     obs[f.name] = al.values
                     ok &= al.ok
-                    self._note_misaligned(f.name, al.ok, al.offsets)
                 for c in self.cameras:
                     offs = np.asarray(cur.image_offsets[c.name])
                     self._note_misaligned(c.name, offs <= cam_tol[c.name], offs)
@@ -418,9 +426,14 @@ class _MessageIngest:
                                 f"topic {f.topic} -> feature {f.name!r} holds NaN/inf values "
                                 f"(episode {cur.index}, t={refs[row] - refs[0]:.3f} s)"
                             )
+                if len(refs) == 0:
+                    writer.discard_open_episode()
+                    self.report.short_episodes_skipped += 1
+                    cur, demo = None, None
+                    return
                 datagen = _datagen(tm, obs, schema)
                 demo.extend(refs - refs[0], obs, skip_roles=("image",), datagen=datagen)
-                demo.keep(ok)
+                demo.keep(ok)  # rare: frames the finalise-time check let through but full alignment rejects
                 kept = int(ok.sum())
                 dropped = n - kept
                 if kept < self.min_frames:
@@ -440,7 +453,32 @@ class _MessageIngest:
                 horizon = refs[-1] - max_tol * 4 - 1.0
                 for k in low_buf:
                     low_buf[k] = [s for s in low_buf[k] if s[0] >= horizon]
+                    low_ptr[k] = 0
                 cur, demo = None, None
+
+            def lowdim_in_sync(r: float) -> bool:
+                """Does every low-dim stream have a sample within its tolerance of ``r``? (all have arrived)"""
+                for f in self.lowdim:
+                    buf, pol = low_buf[f.name], tm.sync_for(f)
+                    before_first = r < first_t.get(f.name, math.inf)
+                    if f.default is not None and before_first:
+                        continue
+                    if not buf:
+                        return False
+                    p = low_ptr[f.name]
+                    while p + 1 < len(buf) and buf[p + 1][0] <= r:
+                        p += 1
+                    low_ptr[f.name] = p
+                    t0 = buf[p][0]
+                    if t0 > r:
+                        d_prev, d_next = math.inf, t0 - r
+                    else:
+                        d_prev = r - t0
+                        d_next = buf[p + 1][0] - r if p + 1 < len(buf) else math.inf
+                    d = d_prev if pol.method == "hold" else min(d_prev, d_next)
+                    if d > pol.tolerance_s:
+                        return False
+                return True
 
             def finalize(upto: float) -> None:
                 """Finalise pending reference frames whose image candidates have all arrived."""
@@ -452,6 +490,7 @@ class _MessageIngest:
                         cur = _Episode(ep, image_offsets={c.name: [] for c in self.cameras})
                         demo = writer.begin_episode()
                     all_ok = True
+                    picks = []
                     for topic, feats in cam_by_topic.items():
                         buf = cam_buf[topic]
                         best, best_d = None, math.inf
@@ -460,25 +499,27 @@ class _MessageIngest:
                             if d < best_d:
                                 best, best_d = m, d
                         for c in feats:
-                            if best is None:
-                                frame = np.zeros(schema_shape_full(schema, c.name), np.uint8)
-                            else:
-                                frame = self._convert(c, best)
-                                want = schema_shape_full(schema, c.name)
-                                if frame.shape != want:
-                                    raise self._err(
-                                        f"topic {c.topic}: image size changed from {want} to {frame.shape} "
-                                        f"at t={r:.3f} s"
-                                    )
-                            img_batch[c.name].append(frame)
+                            picks.append((c, best))
                             cur.image_offsets[c.name].append(best_d)
                             if best_d > cam_tol[c.name]:
                                 all_ok = False
                         # Drop buffered frames no later reference can prefer.
                         while len(buf) > 1 and buf[1][0] <= r:
                             buf.popleft()
+                    # Decide before decoding: a frame out of sync is never decoded nor written.
+                    write = all_ok and lowdim_in_sync(r)
+                    if write:
+                        for c, best in picks:
+                            frame = self._convert(c, best)
+                            want = schema_shape_full(schema, c.name)
+                            if frame.shape != want:
+                                raise self._err(
+                                    f"topic {c.topic}: image size changed from {want} to {frame.shape} at t={r:.3f} s"
+                                )
+                            img_batch[c.name].append(frame)
                     cur.refs.append(r)
                     cur.image_ok.append(all_ok)
+                    cur.written.append(write)
                     if len(img_batch[self.cameras[0].name] if self.cameras else ()) >= 16:
                         flush_images()
 
@@ -526,6 +567,7 @@ class _MessageIngest:
                 if topic in low_by_topic:
                     for f in low_by_topic[topic]:
                         low_buf[f.name].append((ts, self._convert(f, m)))
+                        first_t.setdefault(f.name, ts)
                 if topic == ref_topic:
                     add_ref(ts)
                 elif rate_dt is not None:
