@@ -28,7 +28,9 @@ def build_definitions() -> dg.Definitions:
         # BackfillPolicy is marked beta in Dagster 1.13; we use it deliberately (multi-run backfills).
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
         raw_teleop = build_raw_teleop(cfg.tiers.raw_teleop.max_partitions_per_run)
+        from assets.augmented_videos import augmented_videos
         from assets.lerobot import lerobot_dataset, lerobot_episodes
+        from assets.synthetic_demos import synthetic_demos
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),
@@ -36,8 +38,16 @@ def build_definitions() -> dg.Definitions:
     )
     recording_job = dg.define_asset_job(
         "process_recordings",
-        selection=dg.AssetSelection.assets(raw_teleop, lerobot_episodes),
+        selection=dg.AssetSelection.assets(raw_teleop, synthetic_demos, augmented_videos, lerobot_episodes),
         description="Every per-recording tier for the selected recordings (what automation does tier by tier).",
+    )
+    synthetic_job = dg.define_asset_job(
+        "generate_synthetic_demos", selection=dg.AssetSelection.assets(synthetic_demos),
+        description="MimicGen-style demos from the selected recordings' source demos (Ray trials).",
+    )
+    augment_job = dg.define_asset_job(
+        "augment_videos", selection=dg.AssetSelection.assets(augmented_videos),
+        description="Visual augmentation of the selected recordings' camera clips (local engine or Cosmos).",
     )
     episodes_job = dg.define_asset_job(
         "write_lerobot_episodes", selection=dg.AssetSelection.assets(lerobot_episodes),
@@ -48,8 +58,8 @@ def build_definitions() -> dg.Definitions:
         description="Assemble the LeRobot release from every recording's episodes.",
     )
     return dg.Definitions(
-        assets=[raw_teleop, lerobot_episodes, lerobot_dataset],
-        jobs=[ingest_job, episodes_job, recording_job, release_job],
+        assets=[raw_teleop, synthetic_demos, augmented_videos, lerobot_episodes, lerobot_dataset],
+        jobs=[ingest_job, synthetic_job, augment_job, episodes_job, recording_job, release_job],
         sensors=[build_new_recordings_sensor(ingest_job)],
         schedules=[build_release_schedule(release_job)],
         resources={"project": project, "ray_cluster": make_ray_resource(cfg)},

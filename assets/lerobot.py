@@ -62,7 +62,7 @@ def _codec_options(cfg) -> dict[str, Any]:
 @dg.asset(
     name="lerobot_episodes",
     partitions_def=recordings_partitions,
-    deps=[dg.AssetDep("raw_teleop")],
+    deps=[dg.AssetDep("augmented_videos")],  # reads the most processed tier present
     group_name="recording_tiers",
     kinds={"ray", "lerobot", "parquet"},
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),

@@ -59,7 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     d = cfg.demo
     instance, defs = instance_and_defs(cfg)
     print(f"robodata demo: project home {cfg.home_dir}")
-    print(f"  1/4 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
+    print(f"  1/8 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
     landed = []
     with tempfile.TemporaryDirectory(prefix="robodata-demo-") as tmp:
         for i in range(d.recordings):
@@ -70,21 +70,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
             # simulator workflow writes them), so both ingest paths run. Never both: that would duplicate data.
             fmt = "hdf5" if i == d.recordings - 1 and d.recordings > 1 else "mcap"
             landed.append(land(cfg, rep[fmt], move=True))
-    print(f"  2/4 landed {len(landed)} recordings in {cfg.landing_url}")
+    print(f"  2/8 landed {len(landed)} recordings in {cfg.landing_url}")
     requests, skip = tick_sensor(instance, defs)
-    print(f"  3/4 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
+    print(f"  3/8 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
     keys = [r.partition_key for r in requests]
     outcomes = run_partitions(instance, defs, "ingest_recordings", keys,
                               tags={"dagster/sensor_name": "new_recordings"},
                               progress=lambda i, n, k: print(f"      ingest {i}/{n} {k}", file=sys.stderr))
-    print("  4/6 ingested:")
+    print("  4/8 ingested:")
     print(summary_table(outcomes))
     good = [o.partition for o in outcomes if o.success]
-    print(f"  5/6 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
+    print(f"  5/8 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
+    synth = run_partitions(instance, defs, "generate_synthetic_demos", good,
+                           progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(synth))
+    print(f"  6/8 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
+          f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
+    aug = run_partitions(instance, defs, "augment_videos", good,
+                         progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(aug))
+    outcomes += synth + aug
+    print(f"  7/8 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
     shards = run_partitions(instance, defs, "write_lerobot_episodes", good,
                             progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
     print(summary_table(shards))
-    print(f"  6/6 cutting the LeRobot {cfg.tiers.lerobot.version} release")
+    print(f"  8/8 cutting the LeRobot {cfg.tiers.lerobot.version} release")
     release = run_partitions(instance, defs, "cut_release", [""])[0]
     m = release.metadata or {}
     print(f"      release {m.get('release')}: {m.get('episodes')} episodes, {m.get('frames')} frames -> {m.get('path')}"
@@ -192,12 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=3000)
     s.set_defaults(func=cmd_ui)
 
-    try:
-        from robodata.lerobot.cli import add_subcommands
-    except ImportError:
-        pass
-    else:
-        add_subcommands(sub)
+    from robodata.augment.cli import add_subcommands as augment_commands
+    from robodata.lerobot.cli import add_subcommands as lerobot_commands
+    from robodata.mimicgen.cli import add_subcommands as mimicgen_commands
+
+    for add in (lerobot_commands, mimicgen_commands, augment_commands):
+        add(sub)
     return p
 
 

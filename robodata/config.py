@@ -16,7 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from robodata.augment.config import AugmentedVideosConfig
 from robodata.errors import RobodataError
+from robodata.mimicgen.config import SyntheticDemosConfig
 from robodata.topicmap import TopicMap, format_validation_error, load_topic_map
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
@@ -78,8 +80,8 @@ class TiersConfig(_Strict):
     raw_teleop: RawTeleopConfig = RawTeleopConfig()
     lerobot: LeRobotConfig = LeRobotConfig()
     # Tiers built in later milestones keep free-form settings until their models land.
-    synthetic_demos: dict[str, Any] = {}
-    augmented_videos: dict[str, Any] = {}
+    synthetic_demos: SyntheticDemosConfig = SyntheticDemosConfig()
+    augmented_videos: AugmentedVideosConfig = AugmentedVideosConfig()
     policy: dict[str, Any] = {}
 
 

@@ -1,0 +1,87 @@
+"""Cosmos Transfer 2.5 as the production engine: one JSON spec per clip, the command line, the outputs collected.
+
+The spec is what ``examples/inference.py -i SPEC -o OUTDIR`` of nvidia-cosmos/cosmos-transfer2.5 reads::
+
+    {"name": "demo_0.front.v0", "prompt": "...", "video_path": ".../demo_0/front.mp4",
+     "seed": 1234, "guidance": 3.0,
+     "depth": {"control_path": ".../demo_0/front.depth.mp4", "control_weight": 0.5},
+     "edge":  {"control_path": ".../demo_0/front.edge.mp4",  "control_weight": 1.0},
+     "seg":   {"control_path": ".../demo_0/front.seg.mp4",   "control_weight": 0.5}}
+
+A control without a video of ours (``vis``, or depth where the store had none) goes in without ``control_path``:
+Cosmos then computes it on the fly. The output is ``OUTDIR/<name>.mp4``; it is checked (readable, same frame
+count as the source) and moved next to the clip as ``<camera>.v<k>.mp4``. This module builds and collects; the
+asset launches the command through Dagster Pipes (the library does not import Dagster).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from robodata.augment.clips import clip_paths, variant_path
+from robodata.augment.config import CosmosConfig
+from robodata.augment.errors import AugmentError
+from robodata.augment.video import count_frames
+
+
+def spec_name(demo: str, camera: str, variant: int) -> str:
+    return f"{demo}.{camera}.v{variant}"
+
+
+def build_spec(
+    out_dir: str | Path, demo: str, camera: str, variant: int, seed: int, cfg: CosmosConfig
+) -> dict[str, Any]:
+    """The inference spec of one clip variant (paths absolute: the container mounts the store at the same path)."""
+    paths = clip_paths(out_dir, demo, camera)
+    if not paths["video"].exists():
+        raise AugmentError(f"{demo}/{camera}: the clip video {paths['video']} was not exported")
+    spec: dict[str, Any] = {
+        "name": spec_name(demo, camera, variant),
+        "prompt": cfg.prompt,
+        "video_path": str(paths["video"].resolve()),
+        "seed": int(seed) % (2**31),
+        "guidance": cfg.guidance,
+    }
+    if cfg.negative_prompt:
+        spec["negative_prompt"] = cfg.negative_prompt
+    if cfg.num_steps:
+        spec["num_steps"] = cfg.num_steps
+    for kind, weight in cfg.controls.items():
+        if kind not in ("depth", "edge", "seg", "vis"):
+            raise AugmentError(f"tiers.augmented_videos.cosmos.controls: unknown control {kind!r} (depth, edge, seg, vis)")
+        ctl: dict[str, Any] = {"control_weight": float(weight)}
+        p = paths.get(kind)
+        if p is not None and p.exists():
+            ctl["control_path"] = str(p.resolve())
+        spec[kind] = ctl
+    return spec
+
+
+def write_spec(spec_dir: str | Path, spec: dict[str, Any]) -> Path:
+    path = Path(spec_dir) / f"{spec['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec, indent=1))
+    return path
+
+
+def command(cfg: CosmosConfig, spec_path: str | Path, output_dir: str | Path) -> list[str]:
+    """``[*cfg.command, -i SPEC, -o OUTDIR, *cfg.extra_args]``, e.g. ``python examples/inference.py -i ... -o ...``."""
+    return [*cfg.command, "-i", str(spec_path), "-o", str(output_dir), *cfg.extra_args]
+
+
+def collect_output(output_dir: str | Path, out_dir: str | Path, demo: str, camera: str, variant: int,
+                   frames: int) -> Path:
+    """Check Cosmos' ``<name>.mp4`` (readable, ``frames`` long) and move it to the clip's variant path."""
+    name = spec_name(demo, camera, variant)
+    src = Path(output_dir) / f"{name}.mp4"
+    if not src.exists():
+        raise AugmentError(f"{name}: Cosmos Transfer wrote no {src}")
+    got = count_frames(src)
+    if got != frames:
+        raise AugmentError(f"{name}: Cosmos Transfer output has {got} frames, the source clip {frames}")
+    dst = variant_path(out_dir, demo, camera, variant)
+    shutil.move(str(src), dst)
+    return dst
