@@ -1,4 +1,5 @@
-"""Helpers for the end-to-end UI test: a project home with one real ingested recording, the real
+"""Helpers for the end-to-end UI test: a project home with one real recording taken through the whole asset
+graph (ingested, synthetic demos, augmented videos, LeRobot episodes, a release), the real
 ``dagster-webserver`` on it, and headless Chromium (Playwright) to look at it.
 
 ``build_home`` runs in a fresh Python process (``python tests/ui_harness.py build HOME``) so that the
@@ -39,6 +40,15 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 900}
 BUILD_MARKER = "UI_HARNESS_RESULT "
+# (job, the asset it materializes, partitioned by recording?) for every asset of the code location, upstream
+# first: build_home runs them all. A new asset needs its line here (the UI test checks that none is missing).
+PIPELINE = (
+    ("ingest_recordings", "raw_teleop", True),
+    ("generate_synthetic_demos", "synthetic_demos", True),
+    ("augment_videos", "augmented_videos", True),
+    ("write_lerobot_episodes", "lerobot_episodes", True),
+    ("cut_release", "lerobot_dataset", False),
+)
 
 
 def home_env(home: Path) -> dict[str, str]:
@@ -56,11 +66,12 @@ def home_env(home: Path) -> dict[str, str]:
     return env
 
 
-# ---- (a) a project home with one ingested recording ----------------------------------------------------
+# ---- (a) a project home with one recording through every asset -------------------------------------------
 
 
 def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mcap") -> dict[str, Any]:
-    """Record a tiny simulated session, land it, tick the sensor and ingest its partition (in this process).
+    """Record a tiny simulated session, land it, tick the sensor, then run every asset's job (:data:`PIPELINE`)
+    on its partition, and the release, in this process: every asset of the graph is materialized.
 
     Sets ROBODATA_HOME (and, through ``prepare_home``, DAGSTER_HOME) in ``os.environ``: call it in a child
     process (:func:`build_home_subprocess`).
@@ -72,7 +83,7 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from robodata.config import load_config
-    from robodata.pipeline import instance_and_defs, land, run_partitions, tick_sensor
+    from robodata.pipeline import instance_and_defs, land, tick_sensor
     from robodata.sim.recorder import record_session
 
     cfg = load_config()
@@ -83,17 +94,34 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
     keys = [r.partition_key for r in requests]
     if not keys:
         raise RuntimeError(f"the sensor requested no run (skip reason: {skip})")
-    outcomes = run_partitions(instance, defs, "ingest_recordings", keys)
-    failed = [o for o in outcomes if not o.success]
-    if failed:
-        raise RuntimeError("ingest failed: " + "; ".join(f"{o.partition}: {o.error}" for o in failed))
+    # every asset's job, upstream first, so that the UI shows the whole graph materialized
+    outcomes = {asset: _run_or_raise(instance, defs, job, keys if partitioned else [""])
+                for job, asset, partitioned in PIPELINE}
+    ingest, release = outcomes["raw_teleop"], outcomes["lerobot_dataset"][0]
     return {
         "home": str(home),
         "dagster_home": os.environ["DAGSTER_HOME"],
         "keys": keys,
-        "run_ids": [o.run_id for o in outcomes],
-        "metadata": {o.partition: {k: _jsonable(v) for k, v in (o.metadata or {}).items()} for o in outcomes},
+        "run_ids": [o.run_id for runs in outcomes.values() for o in runs],
+        "metadata": {o.partition: _jsonable_dict(o.metadata) for o in ingest},  # raw_teleop's, by partition
+        "release_metadata": _jsonable_dict(release.metadata),
+        # asset -> partition ("" when unpartitioned) -> {check name: passed}
+        "checks": {asset: {o.partition: o.checks or {} for o in runs} for asset, runs in outcomes.items()},
     }
+
+
+def _run_or_raise(instance: Any, defs: Any, job: str, keys: list[str]) -> list[Any]:
+    from robodata.pipeline import run_partitions
+
+    outcomes = run_partitions(instance, defs, job, keys)
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        raise RuntimeError(f"{job} failed: " + "; ".join(f"{o.partition or '-'}: {o.error}" for o in failed))
+    return outcomes
+
+
+def _jsonable_dict(meta: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in (meta or {}).items()}
 
 
 def _jsonable(v: Any) -> Any:
@@ -104,7 +132,7 @@ def _jsonable(v: Any) -> Any:
         return str(v)
 
 
-def build_home_subprocess(home: Path, *, timeout: float = 240, **kw: Any) -> dict[str, Any]:
+def build_home_subprocess(home: Path, *, timeout: float = 300, **kw: Any) -> dict[str, Any]:
     """:func:`build_home` in a child process; returns its result, raises with the child's output on failure."""
     args = [sys.executable, str(Path(__file__).resolve()), "build", str(home), "--json", json.dumps(kw)]
     proc = subprocess.run(args, cwd=REPO, env=home_env(Path(home)), capture_output=True, text=True, timeout=timeout)
