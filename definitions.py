@@ -30,6 +30,7 @@ def build_definitions() -> dg.Definitions:
         raw_teleop = build_raw_teleop(cfg.tiers.raw_teleop.max_partitions_per_run)
         from assets.augmented_videos import augmented_videos
         from assets.lerobot import lerobot_dataset, lerobot_episodes
+        from assets.policy_checkpoint import policy_checkpoint, policy_weekly_schedule, train_policy_job
         from assets.synthetic_demos import synthetic_demos
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
@@ -58,10 +59,10 @@ def build_definitions() -> dg.Definitions:
         description="Assemble the LeRobot release from every recording's episodes.",
     )
     return dg.Definitions(
-        assets=[raw_teleop, synthetic_demos, augmented_videos, lerobot_episodes, lerobot_dataset],
-        jobs=[ingest_job, synthetic_job, augment_job, episodes_job, recording_job, release_job],
+        assets=[raw_teleop, synthetic_demos, augmented_videos, lerobot_episodes, lerobot_dataset, policy_checkpoint],
+        jobs=[ingest_job, synthetic_job, augment_job, episodes_job, recording_job, release_job, train_policy_job],
         sensors=[build_new_recordings_sensor(ingest_job)],
-        schedules=[build_release_schedule(release_job)],
+        schedules=[build_release_schedule(release_job), policy_weekly_schedule],
         resources={"project": project, "ray_cluster": make_ray_resource(cfg)},
     )
 

@@ -59,7 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     d = cfg.demo
     instance, defs = instance_and_defs(cfg)
     print(f"robodata demo: project home {cfg.home_dir}")
-    print(f"  1/8 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
+    print(f"  1/9 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
     landed = []
     with tempfile.TemporaryDirectory(prefix="robodata-demo-") as tmp:
         for i in range(d.recordings):
@@ -70,36 +70,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
             # simulator workflow writes them), so both ingest paths run. Never both: that would duplicate data.
             fmt = "hdf5" if i == d.recordings - 1 and d.recordings > 1 else "mcap"
             landed.append(land(cfg, rep[fmt], move=True))
-    print(f"  2/8 landed {len(landed)} recordings in {cfg.landing_url}")
+    print(f"  2/9 landed {len(landed)} recordings in {cfg.landing_url}")
     requests, skip = tick_sensor(instance, defs)
-    print(f"  3/8 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
+    print(f"  3/9 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
     keys = [r.partition_key for r in requests]
     outcomes = run_partitions(instance, defs, "ingest_recordings", keys,
                               tags={"dagster/sensor_name": "new_recordings"},
                               progress=lambda i, n, k: print(f"      ingest {i}/{n} {k}", file=sys.stderr))
-    print("  4/8 ingested:")
+    print("  4/9 ingested:")
     print(summary_table(outcomes))
     good = [o.partition for o in outcomes if o.success]
-    print(f"  5/8 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
+    print(f"  5/9 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
     synth = run_partitions(instance, defs, "generate_synthetic_demos", good,
                            progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
     print(summary_table(synth))
-    print(f"  6/8 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
+    print(f"  6/9 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
           f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
     aug = run_partitions(instance, defs, "augment_videos", good,
                          progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
     print(summary_table(aug))
     outcomes += synth + aug
-    print(f"  7/8 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
+    print(f"  7/9 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
     shards = run_partitions(instance, defs, "write_lerobot_episodes", good,
                             progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
     print(summary_table(shards))
-    print(f"  8/8 cutting the LeRobot {cfg.tiers.lerobot.version} release")
+    print(f"  8/9 cutting the LeRobot {cfg.tiers.lerobot.version} release")
     release = run_partitions(instance, defs, "cut_release", [""])[0]
     m = release.metadata or {}
     print(f"      release {m.get('release')}: {m.get('episodes')} episodes, {m.get('frames')} frames -> {m.get('path')}"
           if release.success else f"      release failed: {release.error}")
     outcomes += shards + [release]
+    pol = cfg.tiers.policy
+    print(f"  9/9 fine-tuning a {pol.policy_type} policy ({pol.engine}, {pol.max_steps} steps), evaluating, registering")
+    trained = run_partitions(instance, defs, "train_policy", [""])[0]
+    m = trained.metadata or {}
+    if trained.success:
+        print(f"      checkpoint {m.get('checkpoint', '')}")
+        for k in ("steps", "final_loss", "eval_action_mse", "rollout_success_rate", "promoted", "model_version",
+                  "mlflow_tracking_uri"):
+            if k in m:
+                print(f"      {k}: {m[k]}")
+    else:
+        print(f"      training failed: {trained.error}")
+    outcomes.append(trained)
     print("\nBrowse the asset graph, partitions, metadata and checks:  robodata ui   (http://127.0.0.1:3000)")
     return 0 if all(o.success for o in outcomes) else 1
 

@@ -20,6 +20,7 @@ from robodata.augment.config import AugmentedVideosConfig
 from robodata.errors import RobodataError
 from robodata.mimicgen.config import SyntheticDemosConfig
 from robodata.topicmap import TopicMap, format_validation_error, load_topic_map
+from robodata.train.config import PolicyConfig
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
 HOME_ENV = "ROBODATA_HOME"
@@ -82,7 +83,7 @@ class TiersConfig(_Strict):
     # Tiers built in later milestones keep free-form settings until their models land.
     synthetic_demos: SyntheticDemosConfig = SyntheticDemosConfig()
     augmented_videos: AugmentedVideosConfig = AugmentedVideosConfig()
-    policy: dict[str, Any] = {}
+    policy: PolicyConfig = PolicyConfig()
 
 
 class ProjectConfig(_Strict):

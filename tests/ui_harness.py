@@ -48,6 +48,7 @@ PIPELINE = (
     ("augment_videos", "augmented_videos", True),
     ("write_lerobot_episodes", "lerobot_episodes", True),
     ("cut_release", "lerobot_dataset", False),
+    ("train_policy", "policy_checkpoint", False),
 )
 
 

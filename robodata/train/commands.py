@@ -1,0 +1,169 @@
+"""The trainer command lines: ``lerobot-train`` (local and production) and Isaac-GR00T's ``gr00t_finetune.py``."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robodata.errors import RobodataError
+from robodata.train.config import PolicyConfig
+
+LEROBOT_CHECKPOINTS = "checkpoints"
+LEROBOT_LAST = "last"
+LEROBOT_MODEL = "pretrained_model"
+LEROBOT_TRAIN_CONFIG = "train_config.json"
+GROOT_CHECKPOINT_PREFIX = "checkpoint-"
+# Policies whose vision backbone lerobot would otherwise download (ImageNet ResNet weights).
+_RESNET_POLICIES = ("act",)
+
+
+class TrainCommandError(RobodataError):
+    """A trainer command cannot be built from the config (wrong engine/format, missing GPU...)."""
+
+
+@dataclass
+class TrainCommand:
+    """One trainer launch: the argv, the extra environment, where it writes, and which engine parses its log."""
+
+    engine: str
+    argv: list[str]
+    output_dir: str
+    env: dict[str, str] = field(default_factory=dict)
+    resumed: bool = False
+
+    def shell(self) -> str:
+        return shlex.join(self.argv)
+
+    def to_dict(self) -> dict:
+        return {"engine": self.engine, "argv": self.argv, "output_dir": self.output_dir, "env": self.env,
+                "resumed": self.resumed}
+
+
+def _flag_name(arg: str) -> str | None:
+    return arg.split("=", 1)[0] if arg.startswith("--") else None
+
+
+def merge_args(base: list[str], extra: list[str]) -> list[str]:
+    """``base`` with ``extra`` appended; a ``--key=value`` in ``extra`` replaces the same key in ``base``."""
+    overridden = {_flag_name(a) for a in extra if _flag_name(a) and "=" in a}
+    return [a for a in base if _flag_name(a) not in overridden] + list(extra)
+
+
+def _executable(cfg: PolicyConfig, default: list[str]) -> list[str]:
+    return shlex.split(cfg.trainer_executable) if cfg.trainer_executable else default
+
+
+def lerobot_train_exe() -> list[str]:
+    """``lerobot-train`` from this interpreter's environment (the project's venv), else from PATH."""
+    cand = Path(sys.executable).parent / "lerobot-train"
+    return [str(cand)] if cand.exists() else [shutil.which("lerobot-train") or "lerobot-train"]
+
+
+def device_for(cfg: PolicyConfig) -> str:
+    if cfg.device != "auto":
+        return cfg.device
+    return "cuda" if cfg.num_gpus > 0 else "cpu"
+
+
+def lerobot_last_checkpoint(output_dir: str | Path) -> Path | None:
+    """``<output>/checkpoints/last/pretrained_model`` resolved to its step folder, when a checkpoint exists."""
+    last = Path(output_dir) / LEROBOT_CHECKPOINTS / LEROBOT_LAST / LEROBOT_MODEL
+    return last.resolve() if (last / "config.json").exists() else None
+
+
+def groot_last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The highest ``checkpoint-<step>`` folder that HF Trainer (GR00T's runner) wrote."""
+    cps = [p for p in Path(output_dir).glob(f"{GROOT_CHECKPOINT_PREFIX}*") if p.name.split("-")[-1].isdigit()]
+    return max(cps, key=lambda p: int(p.name.split("-")[-1])) if cps else None
+
+
+def lerobot_command(cfg: PolicyConfig, dataset_root: str | Path, output_dir: str | Path, *, repo_id: str,
+                    train_episodes: list[int] | None = None, dataset_format: str = "v3.0") -> TrainCommand:
+    """``lerobot-train`` on a local LeRobot v3.0 release; resumes from ``checkpoints/last`` when one exists."""
+    if dataset_format != "v3.0":
+        raise TrainCommandError(f"lerobot-train reads LeRobot v3.0 datasets; release {dataset_root} is {dataset_format} "
+                                "(set tiers.lerobot.version=v3.0, or tiers.policy.engine=groot for a v2.1 release)")
+    out = Path(output_dir)
+    args = [
+        f"--dataset.repo_id={repo_id}",
+        f"--dataset.root={dataset_root}",
+        "--dataset.video_backend=pyav",
+        f"--policy.type={cfg.policy_type}",
+        f"--policy.device={device_for(cfg)}",
+        "--policy.push_to_hub=false",
+        f"--steps={cfg.max_steps}",
+        f"--batch_size={cfg.batch_size}",
+        f"--save_freq={cfg.save_steps}",
+        f"--log_freq={cfg.log_steps}",
+        f"--num_workers={cfg.num_workers}",
+        f"--seed={cfg.seed}",
+        f"--output_dir={out}",
+        f"--wandb.enable={'true' if cfg.wandb else 'false'}",
+    ]
+    if cfg.wandb:
+        args.append(f"--wandb.project={cfg.wandb_project}")
+    if cfg.policy_type in _RESNET_POLICIES:
+        args.append("--policy.pretrained_backbone_weights=null")  # no download; trains the backbone from scratch
+    if train_episodes is not None:
+        args.append(f"--dataset.episodes=[{','.join(str(e) for e in train_episodes)}]")
+    resumed = False
+    last = out / LEROBOT_CHECKPOINTS / LEROBOT_LAST / LEROBOT_MODEL / LEROBOT_TRAIN_CONFIG
+    if cfg.resume and last.exists():
+        args += ["--resume=true", f"--config_path={last}"]
+        resumed = True
+    argv = _executable(cfg, lerobot_train_exe()) + merge_args(args, cfg.trainer_args)
+    env = {"HF_HUB_OFFLINE": "1", **({} if cfg.wandb else {"WANDB_MODE": "disabled"}), **cfg.trainer_env}
+    return TrainCommand("lerobot", argv, str(out), env, resumed)
+
+
+def groot_command(cfg: PolicyConfig, dataset_root: str | Path, output_dir: str | Path, *,
+                  dataset_format: str = "v2.1") -> TrainCommand:
+    """Isaac-GR00T N1.5 ``scripts/gr00t_finetune.py`` on a v2.1 release with ``meta/modality.json``."""
+    if dataset_format != "v2.1":
+        raise TrainCommandError(f"GR00T N1.5 fine-tuning reads LeRobot v2.1 with meta/modality.json; release "
+                                f"{dataset_root} is {dataset_format} (set tiers.lerobot.version=v2.1)")
+    if cfg.num_gpus < 1:
+        raise TrainCommandError("GR00T fine-tuning needs at least one GPU: set tiers.policy.num_gpus >= 1")
+    g = cfg.groot
+
+    def flag(name: str, on: bool) -> str:
+        return f"--{name}" if on else f"--no-{name}"
+
+    args = [
+        "--dataset-path", str(dataset_root),
+        "--output-dir", str(output_dir),
+        "--data-config", g.data_config,
+        "--embodiment-tag", g.embodiment_tag,
+        "--batch-size", str(cfg.batch_size),
+        "--max-steps", str(cfg.max_steps),
+        "--num-gpus", str(cfg.num_gpus),
+        "--save-steps", str(cfg.save_steps),
+        "--base-model-path", g.base_model_path,
+        flag("tune-llm", g.tune_llm),
+        flag("tune-visual", g.tune_visual),
+        flag("tune-projector", g.tune_projector),
+        flag("tune-diffusion-model", g.tune_diffusion_model),
+        "--lora-rank", str(g.lora_rank),
+        "--dataloader-num-workers", str(g.dataloader_num_workers),
+        "--video-backend", g.video_backend,
+        "--report-to", "wandb" if cfg.wandb else "tensorboard",
+    ]
+    if g.learning_rate is not None:
+        args += ["--learning-rate", str(g.learning_rate)]
+    resumed = bool(cfg.resume and groot_last_checkpoint(output_dir))
+    if resumed:
+        args.append("--resume")
+    argv = _executable(cfg, [g.python, g.script]) + args + list(cfg.trainer_args)
+    env = {**({"WANDB_PROJECT": cfg.wandb_project} if cfg.wandb else {"WANDB_MODE": "disabled"}), **cfg.trainer_env}
+    return TrainCommand("groot", argv, str(output_dir), env, resumed)
+
+
+def build_command(cfg: PolicyConfig, dataset_root: str | Path, output_dir: str | Path, *, repo_id: str,
+                  dataset_format: str, train_episodes: list[int] | None = None) -> TrainCommand:
+    if cfg.engine == "groot":
+        return groot_command(cfg, dataset_root, output_dir, dataset_format=dataset_format)
+    return lerobot_command(cfg, dataset_root, output_dir, repo_id=repo_id, train_episodes=train_episodes,
+                           dataset_format=dataset_format)

@@ -1,0 +1,106 @@
+"""The policy tier's settings (``tiers.policy``): which engine trains what, where it runs, how it is tracked."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GrootConfig(_Strict):
+    """Isaac-GR00T ``scripts/gr00t_finetune.py`` settings (engine ``groot``); it reads the v2.1 release."""
+
+    script: str = "scripts/gr00t_finetune.py"
+    python: str = "python"
+    data_config: str = "fourier_gr1_arms_only"
+    embodiment_tag: str = "new_embodiment"
+    base_model_path: str = "nvidia/GR00T-N1.5-3B"
+    tune_llm: bool = False
+    tune_visual: bool = True
+    tune_projector: bool = True
+    tune_diffusion_model: bool = True
+    lora_rank: int = Field(0, ge=0)
+    learning_rate: float | None = Field(None, gt=0)
+    video_backend: str = "torchvision_av"
+    dataloader_num_workers: int = Field(8, ge=0)
+
+
+class KubernetesConfig(_Strict):
+    """Launch the trainer as a Kubernetes pod through ``PipesK8sClient`` (launcher ``k8s``)."""
+
+    image: str = "gr00t:latest"
+    namespace: str = "robodata"
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str = "8"
+    memory: str = "64Gi"
+    node_selector: dict[str, str] = {}
+    service_account: str | None = None
+    # The project store as the pod sees it (a PVC mount or an s3:// URL the pod can read).
+    volume_claim: str | None = None
+    mount_path: str = "/data"
+
+
+class RayJobConfig(_Strict):
+    """Submit the trainer as a Ray job on a GPU cluster (launcher ``ray``)."""
+
+    address: str = "http://ray-head:8265"
+    working_dir: str | None = None
+
+
+class TrackingConfig(_Strict):
+    """MLflow: embedded SQLite under the project home unless ``tracking_uri`` / ``$MLFLOW_TRACKING_URI`` says otherwise."""
+
+    tracking_uri: str | None = None
+    experiment: str = "robodata-policy"
+    registered_model: str = "robodata-policy"
+
+
+class PolicyConfig(_Strict):
+    """``tiers.policy``: fine-tuning a policy on a ``lerobot_dataset`` release.
+
+    ``max_steps``/``steps`` and ``batch_size`` are the workflow's knobs (``--set tiers.policy.max_steps=20000``);
+    ``trainer_args`` passes anything else straight to the trainer (``--policy.dim_model=256``).
+    """
+
+    engine: Literal["lerobot", "groot"] = "lerobot"
+    launcher: Literal["subprocess", "k8s", "ray"] = "subprocess"
+    policy_type: str = "act"
+    release: str = "latest"
+    max_steps: int = Field(200, ge=1)
+    batch_size: int = Field(4, ge=1)
+    save_steps: int = Field(100, ge=1)
+    log_steps: int = Field(10, ge=1)
+    num_workers: int = Field(0, ge=0)
+    num_gpus: int = Field(0, ge=0)
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    seed: int = 1000
+    resume: bool = True
+    retrain: bool = Field(False, description="train again even if this release and config already have a checkpoint")
+    wandb: bool = False
+    wandb_project: str = "robodata"
+    trainer_executable: str | None = Field(None, description="the trainer command (default: lerobot-train / python gr00t_finetune.py)")
+    trainer_args: list[str] = []
+    trainer_env: dict[str, str] = {}
+    # Offline evaluation: the held-out episodes and simulator rollouts.
+    holdout_fraction: float = Field(0.25, ge=0, lt=1)
+    eval_max_frames: int = Field(400, ge=1)
+    rollouts: int = Field(3, ge=0)
+    rollout_steps: int = Field(60, ge=1)
+    promote_metric: str = "eval_action_mse"
+    groot: GrootConfig = GrootConfig()
+    k8s: KubernetesConfig = KubernetesConfig()
+    ray: RayJobConfig = RayJobConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def signature(self) -> dict[str, Any]:
+        """The settings that change what gets trained (a run's identity; not where it runs or how it is tracked)."""
+        keep = self.model_dump(exclude={"launcher", "release", "resume", "retrain", "wandb", "wandb_project",
+                                        "trainer_executable", "trainer_env", "eval_max_frames", "rollouts",
+                                        "rollout_steps", "promote_metric", "k8s", "ray", "tracking", "num_workers"})
+        if self.engine != "groot":
+            keep.pop("groot")
+        return keep
