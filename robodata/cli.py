@@ -56,6 +56,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from robodata.sim.recorder import record_session
 
     cfg = _cfg(args)
+    from robodata.config import parse_overrides
+
+    ov = parse_overrides(args.set or [])
     d = cfg.demo
     instance, defs = instance_and_defs(cfg)
     print(f"robodata demo: project home {cfg.home_dir}")
@@ -74,35 +77,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     requests, skip = tick_sensor(instance, defs)
     print(f"  3/9 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
     keys = [r.partition_key for r in requests]
-    outcomes = run_partitions(instance, defs, "ingest_recordings", keys,
+    outcomes = run_partitions(instance, defs, "ingest_recordings", keys, overrides=ov,
                               tags={"dagster/sensor_name": "new_recordings"},
                               progress=lambda i, n, k: print(f"      ingest {i}/{n} {k}", file=sys.stderr))
     print("  4/9 ingested:")
     print(summary_table(outcomes))
     good = [o.partition for o in outcomes if o.success]
     print(f"  5/9 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
-    synth = run_partitions(instance, defs, "generate_synthetic_demos", good,
+    synth = run_partitions(instance, defs, "generate_synthetic_demos", good, overrides=ov,
                            progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
     print(summary_table(synth))
     print(f"  6/9 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
           f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
-    aug = run_partitions(instance, defs, "augment_videos", good,
+    aug = run_partitions(instance, defs, "augment_videos", good, overrides=ov,
                          progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
     print(summary_table(aug))
     outcomes += synth + aug
     print(f"  7/9 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
-    shards = run_partitions(instance, defs, "write_lerobot_episodes", good,
+    shards = run_partitions(instance, defs, "write_lerobot_episodes", good, overrides=ov,
                             progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
     print(summary_table(shards))
     print(f"  8/9 cutting the LeRobot {cfg.tiers.lerobot.version} release")
-    release = run_partitions(instance, defs, "cut_release", [""])[0]
+    release = run_partitions(instance, defs, "cut_release", [""], overrides=ov)[0]
     m = release.metadata or {}
     print(f"      release {m.get('release')}: {m.get('episodes')} episodes, {m.get('frames')} frames -> {m.get('path')}"
           if release.success else f"      release failed: {release.error}")
     outcomes += shards + [release]
     pol = cfg.tiers.policy
     print(f"  9/9 fine-tuning a {pol.policy_type} policy ({pol.engine}, {pol.max_steps} steps), evaluating, registering")
-    trained = run_partitions(instance, defs, "train_policy", [""])[0]
+    trained = run_partitions(instance, defs, "train_policy", [""], overrides=ov)[0]
     m = trained.metadata or {}
     if trained.success:
         print(f"      checkpoint {m.get('checkpoint', '')}")
@@ -150,8 +153,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     cfg = _cfg(args)
     instance, defs = instance_and_defs(cfg)
+    from robodata.config import parse_overrides
+
+    overrides = parse_overrides(args.set or [])
     keys = instance.get_dynamic_partitions("recordings")
-    if args.partitions:
+    if defs.resolve_job_def(args.job).partitions_def is None:  # a release-level job: one run
+        keys = [""]
+    elif args.partitions:
         unknown = sorted(set(args.partitions) - set(keys))
         if unknown:
             raise RobodataError(f"unknown recording partitions: {unknown}")
@@ -160,6 +168,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print("no recording partitions yet (land files and let the sensor tick, or robodata ingest PATH)")
         return 0
     outcomes = run_partitions(instance, defs, args.job, keys, tags={"dagster/backfill_cli": "true"},
+                              overrides=overrides,
                               progress=lambda i, n, k: print(f"backfill {i}/{n} {k}", file=sys.stderr))
     print(summary_table(outcomes))
     return 0 if all(o.success for o in outcomes) else 1

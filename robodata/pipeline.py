@@ -113,7 +113,8 @@ def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[
 
 
 def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, tags: dict[str, str] | None = None,
-                   progress: Any = None, quiet_console: bool = True) -> list[RunOutcome]:
+                   progress: Any = None, quiet_console: bool = True,
+                   overrides: dict[str, Any] | None = None) -> list[RunOutcome]:
     """Execute ``job_name`` once per partition key against the instance (visible in the UI)."""
     job = defs.resolve_job_def(job_name)
     outcomes = []
@@ -122,9 +123,13 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
             progress(i, len(keys), key)
         run_tags = {"robodata/launched_by": "cli", **(tags or {})}
         # Runs log to the instance (the UI shows every event and traceback); the terminal gets our summary.
-        quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet_console else {}
+        run_config: dict[str, Any] = {}
+        if quiet_console:
+            run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+        if overrides:  # `--set key=value` reaches the assets through the project resource's config
+            run_config["resources"] = {"project": {"config": {"overrides_json": json.dumps(overrides)}}}
         res = job.execute_in_process(instance=instance, partition_key=key or None, tags=run_tags,
-                                     raise_on_error=False, run_config=quiet)
+                                     raise_on_error=False, run_config=run_config)
         err = ""
         meta: dict[str, Any] = {}
         if not res.success:
