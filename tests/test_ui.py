@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui_harness import browser_page, build_home_subprocess, screenshot, warning_lines, webserver
+from tests.ui_harness import VIEWPORT, browser_page, build_home_subprocess, screenshot, warning_lines, webserver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -25,6 +25,7 @@ CHECKS = ("frames_in_sync_and_finite", "episode_rates_and_lengths", "few_frames_
 METADATA_KEYS = ("episodes", "frames", "dropped_frames", "duration_s", "reference_rate_hz", "path")
 # the assets the release is made of, and their groups (the graph may hold more tiers between them)
 CORE_GROUPS = {"raw_teleop": "recording_tiers", "lerobot_episodes": "recording_tiers", "lerobot_dataset": "release"}
+GRAPH_VIEWPORT = {"width": 2000, "height": 900}
 MINIMAL_SCALE = 0.6  # Dagster's lineage graph shows only the asset names when zoomed out below this
 # true once the graph's zoom/pan transform is the same on two polls in a row (its animations have ended)
 _VIEWPORT_SETTLED = """() => {
@@ -107,20 +108,22 @@ def test_asset_graph_shows_every_asset(server, project, graph, page, tmp_path):
     # click on the background) and wait until the zoom animation has settled
     page.get_by_role("button", name="panel_show_right", exact=True).click()  # the asset tree
     page.get_by_role("button", name=re.compile("Hide navigation")).click()
+    page.set_viewport_size(GRAPH_VIEWPORT)  # six tiers in a row: a wide screen keeps node details readable
     try:
         viewport = page.locator("[data-svg-viewport]")
         box = viewport.bounding_box()
         viewport.dblclick(position={"x": 30, "y": box["height"] - 30})
         page.wait_for_function(_VIEWPORT_SETTLED, polling=200)
         scale = page.evaluate(_VIEWPORT_SCALE)
-        assert scale >= MINIMAL_SCALE, f"the graph fits a 1400px screen only at zoom {scale}: bare names"
+        assert scale >= MINIMAL_SCALE, f"the graph fits a {GRAPH_VIEWPORT['width']}px screen only at zoom {scale}: bare names"
         check_graph_nodes(project, graph, nodes, viewport.bounding_box())
         expect(page.get_by_text("Join the Dagster community")).to_have_count(0)
         # the edges, read off the drawn graph: each from its upstream node's box to its downstream's
         assert rendered_edges(page, nodes) == edges
         page.wait_for_load_state("networkidle")
         screenshot(page, "asset_graph.png", tmp_path)
-    finally:  # the page is shared: the next tests' screenshots keep the navigation
+    finally:  # the page is shared: the next tests' screenshots keep the navigation and the size
+        page.set_viewport_size(VIEWPORT)
         page.get_by_role("button", name=re.compile("Show navigation|panel_show_left")).first.click()
         expect(page.get_by_role("button", name=re.compile("Hide navigation"))).to_be_visible()
 
