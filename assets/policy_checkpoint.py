@@ -150,7 +150,7 @@ def policy_checkpoint(context: dg.AssetExecutionContext, config: PolicyRunConfig
     tracker = PolicyTracker(resolve_tracking_uri(pcfg.tracking.tracking_uri, cfg.home_dir), pcfg.tracking.experiment,
                             str(store.local_path("mlflow/artifacts")) if store.local else None)
     tags = {**ft.lineage_tags(ref), "robodata.engine": pcfg.engine, "robodata.run": plan.name,
-            "dagster.run_id": context.run_id, "robodata.promoted": str(promote)}
+            "dagster.run_id": context.run.run_id, "robodata.promoted": str(promote)}
     rid = tracker.start_run(plan.name, plan.params, tags)
     tracker.log_curve(rid, res.curve)
     tracker.log_metrics(rid, {"final_loss": res.final_loss, "best_loss": res.best_loss,
