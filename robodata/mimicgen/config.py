@@ -78,7 +78,7 @@ class IsaacLabMimicConfig(_Strict):
     device: str = "cuda"
     extra_args: list[str] = []
     launcher: Literal["subprocess", "k8s"] = "subprocess"
-    image: str = "isaac-lab:2.2.0"
+    image: str = Field("isaac-lab:2.2.0", description="Isaac Lab image, prefixed with your registry")
     namespace: str = "robodata"
 
 

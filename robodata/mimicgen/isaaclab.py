@@ -1,6 +1,6 @@
 """The production engine: Isaac Lab Mimic's ``generate_dataset.py``, its command line and its output collected.
 
-The command runs in the Isaac Lab container (``isaac-lab``) wrapped by
+The command runs in the Isaac Lab container (NVIDIA's ``isaac-lab`` image, from your registry) wrapped by
 :mod:`robodata.mimicgen.pipes_entry`, which reports back to Dagster through Dagster Pipes::
 
     python -m robodata.mimicgen.pipes_entry --output_file OUT -- \\

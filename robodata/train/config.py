@@ -32,7 +32,7 @@ class GrootConfig(_Strict):
 class KubernetesConfig(_Strict):
     """Launch the trainer as a Kubernetes pod through ``PipesK8sClient`` (launcher ``k8s``)."""
 
-    image: str = "gr00t:latest"
+    image: str = Field("gr00t:latest", description="Isaac-GR00T image, prefixed with your registry")
     namespace: str = "robodata"
     gpu_resource: str = "nvidia.com/gpu"
     cpu: str = "8"
