@@ -656,15 +656,19 @@ class McapRecordingReader(RecordingReader):
             return self._iter_loose(wanted)
         return heapq.merge(self._iter_chunked(wanted), self._iter_loose(wanted), key=lambda m: m[0])
 
+    def _wanted_channels(self, topics: Iterable[str] | None) -> set[int] | None:
+        """The channel ids of the requested topics (None: every channel)."""
+        wanted_topics = self._select_topics(topics)
+        if wanted_topics is None:
+            return None
+        return {cid for cid, ch in self._channels.items() if ch.topic in wanted_topics}
+
     def raw_messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, memoryview]]:
         """``(topic, msgtype, log_time_ns, payload)`` in log-time order, the payload a zero-copy view of its
         decompressed chunk (valid as long as you hold it). The cheapest way through a file."""
         if self._f is None:
             raise RecordingError(f"{self.path}: the reader is closed")
-        wanted_topics = self._select_topics(topics)
-        wanted = None
-        if wanted_topics is not None:
-            wanted = {cid for cid, ch in self._channels.items() if ch.topic in wanted_topics}
+        wanted = self._wanted_channels(topics)
         names: dict[int, tuple[str, str]] = {}
         for lt, cid, view in self._iter_raw(wanted):
             n = names.get(cid)
@@ -849,10 +853,7 @@ class McapRecordingReader(RecordingReader):
         """
         if self._f is None:
             raise RecordingError(f"{self.path}: the reader is closed")
-        wanted_topics = self._select_topics(topics)
-        wanted = None
-        if wanted_topics is not None:
-            wanted = {cid for cid, ch in self._channels.items() if ch.topic in wanted_topics}
+        wanted = self._wanted_channels(topics)
         meta: dict[int, tuple[str, str, Decoder | None]] = {}
         it = self._iter_raw(wanted)
         cid, lt = -1, 0
