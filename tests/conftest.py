@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,3 +22,28 @@ def realdata() -> Path:
     if not REALDATA.exists():
         raise RuntimeError(f"the real test data is missing: {REALDATA} (CI lays ../shared beside the checkout)")
     return REALDATA
+
+
+@contextlib.contextmanager
+def project_home(cfg_file: Path, *, clear: tuple[str, ...] = ()):
+    """Point robodata at ``cfg_file`` (its own home, a fresh Dagster instance) for the duration; yields
+    ``(config, instance, definitions)`` and restores the environment afterwards. ``clear`` names more
+    variables to unset meanwhile (e.g. MLFLOW_TRACKING_URI)."""
+    keys = ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME", *clear)
+    saved = {k: os.environ.get(k) for k in keys}
+    for k in keys:
+        os.environ.pop(k, None)
+    os.environ["ROBODATA_CONFIG"] = str(cfg_file)
+    try:
+        from robodata.config import load_config
+        from robodata.pipeline import instance_and_defs
+
+        cfg = load_config()
+        instance, defs = instance_and_defs(cfg)
+        yield cfg, instance, defs
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

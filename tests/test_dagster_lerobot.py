@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tests.conftest import project_home
 
-from robodata.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,20 +27,8 @@ def project(tmp_path_factory):
         "ray": {"num_cpus": 2},
         "tiers": {"lerobot": {"codec": "libx264", "crf": 23}},
     }))
-    saved = {k: os.environ.get(k) for k in ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME")}
-    os.environ["ROBODATA_CONFIG"] = str(cfg_file)
-    os.environ.pop("ROBODATA_HOME", None)
-    os.environ.pop("DAGSTER_HOME", None)
-    from robodata.pipeline import instance_and_defs
-
-    cfg = load_config()
-    instance, defs = instance_and_defs(cfg)
-    yield {"cfg": cfg, "instance": instance, "defs": defs, "tmp": home}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with project_home(cfg_file) as (cfg, instance, defs):
+        yield {"cfg": cfg, "instance": instance, "defs": defs, "tmp": home}
 
 
 def _record_and_ingest(project, name: str, seed: int) -> str:

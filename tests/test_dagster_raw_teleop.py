@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robodata.config import load_config
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
+from tests.conftest import project_home
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -36,20 +36,8 @@ def project(tmp_path_factory, realdata):
         ],
         "ray": {"num_cpus": 2},
     }))
-    saved = {k: os.environ.get(k) for k in ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME")}
-    os.environ["ROBODATA_CONFIG"] = str(cfg_file)
-    os.environ.pop("ROBODATA_HOME", None)
-    os.environ.pop("DAGSTER_HOME", None)
-    from robodata.pipeline import instance_and_defs
-
-    cfg = load_config()
-    instance, defs = instance_and_defs(cfg)
-    yield {"cfg": cfg, "instance": instance, "defs": defs, "home": home, "realdata": realdata}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with project_home(cfg_file) as (cfg, instance, defs):
+        yield {"cfg": cfg, "instance": instance, "defs": defs, "home": home, "realdata": realdata}
 
 
 def _age(path: Path, seconds: float = 30) -> None:

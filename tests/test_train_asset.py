@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import project_home
 
 pytestmark = pytest.mark.slow
 
@@ -31,38 +32,27 @@ def project(tmp_path_factory):
                                 "trainer_args": SMALL_ACT, "rollouts": 1, "rollout_steps": 10,
                                 "eval_max_frames": 30}}}
     cfg_file.write_text(yaml.safe_dump(cfg))
-    saved = {k: os.environ.get(k) for k in ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["ROBODATA_CONFIG"] = str(cfg_file)
-    for k in ("ROBODATA_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"):
-        os.environ.pop(k, None)
-    from robodata.config import load_config
-    from robodata.pipeline import instance_and_defs, land, run_partitions, tick_sensor
+    from robodata.pipeline import land, run_partitions, tick_sensor
     from robodata.sim.recorder import record_session
 
-    c = load_config()
-    instance, defs = instance_and_defs(c)
-    rec = record_session(home / "rec", "rec_a", n_episodes=4, seed=11, image_hw=(48, 64))
-    dst = land(c, rec["mcap"])
-    t = time.time() - 30
-    os.utime(dst, (t, t))
-    key = tick_sensor(instance, defs, wait_settle=False)[0][0].partition_key
-    for job in ("ingest_recordings", "write_lerobot_episodes"):
-        assert run_partitions(instance, defs, job, [key])[0].success
-    v30 = run_partitions(instance, defs, "cut_release", [""])[0]
-    assert v30.success, v30.error
-    cfg["tiers"]["lerobot"]["version"] = "v2.1"  # the GR00T flavour of the same recordings
-    cfg_file.write_text(yaml.safe_dump(cfg))
-    v21 = run_partitions(instance, defs, "cut_release", [""])[0]
-    assert v21.success, v21.error
-    cfg["tiers"]["lerobot"]["version"] = "v3.0"
-    cfg_file.write_text(yaml.safe_dump(cfg))
-    yield {"cfg": c, "instance": instance, "v30": v30.metadata["release"], "v21": v21.metadata["release"],
-           "key": key, "store": Path(c.storage_url)}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with project_home(cfg_file, clear=("MLFLOW_TRACKING_URI",)) as (c, instance, defs):
+        rec = record_session(home / "rec", "rec_a", n_episodes=4, seed=11, image_hw=(48, 64))
+        dst = land(c, rec["mcap"])
+        t = time.time() - 30
+        os.utime(dst, (t, t))
+        key = tick_sensor(instance, defs, wait_settle=False)[0][0].partition_key
+        for job in ("ingest_recordings", "write_lerobot_episodes"):
+            assert run_partitions(instance, defs, job, [key])[0].success
+        v30 = run_partitions(instance, defs, "cut_release", [""])[0]
+        assert v30.success, v30.error
+        cfg["tiers"]["lerobot"]["version"] = "v2.1"  # the GR00T flavour of the same recordings
+        cfg_file.write_text(yaml.safe_dump(cfg))
+        v21 = run_partitions(instance, defs, "cut_release", [""])[0]
+        assert v21.success, v21.error
+        cfg["tiers"]["lerobot"]["version"] = "v3.0"
+        cfg_file.write_text(yaml.safe_dump(cfg))
+        yield {"cfg": c, "instance": instance, "v30": v30.metadata["release"], "v21": v21.metadata["release"],
+               "key": key, "store": Path(c.storage_url)}
 
 
 def _train(project, **run_cfg):
