@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 	@echo "creating $(VENV) with $(PYTHON312)"
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	set -o pipefail; $(PY) -m pip install -q -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	set -o pipefail; $(PY) -m pip install -q -e '.[all,dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $(STAMP)
 
 # Install the Debian packages in $(1) that are missing (apt-get update first; sudo when not root).

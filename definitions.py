@@ -7,11 +7,11 @@ import warnings
 
 import dagster as dg
 
-from assets.raw_teleop import build_raw_teleop
-from resources.project import default_project
-from resources.ray import make_ray_resource
-from sensors.new_recordings import build_new_recordings_sensor
-from sensors.schedules import build_release_schedule
+from robodata_dagster.assets.raw_teleop import build_raw_teleop
+from robodata_dagster.resources.project import default_project
+from robodata_dagster.resources.ray import make_ray_resource
+from robodata_dagster.sensors.new_recordings import build_new_recordings_sensor
+from robodata_dagster.sensors.schedules import build_release_schedule
 
 # Dagster 1.13.27 itself reads the deprecated ScheduleDefinition.environment_vars when it serialises any
 # schedule for the UI; that warning is about Dagster's own code, not ours.
@@ -28,10 +28,10 @@ def build_definitions() -> dg.Definitions:
         # BackfillPolicy is marked beta in Dagster 1.13; we use it deliberately (multi-run backfills).
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
         raw_teleop = build_raw_teleop(cfg.tiers.raw_teleop.max_partitions_per_run)
-        from assets.augmented_videos import augmented_videos
-        from assets.lerobot import lerobot_dataset, lerobot_episodes
-        from assets.policy_checkpoint import policy_checkpoint, policy_weekly_schedule, train_policy_job
-        from assets.synthetic_demos import synthetic_demos
+        from robodata_dagster.assets.augmented_videos import augmented_videos
+        from robodata_dagster.assets.lerobot import lerobot_dataset, lerobot_episodes
+        from robodata_dagster.assets.policy_checkpoint import policy_checkpoint, policy_weekly_schedule, train_policy_job
+        from robodata_dagster.assets.synthetic_demos import synthetic_demos
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),

@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_ray import RayResource
 
-from assets.partitions import recordings_partitions
-from resources.project import ProjectResource
+from robodata_dagster.assets.partitions import recordings_partitions
+from robodata_dagster.resources.project import ProjectResource
 from robodata.augment.checks import CHECKS, CHECK_FRAMES, CHECK_IMAGES, CHECK_LOWDIM, CHECK_SCENE
 from robodata.storage import DataStore
 

@@ -11,8 +11,8 @@ from typing import Any
 import dagster as dg
 from dagster_ray import RayResource
 
-from assets.partitions import RECORDINGS, recordings_partitions
-from resources.project import ProjectResource
+from robodata_dagster.assets.partitions import RECORDINGS, recordings_partitions
+from robodata_dagster.resources.project import ProjectResource
 from robodata.errors import RobodataError
 from robodata.parallel import run_tasks
 from robodata.storage import DataStore

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from resources.project import ProjectResource
+from robodata_dagster.resources.project import ProjectResource
 
 CHECK_NOT_WORSE = "checkpoint_not_worse_than_promoted"
 ASSET = "policy_checkpoint"

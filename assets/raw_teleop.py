@@ -11,8 +11,8 @@ import dagster as dg
 import numpy as np
 from dagster_ray import RayResource
 
-from assets.partitions import recordings_partitions
-from resources.project import ProjectResource
+from robodata_dagster.assets.partitions import recordings_partitions
+from robodata_dagster.resources.project import ProjectResource
 from robodata.config import load_config
 from robodata.errors import RobodataError
 from robodata.landing import LandingZone, lookup

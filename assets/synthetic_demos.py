@@ -9,9 +9,9 @@ from typing import Any
 import dagster as dg
 from dagster_ray import RayResource
 
-from assets.partitions import recordings_partitions
-from assets.raw_teleop import raw_teleop_path
-from resources.project import ProjectResource
+from robodata_dagster.assets.partitions import recordings_partitions
+from robodata_dagster.assets.raw_teleop import raw_teleop_path
+from robodata_dagster.resources.project import ProjectResource
 from robodata.errors import RobodataError
 
 CHECK_SUCCESS = "kept_demos_succeed_in_sim"

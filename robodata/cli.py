@@ -1,14 +1,13 @@
-"""The ``robodata`` command line: demo, record, ingest, inspect, backfill, ui (and the LeRobot tools)."""
+"""The ``robodata`` command line: record, ingest, inspect, run, the LeRobot tools; the platform adds demo, backfill, ui."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from robodata.errors import RobodataError
 
@@ -32,7 +31,34 @@ class Progress:
         print(("\r" if self.tty else "") + msg, end="" if self.tty and frac < 1 else "\n", file=sys.stderr, flush=True)
 
 
-def _cfg(args: argparse.Namespace):
+# Commands the platform (the Dagster code location, `robodata[platform]`) adds to this CLI.
+PLATFORM_COMMANDS = {
+    "demo": "record demos in the simulator and run every tier of the asset graph on them",
+    "backfill": "launch a job over recording partitions (all, or those named)",
+    "ui": "start the Dagster UI and daemon on 127.0.0.1 with this project",
+}
+
+
+def load_platform() -> Any | None:
+    """The platform registered under the ``robodata.platform`` entry point, or None in the bare library.
+
+    The library never imports the code location: the platform plugs itself in (an object with
+    ``add_subcommands(subparsers)`` and ``ingest(path, config) -> int``).
+    """
+    from robodata.plugins import load_entry_points
+
+    found = load_entry_points("robodata.platform", missing_ok=True)
+    return next(iter(found.values()), None)
+
+
+def require_platform(what: str) -> Any:
+    platform = load_platform()
+    if platform is None:
+        raise RobodataError(f"robodata {what} needs the platform (Dagster, Ray): pip install 'robodata[platform]'")
+    return platform
+
+
+def config_from_args(args: argparse.Namespace):
     from robodata.config import load_config, parse_overrides
 
     return load_config(getattr(args, "config", None), parse_overrides(getattr(args, "set", None) or []))
@@ -51,94 +77,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from robodata.pipeline import instance_and_defs, land, run_partitions, summary_table, tick_sensor
-    from robodata.sim.recorder import record_session
-
-    cfg = _cfg(args)
-    from robodata.config import parse_overrides
-
-    ov = parse_overrides(args.set or [])
-    d = cfg.demo
-    instance, defs = instance_and_defs(cfg)
-    print(f"robodata demo: project home {cfg.home_dir}")
-    print(f"  1/9 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
-    landed = []
-    with tempfile.TemporaryDirectory(prefix="robodata-demo-") as tmp:
-        for i in range(d.recordings):
-            name = f"teleop_session_{d.seed + i:02d}"
-            rep = record_session(Path(tmp), name, n_episodes=d.episodes_per_recording, seed=d.seed + i,
-                                 image_hw=tuple(d.image_hw), progress=Progress(f"      {name}"))
-            # Sessions land as MCAP (ROS 2, as a robot records them); the last one as Isaac Lab HDF5 (as a
-            # simulator workflow writes them), so both ingest paths run. Never both: that would duplicate data.
-            fmt = "hdf5" if i == d.recordings - 1 and d.recordings > 1 else "mcap"
-            landed.append(land(cfg, rep[fmt], move=True))
-    print(f"  2/9 landed {len(landed)} recordings in {cfg.landing_url}")
-    requests, skip = tick_sensor(instance, defs)
-    print(f"  3/9 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
-    keys = [r.partition_key for r in requests]
-    outcomes = run_partitions(instance, defs, "ingest_recordings", keys, overrides=ov,
-                              tags={"dagster/sensor_name": "new_recordings"},
-                              progress=lambda i, n, k: print(f"      ingest {i}/{n} {k}", file=sys.stderr))
-    print("  4/9 ingested:")
-    print(summary_table(outcomes))
-    good = [o.partition for o in outcomes if o.success]
-    print(f"  5/9 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
-    synth = run_partitions(instance, defs, "generate_synthetic_demos", good, overrides=ov,
-                           progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(synth))
-    print(f"  6/9 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
-          f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
-    aug = run_partitions(instance, defs, "augment_videos", good, overrides=ov,
-                         progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(aug))
-    outcomes += synth + aug
-    print(f"  7/9 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
-    shards = run_partitions(instance, defs, "write_lerobot_episodes", good, overrides=ov,
-                            progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(shards))
-    print(f"  8/9 cutting the LeRobot {cfg.tiers.lerobot.version} release")
-    release = run_partitions(instance, defs, "cut_release", [""], overrides=ov)[0]
-    m = release.metadata or {}
-    print(f"      release {m.get('release')}: {m.get('episodes')} episodes, {m.get('frames')} frames -> {m.get('path')}"
-          if release.success else f"      release failed: {release.error}")
-    outcomes += shards + [release]
-    pol = cfg.tiers.policy
-    print(f"  9/9 fine-tuning a {pol.policy_type} policy ({pol.engine}, {pol.max_steps} steps), evaluating, registering")
-    trained = run_partitions(instance, defs, "train_policy", [""], overrides=ov)[0]
-    m = trained.metadata or {}
-    if trained.success:
-        print(f"      checkpoint {m.get('checkpoint', '')}")
-        for k in ("steps", "final_loss", "eval_action_mse", "rollout_success_rate", "promoted", "model_version",
-                  "mlflow_tracking_uri"):
-            if k in m:
-                print(f"      {k}: {m[k]}")
-    else:
-        print(f"      training failed: {trained.error}")
-    outcomes.append(trained)
-    print("\nBrowse the asset graph, partitions, metadata and checks:  robodata ui   (http://127.0.0.1:3000)")
-    return 0 if all(o.success for o in outcomes) else 1
-
-
 def cmd_ingest(args: argparse.Namespace) -> int:
-    if args.out:
-        from robodata.ingest import ingest_recording
-        from robodata.topicmap import load_topic_map
+    if not args.out:  # into the platform: land, register, run raw_teleop against the Dagster instance
+        if args.topic_map:
+            raise RobodataError("--topic-map applies with --out; in the platform, topic maps come from the config's sources")
+        return require_platform("ingest without --out").ingest(args.path, args.config)
+    from robodata.ingest import ingest_recording
+    from robodata.topicmap import load_topic_map
 
-        tm = load_topic_map(args.topic_map) if args.topic_map else _cfg(args).topic_map_for(Path(args.path).name)
-        rep = ingest_recording(args.path, args.out, tm, progress=Progress("ingest"))
-        for k, v in rep.as_metadata().items():
-            print(f"{k:24s} {v}")
-        return 0
-    from robodata.pipeline import register_and_ingest, summary_table
-
-    if args.topic_map:
-        raise RobodataError("--topic-map applies with --out; in the platform, topic maps come from the config's sources")
-    out = register_and_ingest(args.path, args.config)
-    print(summary_table([out]))
-    if not out.success:
-        print(f"error: {out.error}", file=sys.stderr)
-    return 0 if out.success else 1
+    tm = load_topic_map(args.topic_map) if args.topic_map else config_from_args(args).topic_map_for(Path(args.path).name)
+    rep = ingest_recording(args.path, args.out, tm, progress=Progress("ingest"))
+    for k, v in rep.as_metadata().items():
+        print(f"{k:24s} {v}")
+    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -148,53 +99,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backfill(args: argparse.Namespace) -> int:
-    from robodata.pipeline import instance_and_defs, run_partitions, summary_table
-
-    cfg = _cfg(args)
-    instance, defs = instance_and_defs(cfg)
-    from robodata.config import parse_overrides
-
-    overrides = parse_overrides(args.set or [])
-    keys = instance.get_dynamic_partitions("recordings")
-    if defs.resolve_job_def(args.job).partitions_def is None:  # a release-level job: one run
-        keys = [""]
-    elif args.partitions:
-        unknown = sorted(set(args.partitions) - set(keys))
-        if unknown:
-            raise RobodataError(f"unknown recording partitions: {unknown}")
-        keys = args.partitions
-    if not keys:
-        print("no recording partitions yet (land files and let the sensor tick, or robodata ingest PATH)")
-        return 0
-    outcomes = run_partitions(instance, defs, args.job, keys, tags={"dagster/backfill_cli": "true"},
-                              overrides=overrides,
-                              progress=lambda i, n, k: print(f"backfill {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(outcomes))
-    return 0 if all(o.success for o in outcomes) else 1
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    from robodata.pipeline import prepare_home
-
-    cfg = _cfg(args)
-    prepare_home(cfg)
-    root = Path(__file__).resolve().parent.parent
-    exe = Path(sys.executable).parent / "dagster"
-    cmd = [str(exe) if exe.exists() else "dagster", "dev", "-w", str(root / "workspace.yaml"),
-           "-h", "127.0.0.1", "-p", str(args.port)]
-    print(f"starting the Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    return subprocess.call(cmd, cwd=root)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robodata", description=__doc__)
     p.add_argument("--config", help="project config YAML (default: $ROBODATA_CONFIG, ./robodata.yaml, built-in)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("demo", help="record demos in the simulator, land them, let the sensor ingest them")
-    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("record", help="record scripted teleop sessions in the simulator (MCAP + HDF5)")
     s.add_argument("out")
@@ -215,21 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path")
     s.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("backfill", help="re-run a job over recording partitions (all, or those named)")
-    s.add_argument("partitions", nargs="*")
-    s.add_argument("--job", default="ingest_recordings")
-    s.set_defaults(func=cmd_backfill)
-
-    s = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on 127.0.0.1 with this project")
-    s.add_argument("--port", type=int, default=3000)
-    s.set_defaults(func=cmd_ui)
-
     from robodata.augment.cli import add_subcommands as augment_commands
     from robodata.lerobot.cli import add_subcommands as lerobot_commands
     from robodata.mimicgen.cli import add_subcommands as mimicgen_commands
 
     for add in (lerobot_commands, mimicgen_commands, augment_commands):
         add(sub)
+    platform = load_platform()
+    if platform is not None:
+        platform.add_subcommands(sub)
+    else:  # the bare library: say how to get the platform's commands instead of "invalid choice"
+        for name, what in PLATFORM_COMMANDS.items():
+            s = sub.add_parser(name, help=f"{what} (needs the platform: pip install 'robodata[platform]')")
+            s.add_argument("rest", nargs=argparse.REMAINDER)
+            s.set_defaults(func=lambda a, n=name: require_platform(n))
     return p
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,6 +114,27 @@ class LandingZone:
             yield dst
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def land(self, src: str | os.PathLike[str], *, move: bool = False) -> Path:
+        """Put a recording (a file or a ROS 2 bag folder) into the landing zone atomically.
+
+        Locally it is copied (or moved) to a hidden ``.NAME.partial-*`` sibling, then renamed, so the sensor
+        never sees half a file; remote zones get an upload. Returns the landed path (its name, when remote).
+        """
+        src = Path(src)
+        if "://" in self.url and not self.url.startswith("file://"):
+            self.fs.put(str(src), self._full(src.name), recursive=src.is_dir())
+            return Path(src.name)
+        dst = Path(self.root) / src.name
+        tmp = dst.with_name(f".{src.name}.partial-{uuid.uuid4().hex[:8]}")
+        if move:
+            shutil.move(str(src), tmp)
+        elif src.is_dir():
+            shutil.copytree(src, tmp)
+        else:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+        return dst
 
     def key_for(self, f: LandedFile) -> str:
         with self.local(f.name) as p:

@@ -6,8 +6,8 @@ import time
 
 import dagster as dg
 
-from assets.partitions import RECORDINGS
-from resources.project import ProjectResource
+from robodata_dagster.assets.partitions import RECORDINGS
+from robodata_dagster.resources.project import ProjectResource
 from robodata.landing import RecordingEntry, register
 
 SENSOR_NAME = "new_recordings"

@@ -36,7 +36,7 @@ def project_home(cfg_file: Path, *, clear: tuple[str, ...] = ()):
     os.environ["ROBODATA_CONFIG"] = str(cfg_file)
     try:
         from robodata.config import load_config
-        from robodata.pipeline import instance_and_defs
+        from robodata_dagster.runs import instance_and_defs
 
         cfg = load_config()
         instance, defs = instance_and_defs(cfg)

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from resources.project import ProjectResource
+from robodata_dagster.resources.project import ProjectResource
 
 KEY = "sess-abc123"
 
@@ -24,7 +24,7 @@ def recorded(tmp_path_factory):
 
 
 def _materialize(tmp_path, recorded, tier_cfg):
-    from assets.augmented_videos import augmented_videos
+    from robodata_dagster.assets.augmented_videos import augmented_videos
 
     store = tmp_path / "store"
     (store / "raw_teleop").mkdir(parents=True)

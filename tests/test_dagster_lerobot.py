@@ -32,11 +32,12 @@ def project(tmp_path_factory):
 
 
 def _record_and_ingest(project, name: str, seed: int) -> str:
-    from robodata.pipeline import land, run_partitions, tick_sensor
+    from robodata.landing import LandingZone
+    from robodata_dagster.runs import run_partitions, tick_sensor
     from robodata.sim.recorder import record_session
 
     rec = record_session(project["tmp"] / "rec", name, n_episodes=2, seed=seed, image_hw=(48, 64))
-    dst = land(project["cfg"], rec["mcap"])
+    dst = LandingZone(project["cfg"].landing_url).land(rec["mcap"])
     t = time.time() - 30
     os.utime(dst, (t, t))
     requests, _ = tick_sensor(project["instance"], project["defs"], wait_settle=False)
@@ -47,7 +48,7 @@ def _record_and_ingest(project, name: str, seed: int) -> str:
 
 
 def _run(project, job, keys):
-    from robodata.pipeline import run_partitions
+    from robodata_dagster.runs import run_partitions
 
     return run_partitions(project["instance"], project["defs"], job, keys)
 

@@ -56,13 +56,13 @@ def _land(project, src: Path, name: str | None = None) -> Path:
 
 
 def _tick(project):
-    from robodata.pipeline import tick_sensor
+    from robodata_dagster.runs import tick_sensor
 
     return tick_sensor(project["instance"], project["defs"], wait_settle=False)
 
 
 def _run(project, keys):
-    from robodata.pipeline import run_partitions
+    from robodata_dagster.runs import run_partitions
 
     return run_partitions(project["instance"], project["defs"], "ingest_recordings", keys)
 

@@ -11,8 +11,8 @@ import h5py
 import pytest
 import yaml
 
-from assets.synthetic_demos import STANDIN_COMMAND, synthetic_demos, synthetic_demos_path
-from resources.project import ProjectResource
+from robodata_dagster.assets.synthetic_demos import STANDIN_COMMAND, synthetic_demos, synthetic_demos_path
+from robodata_dagster.resources.project import ProjectResource
 from robodata.config import load_config
 from robodata.formats.isaaclab import EpisodeStore
 

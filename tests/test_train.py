@@ -89,7 +89,7 @@ def test_workflow_overrides_are_real_config_keys(tmp_path):
 
 
 def test_launchpad_config_merges_into_tiers_policy():
-    from assets.policy_checkpoint import PolicyRunConfig
+    from robodata_dagster.assets.policy_checkpoint import PolicyRunConfig
 
     base = PolicyConfig(trainer_args=["--policy.dim_model=64"])
     out = PolicyRunConfig(max_steps=7, trainer_args=["--policy.n_heads=2"], overrides=["rollouts=0"]).apply(base)

@@ -32,12 +32,13 @@ def project(tmp_path_factory):
                                 "trainer_args": SMALL_ACT, "rollouts": 1, "rollout_steps": 10,
                                 "eval_max_frames": 30}}}
     cfg_file.write_text(yaml.safe_dump(cfg))
-    from robodata.pipeline import land, run_partitions, tick_sensor
+    from robodata.landing import LandingZone
+    from robodata_dagster.runs import run_partitions, tick_sensor
     from robodata.sim.recorder import record_session
 
     with project_home(cfg_file, clear=("MLFLOW_TRACKING_URI",)) as (c, instance, defs):
         rec = record_session(home / "rec", "rec_a", n_episodes=4, seed=11, image_hw=(48, 64))
-        dst = land(c, rec["mcap"])
+        dst = LandingZone(c.landing_url).land(rec["mcap"])
         t = time.time() - 30
         os.utime(dst, (t, t))
         key = tick_sensor(instance, defs, wait_settle=False)[0][0].partition_key
@@ -58,8 +59,8 @@ def project(tmp_path_factory):
 def _train(project, **run_cfg):
     import dagster as dg
 
-    from assets.policy_checkpoint import PolicyRunConfig, policy_checkpoint
-    from resources.project import ProjectResource
+    from robodata_dagster.assets.policy_checkpoint import PolicyRunConfig, policy_checkpoint
+    from robodata_dagster.resources.project import ProjectResource
 
     res = dg.materialize([policy_checkpoint], instance=project["instance"], resources={"project": ProjectResource()},
                          run_config=dg.RunConfig(ops={"policy_checkpoint": PolicyRunConfig(**run_cfg)}),

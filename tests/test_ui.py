@@ -81,7 +81,7 @@ def graph(server) -> dict[str, dict]:
 
 
 def test_code_location_loads_without_warnings(server):
-    assert "Started Dagster code server for module definitions" in server.load_log, server.load_log[-3000:]
+    assert "Started Dagster code server for module robodata_dagster.definitions" in server.load_log, server.load_log[-3000:]
     assert warning_lines(server.load_log) == [], "the code location warns at load:\n" + server.load_log[-6000:]
 
 

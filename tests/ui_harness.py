@@ -84,13 +84,14 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from robodata.config import load_config
-    from robodata.pipeline import instance_and_defs, land, tick_sensor
+    from robodata.landing import LandingZone
+    from robodata_dagster.runs import instance_and_defs, tick_sensor
     from robodata.sim.recorder import record_session
 
     cfg = load_config()
     instance, defs = instance_and_defs(cfg)
     rec = record_session(home / "recorded", "ui_session", n_episodes=n_episodes, seed=seed, image_hw=(48, 64))
-    land(cfg, rec[fmt])
+    LandingZone(cfg.landing_url).land(rec[fmt])
     requests, skip = tick_sensor(instance, defs)
     keys = [r.partition_key for r in requests]
     if not keys:
@@ -112,7 +113,7 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
 
 
 def _run_or_raise(instance: Any, defs: Any, job: str, keys: list[str]) -> list[Any]:
-    from robodata.pipeline import run_partitions
+    from robodata_dagster.runs import run_partitions
 
     outcomes = run_partitions(instance, defs, job, keys)
     failed = [o for o in outcomes if not o.success]

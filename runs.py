@@ -1,4 +1,4 @@
-"""Driving the Dagster code location from Python and the CLI (the one robodata module that imports Dagster).
+"""Driving the Dagster code location from Python and the CLI (part of the code location, never the library).
 
 It opens the project's Dagster instance (SQLite under the project home unless ``$DAGSTER_HOME`` says
 otherwise), ticks the real ``new_recordings`` sensor, and executes runs against that instance, so that
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,30 +60,9 @@ def instance_and_defs(cfg: ProjectConfig):
     prepare_home(cfg)
     import dagster as dg
 
-    import definitions
+    from robodata_dagster.definitions import defs
 
-    return dg.DagsterInstance.get(), definitions.defs
-
-
-def land(cfg: ProjectConfig, src: str | Path, *, move: bool = False) -> Path:
-    """Put a recording into the landing zone atomically (copy to a hidden name, then rename)."""
-    from robodata.landing import LandingZone
-
-    src = Path(src)
-    landing = LandingZone(cfg.landing_url)
-    if "://" in landing.url:
-        landing.fs.put(str(src), f"{landing.root}/{src.name}", recursive=src.is_dir())
-        return Path(src.name)
-    dst = Path(landing.root) / src.name
-    tmp = dst.with_name(f".{src.name}.partial-{uuid.uuid4().hex[:6]}")
-    if move:
-        shutil.move(str(src), tmp)
-    elif src.is_dir():
-        shutil.copytree(src, tmp)
-    else:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-    return dst
+    return dg.DagsterInstance.get(), defs
 
 
 def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[list[Any], str | None]:
@@ -95,7 +72,7 @@ def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[
     """
     import dagster as dg
 
-    from sensors.new_recordings import SENSOR_NAME, SETTLE_SECONDS
+    from robodata_dagster.sensors.new_recordings import SENSOR_NAME, SETTLE_SECONDS
 
     if wait_settle:
         time.sleep(SETTLE_SECONDS + 0.2)
@@ -170,8 +147,8 @@ def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutco
     from robodata.partitions import recording_key
     from robodata.storage import DataStore
 
-    landed = land(cfg, path)
     landing = LandingZone(cfg.landing_url)
+    landed = landing.land(path)
     f = next(x for x in landing.list() if x.name == Path(path).name)
     key = recording_key(landed) if "://" not in landing.url else landing.key_for(f)
     register(DataStore(cfg.storage_url), RecordingEntry(key, f.name, f.url, f.size, f.mtime, time.time(), landing.url))

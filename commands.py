@@ -1,0 +1,164 @@
+"""The platform's commands in the ``robodata`` CLI: demo, ingest into the platform, backfill, ui.
+
+Registered as the ``robodata.platform`` entry point (``PLATFORM``), so the library's CLI offers them when the
+platform is installed without ever importing this code location itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+if importlib.util.find_spec("dagster") is None:  # the bare library: the CLI then says how to get the platform
+    raise ImportError("the robodata platform needs dagster: pip install 'robodata[platform]'")
+
+from robodata.cli import Progress, config_from_args
+from robodata.config import parse_overrides
+from robodata.errors import RobodataError
+from robodata.landing import LandingZone
+from robodata_dagster.runs import (
+    instance_and_defs,
+    prepare_home,
+    register_and_ingest,
+    run_partitions,
+    summary_table,
+    tick_sensor,
+)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from robodata.sim.recorder import record_session
+
+    cfg = config_from_args(args)
+
+    ov = parse_overrides(args.set or [])
+    d = cfg.demo
+    instance, defs = instance_and_defs(cfg)
+    landing = LandingZone(cfg.landing_url)
+    print(f"robodata demo: project home {cfg.home_dir}")
+    print(f"  1/9 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
+    landed = []
+    with tempfile.TemporaryDirectory(prefix="robodata-demo-") as tmp:
+        for i in range(d.recordings):
+            name = f"teleop_session_{d.seed + i:02d}"
+            rep = record_session(Path(tmp), name, n_episodes=d.episodes_per_recording, seed=d.seed + i,
+                                 image_hw=tuple(d.image_hw), progress=Progress(f"      {name}"))
+            # Sessions land as MCAP (ROS 2, as a robot records them); the last one as Isaac Lab HDF5 (as a
+            # simulator workflow writes them), so both ingest paths run. Never both: that would duplicate data.
+            fmt = "hdf5" if i == d.recordings - 1 and d.recordings > 1 else "mcap"
+            landed.append(landing.land(rep[fmt], move=True))
+    print(f"  2/9 landed {len(landed)} recordings in {cfg.landing_url}")
+    requests, skip = tick_sensor(instance, defs)
+    print(f"  3/9 sensor new_recordings: {len(requests)} run request(s){' (' + skip + ')' if skip else ''}")
+    keys = [r.partition_key for r in requests]
+    outcomes = run_partitions(instance, defs, "ingest_recordings", keys, overrides=ov,
+                              tags={"dagster/sensor_name": "new_recordings"},
+                              progress=lambda i, n, k: print(f"      ingest {i}/{n} {k}", file=sys.stderr))
+    print("  4/9 ingested:")
+    print(summary_table(outcomes))
+    good = [o.partition for o in outcomes if o.success]
+    print(f"  5/9 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
+    synth = run_partitions(instance, defs, "generate_synthetic_demos", good, overrides=ov,
+                           progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(synth))
+    print(f"  6/9 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
+          f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
+    aug = run_partitions(instance, defs, "augment_videos", good, overrides=ov,
+                         progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(aug))
+    outcomes += synth + aug
+    print(f"  7/9 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
+    shards = run_partitions(instance, defs, "write_lerobot_episodes", good, overrides=ov,
+                            progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(shards))
+    print(f"  8/9 cutting the LeRobot {cfg.tiers.lerobot.version} release")
+    release = run_partitions(instance, defs, "cut_release", [""], overrides=ov)[0]
+    m = release.metadata or {}
+    print(f"      release {m.get('release')}: {m.get('episodes')} episodes, {m.get('frames')} frames -> {m.get('path')}"
+          if release.success else f"      release failed: {release.error}")
+    outcomes += shards + [release]
+    pol = cfg.tiers.policy
+    print(f"  9/9 fine-tuning a {pol.policy_type} policy ({pol.engine}, {pol.max_steps} steps), evaluating, registering")
+    trained = run_partitions(instance, defs, "train_policy", [""], overrides=ov)[0]
+    m = trained.metadata or {}
+    if trained.success:
+        print(f"      checkpoint {m.get('checkpoint', '')}")
+        for k in ("steps", "final_loss", "eval_action_mse", "rollout_success_rate", "promoted", "model_version",
+                  "mlflow_tracking_uri"):
+            if k in m:
+                print(f"      {k}: {m[k]}")
+    else:
+        print(f"      training failed: {trained.error}")
+    outcomes.append(trained)
+    print("\nBrowse the asset graph, partitions, metadata and checks:  robodata ui   (http://127.0.0.1:3000)")
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+
+    cfg = config_from_args(args)
+    instance, defs = instance_and_defs(cfg)
+
+    overrides = parse_overrides(args.set or [])
+    keys = instance.get_dynamic_partitions("recordings")
+    if defs.resolve_job_def(args.job).partitions_def is None:  # a release-level job: one run
+        keys = [""]
+    elif args.partitions:
+        unknown = sorted(set(args.partitions) - set(keys))
+        if unknown:
+            raise RobodataError(f"unknown recording partitions: {unknown}")
+        keys = args.partitions
+    if not keys:
+        print("no recording partitions yet (land files and let the sensor tick, or robodata ingest PATH)")
+        return 0
+    outcomes = run_partitions(instance, defs, args.job, keys, tags={"dagster/backfill_cli": "true"},
+                              overrides=overrides,
+                              progress=lambda i, n, k: print(f"backfill {i}/{n} {k}", file=sys.stderr))
+    print(summary_table(outcomes))
+    return 0 if all(o.success for o in outcomes) else 1
+
+
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    prepare_home(cfg)
+    exe = Path(sys.executable).parent / "dagster"
+    # `dagster dev` runs the webserver and the daemon (sensors, schedules, automation) over the installed
+    # code location, whatever the current folder.
+    cmd = [str(exe) if exe.exists() else "dagster", "dev", "-m", "robodata_dagster.definitions",
+           "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"starting the Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    return subprocess.call(cmd)
+
+
+class _Platform:
+    """What the library's CLI asks of the platform."""
+
+    def add_subcommands(self, sub: argparse._SubParsersAction) -> None:
+        s = sub.add_parser("demo", help="record demos in the simulator and run every tier of the asset graph on them")
+        s.set_defaults(func=cmd_demo)
+        s = sub.add_parser("backfill", help="re-run a job over recording partitions (all, or those named)")
+        s.add_argument("partitions", nargs="*")
+        s.add_argument("--job", default="ingest_recordings")
+        s.set_defaults(func=cmd_backfill)
+        s = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) on 127.0.0.1 with this project")
+        s.add_argument("--port", type=int, default=3000)
+        s.set_defaults(func=cmd_ui)
+
+    def ingest(self, path: str, config: str | None) -> int:
+        out = register_and_ingest(path, config)
+        print(summary_table([out]))
+        if not out.success:
+            print(f"error: {out.error}", file=sys.stderr)
+        return 0 if out.success else 1
+
+
+PLATFORM = _Platform()
