@@ -1,62 +1,57 @@
 """lerobot_episodes (per recording) and lerobot_dataset (the release): training-ready LeRobot datasets."""
 
-import hashlib
 import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from dagster_ray import RayResource
 
+from robodata import store_layout as layout
+from robodata.errors import RobodataError
+from robodata.parallel import gpus_available, run_tasks
+from robodata.stages.tiers import (
+    LeRobotShardStage,
+    ReleaseStage,
+    codec_options,
+    dataset_digest,
+    release_id,
+    write_episode_part,
+)
+from robodata.storage import DataStore
+from robodata_dagster.assets.checks import check_result, check_specs
 from robodata_dagster.assets.partitions import RECORDINGS, recordings_partitions
 from robodata_dagster.resources.project import ProjectResource
-from robodata.errors import RobodataError
-from robodata.parallel import run_tasks
-from robodata.storage import DataStore
 
 # The per-recording tiers, most processed first: lerobot_episodes reads the latest one that exists.
-SOURCE_TIERS = ("augmented_videos", "synthetic_demos", "raw_teleop")
-RELEASES = "lerobot/releases"
-LATEST = f"{RELEASES}/latest.json"
-CHECK_SHARD = "shard_is_valid_lerobot"
-CHECK_RELEASE_FRAMES = "release_frames_contiguous_and_in_sync"
-CHECK_RELEASE_LAYOUT = "release_layout_videos_and_stats"
-
-
-def shard_path(key: str) -> str:
-    return f"lerobot/episodes/{key}"
+SOURCE_TIERS = (layout.AUGMENTED_VIDEOS, layout.SYNTHETIC_DEMOS, layout.RAW_TELEOP)
 
 
 def source_for(store: DataStore, key: str) -> tuple[str, str]:
     for tier in SOURCE_TIERS:
-        rel = f"{tier}/{key}.hdf5"
+        rel = layout.episodes_path(tier, key)
         if store.exists(rel):
             return tier, rel
     raise RobodataError(f"recording {key}: no upstream episodes in {store.root} (tiers tried: {', '.join(SOURCE_TIERS)})")
 
 
-def write_episode_part(key: str, store_url: str, src_rel: str, episode: str, index: int, opts: dict[str, Any]):
-    """One episode -> a one-episode LeRobot v3.0 part (a Ray task)."""
-    from robodata.lerobot import write_shard
-
-    store = DataStore(store_url)
-    rel = f"{shard_path(key)}.parts/{index:06d}"
-    with store.read_path(src_rel) as src, store.write_path(rel) as tmp:
-        rep = write_shard(src, tmp, episodes=[episode], **opts)
-    return {"rel": rel, "frames": rep.frames, "seconds": rep.seconds, "bytes": rep.bytes, "codec": rep.codec}
+def _write_part(store_url: str, src_rel: str, episode: str, part_rel: str, opts: dict):
+    return write_episode_part(DataStore(store_url), src_rel, episode, part_rel, opts)
 
 
-def _codec_options(cfg) -> dict[str, Any]:
-    lr = cfg.tiers.lerobot
-    codec = lr.codec
-    if codec == "auto":
-        from robodata.parallel import gpus_available
-
-        codec = "h264_nvenc" if gpus_available() else "libsvtav1"
-    return {"video_codec": codec, "crf": lr.crf, "gop": lr.gop}
+def _local_parts(store: DataStore, rels: list[str], tmp: Path) -> list[Path]:
+    """Local paths of the parts (themselves in a local store; downloaded copies from a remote one)."""
+    out = []
+    for i, rel in enumerate(rels):
+        if store.local:
+            out.append(store.local_path(rel))
+            continue
+        with store.read_path(rel) as part:
+            shutil.copytree(part, tmp / f"{i:06d}")
+        out.append(tmp / f"{i:06d}")
+    return out
 
 
 @dg.asset(
@@ -67,13 +62,11 @@ def _codec_options(cfg) -> dict[str, Any]:
     kinds={"ray", "lerobot", "parquet"},
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
-    check_specs=[dg.AssetCheckSpec(CHECK_SHARD, asset="lerobot_episodes", blocking=True,
-                                   description="robodata validate: layout, timestamps, video frames, stats")],
+    check_specs=check_specs("lerobot_episodes", LeRobotShardStage.checks),
     description="The episodes of one recording as a LeRobot v3.0 shard (video per camera, parquet, stats).",
 )
 def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
     from robodata.formats.isaaclab import EpisodeStore
-    from robodata.lerobot import aggregate, validate_dataset
 
     cfg = project.config
     store = project.store()
@@ -83,32 +76,27 @@ def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource
         demos = list(es.demo_names)
     if not demos:
         raise dg.Failure(f"{store.url(src_rel)}: no episodes to convert", allow_retries=False)
-    opts = _codec_options(cfg)
+    opts = codec_options(cfg.tiers.lerobot, gpus_available())
+    parts_rel = layout.shard_parts_path(key)
     t0 = time.perf_counter()
-    store.remove(f"{shard_path(key)}.parts")
-    results = run_tasks(write_episode_part, [(key, store.root, src_rel, d, i, opts) for i, d in enumerate(demos)],
-                        num_cpus=1, num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
+    store.remove(parts_rel)
+    args = [(store.root, src_rel, d, f"{parts_rel}/{i:06d}", opts) for i, d in enumerate(demos)]
+    results = run_tasks(_write_part, args, num_cpus=1,
+                        num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
     bad = [(d, r.error) for d, r in zip(demos, results) if not r.ok]
     if bad:
-        store.remove(f"{shard_path(key)}.parts")
+        store.remove(parts_rel)
         raise dg.Failure("; ".join(f"{d}: {e}" for d, e in bad), allow_retries=False)
     parts = [r.value for r in results]
     with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
-        local_parts = []
-        for i, p in enumerate(parts):
-            if store.local:
-                local_parts.append(store.local_path(p["rel"]))
-                continue
-            with store.read_path(p["rel"]) as part:  # remote store: bring the part here to join it
-                shutil.copytree(part, Path(tmp) / f"{i:06d}")
-            local_parts.append(Path(tmp) / f"{i:06d}")
-        with store.write_path(shard_path(key)) as out:
-            rep = aggregate(local_parts, out, version="v3.0", repo_id=f"{cfg.tiers.lerobot.repo_id}-{key}")
-            findings = validate_dataset(out)
-    store.remove(f"{shard_path(key)}.parts")
+        local = _local_parts(store, [p.rel for p in parts], Path(tmp))
+        outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
+    store.remove(parts_rel)
+    rep = outcome.report
+    frames = sum(p.frames for p in parts)
     elapsed = time.perf_counter() - t0
-    errors = [str(f) for f in findings if f.severity == "error"]
-    frames = sum(p["frames"] for p in parts)
+    with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
+        version = dataset_digest(root)
     return dg.MaterializeResult(
         metadata={
             "source_tier": tier,
@@ -116,28 +104,15 @@ def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource
             "frames": frames,
             "tasks": dg.MetadataValue.json(rep.tasks),
             "video_keys": dg.MetadataValue.json(rep.video_keys),
-            "codec": parts[0]["codec"],
+            "codec": parts[0].codec,
             "frames_per_s": round(frames / elapsed, 1) if elapsed else 0.0,
             "bytes": rep.bytes,
-            "path": dg.MetadataValue.path(store.url(shard_path(key))),
+            "published": outcome.published,
+            "path": dg.MetadataValue.path(outcome.url or outcome.quarantined),
         },
-        check_results=[dg.AssetCheckResult(
-            check_name=CHECK_SHARD, passed=not errors, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"findings": dg.MetadataValue.json([str(f) for f in findings][:50]), "errors": len(errors)},
-        )],
-        data_version=dg.DataVersion(_tree_digest(store, shard_path(key))),
+        check_results=[check_result(c) for c in outcome.checks],
+        data_version=dg.DataVersion(version),
     )
-
-
-def _tree_digest(store: DataStore, rel: str) -> str:
-    """A digest of a dataset's metadata files (info, episodes, stats): changes whenever its content does."""
-    h = hashlib.sha1()
-    with store.read_path(rel) as root:
-        for p in sorted(root.rglob("*")):
-            if p.is_file() and (p.parts[-2] == "meta" or "meta" in p.relative_to(root).parts):
-                h.update(str(p.relative_to(root)).encode())
-                h.update(p.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
@@ -157,18 +132,10 @@ def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[st
     deps=[dg.AssetDep("lerobot_episodes", partition_mapping=dg.AllPartitionMapping())],
     group_name="release",
     kinds={"lerobot", "parquet"},
-    check_specs=[
-        dg.AssetCheckSpec(CHECK_RELEASE_FRAMES, asset="lerobot_dataset", blocking=True,
-                          description="GX: indices contiguous, timestamps = frame_index/fps, no NaN"),
-        dg.AssetCheckSpec(CHECK_RELEASE_LAYOUT, asset="lerobot_dataset", blocking=True,
-                          description="robodata validate: info.json, episode lengths = video frames, stats"),
-    ],
+    check_specs=check_specs("lerobot_dataset", ReleaseStage.checks),
     description="One versioned LeRobot release (v3.0, or v2.1 + meta/modality.json for GR00T) of the recordings.",
 )
 def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource):
-    from robodata.lerobot import aggregate, validate_dataset
-    from robodata.quality import validate_lerobot_frames
-
     cfg = project.config
     lr = cfg.tiers.lerobot
     store = project.store()
@@ -178,46 +145,35 @@ def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource)
         if missing:
             raise dg.Failure(f"tiers.lerobot.recordings names unknown recordings: {missing}", allow_retries=False)
         keys = list(lr.recordings)
-    keys = [k for k in keys if store.exists(f"{shard_path(k)}/meta/info.json")]
+    keys = [k for k in keys if store.exists(f"{layout.shard_path(k)}/meta/info.json")]
     if not keys:
         raise dg.Failure("no recording has a lerobot_episodes shard yet: nothing to release", allow_retries=False)
     versions = _upstream_versions(context.instance, keys)
     for k in keys:  # shards written outside Dagster still count, by their content
         if not versions.get(k):
-            versions[k] = _tree_digest(store, shard_path(k))
-    release = hashlib.sha1(json.dumps({"v": lr.version, "shards": versions}, sort_keys=True).encode()).hexdigest()[:12]
-    rel = f"{RELEASES}/{release}"
-    reused = store.exists(f"{rel}/meta/info.json")
+            with store.read_path(layout.shard_path(k)) as root:
+                versions[k] = dataset_digest(root)
+    stage = ReleaseStage(lr)
+    release = release_id(lr, versions)
+    rel = stage.output_path(release)
+    reused = store.exists(f"{rel}/meta/info.json")  # the same inputs give the same release: nothing to rewrite
     t0 = time.perf_counter()
-    if not reused:  # the same inputs give the same release: nothing to rewrite
+    previous = (stage.latest(store) or {}).get("release")
+    if reused:
+        from robodata.stages.base import run_validators
+
+        with store.read_path(rel) as root:
+            checks = run_validators(root, stage.validators())
+        published, path = not any(c.blocking and not c.passed for c in checks), store.url(rel)
+    else:
         with tempfile.TemporaryDirectory(prefix="robodata-release-") as tmp:
-            shards = []
-            for k in keys:
-                with store.read_path(shard_path(k)) as p:
-                    if store.local:
-                        shards.append(p)
-                    else:
-                        shutil.copytree(p, Path(tmp) / k)
-                        shards.append(Path(tmp) / k)
-            with store.write_path(rel) as out:
-                rep = aggregate(shards, out, version=lr.version, repo_id=lr.repo_id)
-                (out / "meta" / "robodata_release.json").write_text(json.dumps(
-                    {"release": release, "recordings": keys, "upstream_versions": versions, "format": lr.version},
-                    indent=1))
-    with store.read_path(rel) as root:
-        findings = validate_dataset(root)
-        frames_report = validate_lerobot_frames(root)
+            shards = _local_parts(store, [layout.shard_path(k) for k in keys], Path(tmp))
+            outcome = stage.run(store, release, shards=shards, recordings=keys, versions=versions)
+        checks, published, path = outcome.checks, outcome.published, outcome.url or outcome.quarantined
+    with store.read_path(store.rel(path)) as root:
         info = json.loads((root / "meta" / "info.json").read_text())
-    errors = [str(f) for f in findings if f.severity == "error"]
-    passed = frames_report.success and not errors
-    previous = None
-    if store.exists(LATEST):
-        with store.read_path(LATEST) as p:
-            previous = json.loads(p.read_text()).get("release")
-    if passed:  # only a release that passes its checks becomes "latest"; a failed one leaves the old in place
-        with store.write_path(LATEST) as p:
-            p.write_text(json.dumps({"release": release, "path": store.url(rel), "format": lr.version,
-                                     "recordings": keys}, indent=1))
+    if published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old in place
+        stage.promote(store, release, keys)
     return dg.MaterializeResult(
         metadata={
             "release": release,
@@ -230,18 +186,10 @@ def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource)
             "tasks": info.get("total_tasks"),
             "fps": info.get("fps"),
             "seconds": round(time.perf_counter() - t0, 2),
-            "path": dg.MetadataValue.path(store.url(rel)),
+            "path": dg.MetadataValue.path(path),
             "previous_release": previous or "none",
-            "promoted_to_latest": passed,
+            "promoted_to_latest": published,
         },
-        check_results=[
-            dg.AssetCheckResult(check_name=CHECK_RELEASE_FRAMES, passed=frames_report.success,
-                                severity=dg.AssetCheckSeverity.ERROR, metadata=frames_report.as_metadata()),
-            dg.AssetCheckResult(check_name=CHECK_RELEASE_LAYOUT, passed=not errors,
-                                severity=dg.AssetCheckSeverity.ERROR,
-                                metadata={"findings": dg.MetadataValue.json([str(f) for f in findings][:50]),
-                                          "errors": len(errors)}),
-        ],
+        check_results=[check_result(c) for c in checks],
         data_version=dg.DataVersion(release),
     )
-

@@ -10,7 +10,7 @@ import dagster as dg
 from dagster_ray import RayResource
 
 from robodata_dagster.assets.partitions import recordings_partitions
-from robodata_dagster.assets.raw_teleop import raw_teleop_path
+from robodata import store_layout as layout
 from robodata_dagster.resources.project import ProjectResource
 from robodata.errors import RobodataError
 
@@ -168,7 +168,7 @@ def synthetic_demos(context: dg.AssetExecutionContext, project: ProjectResource,
     cfg = project.config
     tier = cfg.tiers.synthetic_demos
     store = project.store()
-    src_rel = raw_teleop_path(key)
+    src_rel = layout.episodes_path(layout.RAW_TELEOP, key)
     if not store.exists(src_rel):
         raise dg.Failure(f"recording {key}: no source demos at {store.url(src_rel)} (materialize raw_teleop first)",
                          allow_retries=False)

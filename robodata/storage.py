@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,9 @@ from pathlib import Path
 import fsspec
 
 from robodata.errors import RobodataError
+
+
+QUARANTINE = "quarantine"  # failed outputs, with their findings: never where downstream looks
 
 
 class StorageError(RobodataError):
@@ -51,6 +56,13 @@ class DataStore:
     def url(self, rel: str) -> str:
         return f"{self.root}/{rel.lstrip('/')}"
 
+    def rel(self, url: str) -> str:
+        """The store-relative path of ``url`` (a URL this store returned)."""
+        prefix = self.root + "/"
+        if not url.startswith(prefix):
+            raise StorageError(f"{url} is not inside the store {self.root}")
+        return url[len(prefix):]
+
     def local_path(self, rel: str) -> Path:
         """The local path of ``rel`` (local stores only)."""
         if not self.local:
@@ -74,39 +86,67 @@ class DataStore:
         return sorted(os.path.basename(p.rstrip("/")) for p in self.fs.ls(url, detail=False))
 
     @contextlib.contextmanager
-    def write_path(self, rel: str) -> Iterator[Path]:
-        """Yield a local temporary path; on success it becomes ``rel`` atomically, on error it is removed.
-
-        Works for files and folders alike (whatever the body creates at the yielded path).
-        """
+    def staged(self, rel: str) -> Iterator[Path]:
+        """Yield a local staging path for ``rel`` (a hidden ``.NAME.partial-*`` sibling for local stores, a
+        local temporary otherwise); it is removed when the block ends unless :meth:`publish` or
+        :meth:`quarantine` took it. Nothing downstream ever looks at a staging path."""
         tmp_dir = Path(self.root) / Path(rel).parent if self.local else Path(tempfile.mkdtemp(prefix="robodata-"))
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f".{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}"
         try:
             yield tmp
-            if not tmp.exists():
-                raise StorageError(f"nothing was written for {self.url(rel)}")
-            if self.local:
-                final = self.local_path(rel)
-                old = None
-                if final.is_dir():
-                    # os.replace cannot swap over a non-empty folder: move the old one aside first.
-                    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-                    os.replace(final, old)
-                os.replace(tmp, final)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp_key = self.url(f"{Path(rel).parent}/.{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}")
-                self.fs.put(str(tmp), tmp_key, recursive=tmp.is_dir())
-                if self.fs.exists(self.url(rel)):
-                    self.fs.rm(self.url(rel), recursive=True)
-                self.fs.mv(tmp_key, self.url(rel), recursive=tmp.is_dir())
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
             if not self.local:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def publish(self, staged: Path, rel: str) -> str:
+        """Make the staged file or folder ``rel``, atomically for readers: old content or new, never half.
+
+        Locally a file is one ``os.replace``; a folder over an existing one is two renames (the old one moved
+        aside, then removed). Remote stores get an upload under a hidden key, then a move into place.
+        """
+        if not staged.exists():
+            raise StorageError(f"nothing was written for {self.url(rel)}")
+        if self.local:
+            final = self.local_path(rel)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            old = None
+            if final.is_dir():
+                # os.replace cannot swap over a non-empty folder: move the old one aside first.
+                old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+                os.replace(final, old)
+            os.replace(staged, final)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp_key = self.url(f"{Path(rel).parent}/.{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}")
+            self.fs.put(str(staged), tmp_key, recursive=staged.is_dir())
+            if self.fs.exists(self.url(rel)):
+                self.fs.rm(self.url(rel), recursive=True)
+            self.fs.mv(tmp_key, self.url(rel), recursive=staged.is_dir())
+        return self.url(rel)
+
+    def quarantine(self, staged: Path, rel: str, findings: list[dict]) -> str:
+        """Keep a staged output that failed a blocking check under ``quarantine/`` with its findings (never
+        where downstream looks); returns the quarantine URL."""
+        stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+        qrel = f"{QUARANTINE}/{rel}/{stamp}"
+        with self.staged(f"{qrel}.findings.json") as tmp:
+            tmp.write_text(json.dumps({"output": rel, "findings": findings}, indent=1, default=str))
+            self.publish(tmp, f"{qrel}.findings.json")
+        return self.publish(staged, qrel)
+
+    @contextlib.contextmanager
+    def write_path(self, rel: str) -> Iterator[Path]:
+        """Yield a local temporary path; on success it becomes ``rel`` atomically, on error it is removed.
+
+        Works for files and folders alike (whatever the body creates at the yielded path).
+        """
+        with self.staged(rel) as tmp:
+            yield tmp
+            self.publish(tmp, rel)
 
     @contextlib.contextmanager
     def read_path(self, rel: str) -> Iterator[Path]:

@@ -1,0 +1,36 @@
+"""Stage validators as Dagster asset checks: specs from the stage, results from its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from robodata.stages.base import CheckResult, OutputValidator
+
+
+def check_specs(asset: str, validators: Sequence[type[OutputValidator]]) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(v.name, asset=asset, blocking=v.blocking, description=v.description) for v in validators]
+
+
+def check_result(check: CheckResult) -> dg.AssetCheckResult:
+    meta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in check.metadata.items()}
+    if check.findings and "findings" not in meta:
+        meta["findings"] = dg.MetadataValue.json([str(f) for f in check.findings][:50])
+    return dg.AssetCheckResult(
+        check_name=check.name, passed=check.passed, metadata=meta,
+        severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+    )
+
+
+def merged_results(per_partition: Sequence[Sequence[CheckResult]]) -> list[dg.AssetCheckResult]:
+    """One result per check over the partitions of a ranged run (passed only if every partition passed)."""
+    if len(per_partition) == 1:
+        return [check_result(c) for c in per_partition[0]]
+    out = []
+    for i, first in enumerate(per_partition[0]):
+        group = [checks[i] for checks in per_partition]
+        merged = CheckResult(first.name, all(c.passed for c in group), first.blocking,
+                             [f for c in group for f in c.findings])
+        out.append(check_result(merged))
+    return out

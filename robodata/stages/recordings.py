@@ -1,0 +1,67 @@
+"""Ingest of a registered recording (a landed file the sensor registered as a partition), as one call.
+
+Runs anywhere (a Ray worker, the CLI, a test): looks the recording up in the registry, checks it is still the
+file that landed, runs the ingest stage (stage -> validate -> publish or quarantine), draws the overview plot,
+and returns a plain summary that any runner can turn into metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from robodata import store_layout as layout
+from robodata.config import ProjectConfig
+from robodata.errors import RobodataError
+from robodata.landing import LandingZone, lookup
+from robodata.stages.base import StageOutcome
+from robodata.stages.tiers import IngestStage
+from robodata.storage import DataStore
+from robodata.topicmap import TopicMap
+
+
+def topic_map_version(topic_map: TopicMap | None) -> str:
+    """A short digest of the settings that shape an ingest's output (its data version follows it)."""
+    doc = topic_map.model_dump(mode="json") if topic_map else {}
+    return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome, dict[str, Any]]:
+    """Ingest the registered recording ``key`` into ``cfg``'s store; returns the outcome and a summary."""
+    from robodata.formats.isaaclab import EpisodeStore
+    from robodata.plots import trajectory_and_rates_png
+
+    store = DataStore(cfg.storage_url)
+    entry = lookup(store, key)
+    landing = LandingZone(entry.landing)
+    landed = {f.name: f for f in landing.list()}.get(entry.name)
+    if landed is None:
+        raise RobodataError(f"{entry.url}: the landed recording is gone (registered as {key})")
+    if landed.size != entry.size:
+        raise RobodataError(
+            f"{entry.url}: changed since it landed ({entry.size} -> {landed.size} bytes); "
+            "the sensor will register the new content as a new recording"
+        )
+    topic_map = cfg.topic_map_for(entry.name)
+    stage = IngestStage(cfg.tiers.raw_teleop)
+    with landing.local(entry.name) as src:
+        outcome = stage.run(store, key, recording=src, topic_map=topic_map)
+    report = outcome.report
+    summary: dict[str, Any] = asdict(report)
+    summary.pop("topic_gaps", None)
+    trajectories = {}
+    if outcome.published:
+        with store.read_path(outcome.output) as path, EpisodeStore(path) as es:
+            pose = [f.name for f in es.schema.of_role("pose")] or [f.name for f in es.schema.of_role("state")]
+            for name in es.demo_names[:8]:
+                ep = es.read(name, images=False)
+                if pose and pose[0] in ep.obs:
+                    trajectories[name] = ep.obs[pose[0]][:, :2]
+    png = trajectory_and_rates_png(trajectories, report.topic_gaps, title=entry.name)
+    with store.write_path(layout.overview_path(layout.RAW_TELEOP, key)) as tmp_png:
+        tmp_png.write_bytes(png)
+    summary.update(png=png, path=outcome.url or outcome.quarantined, source_name=entry.name,
+                   topic_map_version=topic_map_version(topic_map))
+    return outcome, summary

@@ -1,0 +1,231 @@
+"""The built-in tiers as stages: ingest (raw_teleop), LeRobot shards (lerobot_episodes), releases (lerobot_dataset).
+
+Each is called the same way by the Dagster assets and by the Python API; the runners only fan work out
+(Ray tasks, Ray Data) and report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from robodata import store_layout as layout
+from robodata.config import LeRobotConfig, RawTeleopConfig
+from robodata.stages.base import Finding, OutputValidator, Stage
+from robodata.storage import DataStore
+from robodata.topicmap import TopicMap
+
+# ---- validators ---------------------------------------------------------------------------------------------
+
+
+class _GxRawSuite(OutputValidator):
+    """Great Expectations on a canonical episode store: one suite of ``validate_raw_episodes``."""
+
+    suite: ClassVar[int] = 0  # 0: frames, 1: episodes
+
+    def __init__(self, config: RawTeleopConfig):
+        self.config = config
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        from robodata.formats.isaaclab import EpisodeStore
+        from robodata.quality import validate_raw_episodes
+
+        with EpisodeStore(path) as es:
+            fps = es.schema.fps
+        c = self.config
+        report = validate_raw_episodes(path, fps=fps, rate_tolerance=c.rate_tolerance, min_frames=c.min_episode_frames,
+                                       max_frames=c.max_episode_frames)[self.suite]
+        self.last_metadata = report.as_metadata()
+        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
+                for r in report.failures]
+
+
+class RawFramesValid(_GxRawSuite):
+    name = "frames_in_sync_and_finite"
+    description = "GX: timestamps strictly increasing, no NaN/inf in state, action, obs"
+    suite = 0
+
+
+class RawEpisodesValid(_GxRawSuite):
+    name = "episode_rates_and_lengths"
+    description = "GX: each episode's median rate within tolerance of fps; length in bounds"
+    suite = 1
+
+
+class LeRobotLayoutValid(OutputValidator):
+    """``robodata validate``: layout, info.json, timestamps, video frames vs rows, stats, modality slices."""
+
+    name = "shard_is_valid_lerobot"
+    description = "robodata validate: layout, timestamps, video frames, stats"
+
+    def __init__(self) -> None:
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        from robodata.lerobot import validate_dataset
+
+        found = validate_dataset(path)
+        errors = [f for f in found if f.severity == "error"]
+        self.last_metadata = {"findings": [str(f) for f in found][:50], "errors": len(errors)}
+        return [Finding(self.name, f.message, "error" if f.severity == "error" else "warning", f.where) for f in found]
+
+
+class ReleaseLayoutValid(LeRobotLayoutValid):
+    name = "release_layout_videos_and_stats"
+    description = "robodata validate: info.json, episode lengths = video frames, stats"
+
+
+class GxLeRobotFrames(OutputValidator):
+    name = "release_frames_contiguous_and_in_sync"
+    description = "GX: indices contiguous, timestamps = frame_index/fps, no NaN"
+
+    def __init__(self) -> None:
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        from robodata.quality import validate_lerobot_frames
+
+        report = validate_lerobot_frames(path)
+        self.last_metadata = report.as_metadata()
+        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
+                for r in report.failures]
+
+
+# ---- ingest ---------------------------------------------------------------------------------------------------
+
+
+class IngestStage(Stage[RawTeleopConfig]):
+    """A recording (ROS 1/2 bag, MCAP, Isaac Lab HDF5) -> canonical, time-synced episodes (Isaac Lab HDF5)."""
+
+    name = "raw_teleop"
+    inputs = ("recording",)
+    checks = (RawFramesValid, RawEpisodesValid)
+
+    def output_path(self, key: str) -> str:
+        return layout.episodes_path(layout.RAW_TELEOP, key)
+
+    def work(self, staged: Path, key: str, *, recording: Path, topic_map: TopicMap | None = None,
+             progress: Any = None) -> Any:
+        from robodata.ingest import ingest_recording
+
+        c = self.config
+        return ingest_recording(recording, staged, topic_map, min_frames=c.min_episode_frames,
+                                max_frames=c.max_episode_frames, progress=progress)
+
+    def validators(self) -> list[OutputValidator]:
+        return [RawFramesValid(self.config), RawEpisodesValid(self.config)]
+
+
+# ---- LeRobot shards and releases --------------------------------------------------------------------------
+
+
+def codec_options(config: LeRobotConfig, gpus: float = 0.0) -> dict[str, Any]:
+    """The writer's video options from the tier config (``auto``: NVENC where a GPU is, else SVT-AV1)."""
+    codec = config.codec
+    if codec == "auto":
+        codec = "h264_nvenc" if gpus else "libsvtav1"
+    return {"video_codec": codec, "crf": config.crf, "gop": config.gop}
+
+
+@dataclass
+class PartReport:
+    """One episode written as a one-episode LeRobot v3.0 dataset (a part of a shard)."""
+
+    rel: str
+    frames: int
+    seconds: float
+    bytes: int
+    codec: str
+
+
+def write_episode_part(store: DataStore, src_rel: str, episode: str, part_rel: str, opts: dict[str, Any],
+                       task: str | None = None) -> PartReport:
+    """One episode of a canonical store -> a one-episode LeRobot v3.0 part, published at ``part_rel``.
+
+    This is the unit both runners fan out (a Ray task per episode, or a Ray Data row)."""
+    from robodata.lerobot import write_shard
+
+    with store.read_path(src_rel) as src, store.write_path(part_rel) as tmp:
+        rep = write_shard(src, tmp, episodes=[episode], task=task, **opts)
+    return PartReport(part_rel, rep.frames, rep.seconds, rep.bytes, rep.codec)
+
+
+class LeRobotShardStage(Stage[LeRobotConfig]):
+    """Joins a recording's one-episode parts into its LeRobot v3.0 shard (video remuxed, not re-encoded)."""
+
+    name = "lerobot_episodes"
+    inputs = ("episodes",)
+    checks = (LeRobotLayoutValid,)
+
+    def output_path(self, key: str) -> str:
+        return layout.shard_path(key)
+
+    def work(self, staged: Path, key: str, *, parts: Sequence[Path]) -> Any:
+        from robodata.lerobot import aggregate
+
+        return aggregate(list(parts), staged, version="v3.0", repo_id=f"{self.config.repo_id}-{key}")
+
+    def validators(self) -> list[OutputValidator]:
+        return [LeRobotLayoutValid()]
+
+
+def dataset_digest(root: Path) -> str:
+    """A digest of a LeRobot dataset's metadata files (info, episodes, stats): changes whenever its content does."""
+    h = hashlib.sha1()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and "meta" in p.relative_to(root).parts:
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def release_id(config: LeRobotConfig, shard_versions: dict[str, str]) -> str:
+    """A release is named by what went in: the format and every shard's version (same inputs, same release)."""
+    return hashlib.sha1(json.dumps({"v": config.version, "shards": shard_versions}, sort_keys=True).encode()
+                        ).hexdigest()[:12]
+
+
+RELEASE_MANIFEST = "robodata_release.json"  # in the release's meta/ folder: what went in
+
+
+class ReleaseStage(Stage[LeRobotConfig]):
+    """Every selected recording's shard -> one versioned LeRobot release (v3.0, or v2.1 + modality.json)."""
+
+    name = "lerobot_dataset"
+    inputs = ("shards",)
+    checks = (GxLeRobotFrames, ReleaseLayoutValid)
+
+    def output_path(self, key: str) -> str:
+        return layout.release_path(key)
+
+    def work(self, staged: Path, key: str, *, shards: Sequence[Path], recordings: Sequence[str],
+             versions: dict[str, str]) -> Any:
+        from robodata.lerobot import aggregate
+
+        c = self.config
+        rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id)
+        (staged / "meta" / RELEASE_MANIFEST).write_text(json.dumps(
+            {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version},
+            indent=1))
+        return rep
+
+    def validators(self) -> list[OutputValidator]:
+        return [GxLeRobotFrames(), ReleaseLayoutValid()]
+
+    @staticmethod
+    def latest(store: DataStore) -> dict[str, Any] | None:
+        if not store.exists(layout.LATEST):
+            return None
+        with store.read_path(layout.LATEST) as p:
+            return dict(json.loads(p.read_text()))
+
+    def promote(self, store: DataStore, release: str, recordings: Sequence[str]) -> None:
+        """Point ``latest.json`` at ``release`` (only ever called for a release whose checks passed)."""
+        with store.write_path(layout.LATEST) as p:
+            p.write_text(json.dumps({"release": release, "path": store.url(self.output_path(release)),
+                                     "format": self.config.version, "recordings": list(recordings)}, indent=1))

@@ -1,0 +1,53 @@
+"""Where each tier's output lives in the data store: the one home of these paths.
+
+Every runner (the Dagster assets, the Python API, the CLI) and every reader (releases, the sensor, tests)
+asks this module instead of formatting a path itself.
+"""
+
+from __future__ import annotations
+
+RAW_TELEOP = "raw_teleop"
+SYNTHETIC_DEMOS = "synthetic_demos"
+AUGMENTED_VIDEOS = "augmented_videos"
+EPISODE_TIERS = (RAW_TELEOP, SYNTHETIC_DEMOS, AUGMENTED_VIDEOS)  # tiers holding canonical episode stores
+
+LEROBOT_SHARDS = "lerobot/episodes"
+RELEASES = "lerobot/releases"
+LATEST = f"{RELEASES}/latest.json"  # the pointer to the newest release whose checks passed
+REGISTRY = "registry/recordings"  # one JSON per recording partition: which landed file it is
+POLICY_RUNS = "policy/runs"
+
+
+def episodes_path(tier: str, key: str) -> str:
+    """A recording's canonical episodes (Isaac Lab HDF5) in one of the episode tiers."""
+    if tier not in EPISODE_TIERS:
+        raise ValueError(f"{tier!r} is not an episode tier ({', '.join(EPISODE_TIERS)})")
+    return f"{tier}/{key}.hdf5"
+
+
+def overview_path(tier: str, key: str) -> str:
+    """The overview plot an episode tier writes beside a recording's episodes."""
+    return f"{tier}/{key}.overview.png"
+
+
+def videos_path(key: str) -> str:
+    """The camera clips (MP4 per camera per demo) the augmentation tier exports and augments."""
+    return f"{AUGMENTED_VIDEOS}/{key}"
+
+
+def shard_path(key: str) -> str:
+    """A recording's episodes as a LeRobot v3.0 dataset (the per-recording shard of a release)."""
+    return f"{LEROBOT_SHARDS}/{key}"
+
+
+def shard_parts_path(key: str) -> str:
+    """Where one-episode parts of a shard are written before they are joined."""
+    return f"{shard_path(key)}.parts"
+
+
+def release_path(release: str) -> str:
+    return f"{RELEASES}/{release}"
+
+
+def registry_path(key: str) -> str:
+    return f"{REGISTRY}/{key}.json"
