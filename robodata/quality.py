@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from robodata.formats.isaaclab import EpisodeStore
+from robodata.formats.isaaclab_layout import SUCCESS_ATTR
 
 
 @dataclass
@@ -84,7 +85,7 @@ def episode_tables(store_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "duration_s": span,
                     "rate_hz": (n - 1) / span if span > 0 else 0.0,
                     "median_rate_hz": 1.0 / float(np.median(np.diff(ts))) if n > 1 else 0.0,
-                    "success": ep.attrs.get("success"),
+                    "success": ep.attrs.get(SUCCESS_ATTR),
                 }
             )
     fr = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["episode", "timestamp", "dt"])
@@ -162,17 +163,18 @@ def validate_raw_episodes(
 def lerobot_frame_table(root: str | Path, columns: tuple[str, ...] = ("index", "episode_index", "frame_index",
                                                                         "timestamp")) -> tuple[pd.DataFrame, float]:
     """The default columns of every frame of a LeRobot dataset (v2.x or v3.0), plus finiteness of the vectors."""
-    import json
-
     import pyarrow.parquet as pq
 
+    from robodata.lerobot.layout import ACTION_KEY, DATA_DIR, STATE_KEY
+    from robodata.lerobot.metadata import read_info
+
     root = Path(root)
-    fps = float(json.loads((root / "meta" / "info.json").read_text())["fps"])
+    fps = float(read_info(root)["fps"])
     parts = []
-    for f in sorted((root / "data").rglob("*.parquet")):
+    for f in sorted((root / DATA_DIR).rglob("*.parquet")):
         t = pq.read_table(f)
         df = t.select([c for c in columns if c in t.column_names]).to_pandas()
-        for vec in ("observation.state", "action"):
+        for vec in (STATE_KEY, ACTION_KEY):
             if vec in t.column_names:
                 arr = np.stack(t.column(vec).to_numpy(zero_copy_only=False)) if len(t) else np.zeros((0, 1))
                 df[f"{vec}_finite"] = np.isfinite(arr.astype(np.float64)).all(axis=1)
@@ -198,7 +200,9 @@ def validate_lerobot_frames(root: str | Path) -> QualityReport:
         gx.expectations.ExpectColumnValuesToBeInSet(column="frame_contiguous", value_set=[True]),
         gx.expectations.ExpectColumnValuesToBeBetween(column="timestamp_error", min_value=0, max_value=1e-4),
     ]
-    for vec in ("observation.state", "action"):
+    from robodata.lerobot.layout import ACTION_KEY, STATE_KEY
+
+    for vec in (STATE_KEY, ACTION_KEY):
         if f"{vec}_finite" in df.columns:
             exps.append(gx.expectations.ExpectColumnValuesToBeInSet(column=f"{vec}_finite", value_set=[True]))
     return QualityReport("lerobot_frames", _run_suite("lerobot_frames", df, exps))

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from robodata.formats.isaaclab import OBS_GROUP, EpisodeStore
+from robodata.formats.isaaclab import EpisodeStore
+from robodata.formats.isaaclab_layout import ACTIONS, OBS_GROUP, STATES, TIMESTAMPS, obs_path
 
 CHECK_FRAMES = "augmented_frame_counts_match_source"
 CHECK_LOWDIM = "augmented_low_dim_unchanged"
@@ -87,7 +88,7 @@ def check_store(
             if n != ns or any(g[OBS_GROUP][c].shape[0] != ns for c in cams):
                 res[CHECK_FRAMES].fail(f"{tag}: {n} frames, source {ns}")
                 continue
-            for key in ("actions", "states", "timestamps"):
+            for key in (ACTIONS, STATES, TIMESTAMPS):
                 if key in gs and not np.array_equal(g[key][()], gs[key][()]):
                     res[CHECK_LOWDIM].fail(f"{tag}: {key} differ from the source")
             for name, ds in gs[OBS_GROUP].items():
@@ -95,7 +96,7 @@ def check_store(
                     continue
                 if hasattr(ds, "shape"):
                     if not np.array_equal(g[OBS_GROUP][name][()], ds[()]):
-                        res[CHECK_LOWDIM].fail(f"{tag}: obs/{name} differs from the source")
+                        res[CHECK_LOWDIM].fail(f"{tag}: {obs_path(name)} differs from the source")
                 else:
                     ds.visititems(lambda k, o, name=name: _cmp_group(k, o, g[OBS_GROUP][name], tag, name, res))
             idx = np.unique(np.linspace(0, n - 1, min(sample_frames, n)).round().astype(int))
@@ -129,4 +130,4 @@ def check_store(
 
 def _cmp_group(key: str, obj: Any, other_group: Any, tag: str, name: str, res: dict[str, CheckOutcome]) -> None:
     if hasattr(obj, "shape") and (key not in other_group or not np.array_equal(other_group[key][()], obj[()])):
-        res[CHECK_LOWDIM].fail(f"{tag}: obs/{name}/{key} differs from the source")
+        res[CHECK_LOWDIM].fail(f"{tag}: {obs_path(name)}/{key} differs from the source")

@@ -127,6 +127,7 @@ def process_clip(
     from robodata.augment.local import LocalAugmenter, draw_params
     from robodata.augment.video import video_settings
     from robodata.formats.isaaclab import EpisodeStore
+    from robodata.formats.isaaclab_layout import OBS_GROUP, obs_path
 
     cfg = cfg if isinstance(cfg, AugmentedVideosConfig) else AugmentedVideosConfig.model_validate(cfg)
     clip = f"{Path(store_path).name}:{demo}/{camera}"
@@ -137,11 +138,11 @@ def process_clip(
         if demo not in es.demo_names:
             raise AugmentError(f"{clip}: no such demo in the store")
         g = es.group(demo)
-        if camera not in g["obs"]:
-            raise AugmentError(f"{clip}: demo has no camera {camera!r} (it has {sorted(g['obs'].keys())})")
-        images = g["obs"][camera]
+        if camera not in g[OBS_GROUP]:
+            raise AugmentError(f"{clip}: demo has no camera {camera!r} (it has {sorted(g[OBS_GROUP].keys())})")
+        images = g[OBS_GROUP][camera]
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise AugmentError(f"{clip}: obs/{camera} is not uint8 (T, H, W, 3) images ({images.dtype} {images.shape})")
+            raise AugmentError(f"{clip}: {obs_path(camera)} is not uint8 (T, H, W, 3) images ({images.dtype} {images.shape})")
         n = es.num_samples(demo)
         if images.shape[0] != n:
             raise AugmentError(f"{clip}: {images.shape[0]} camera frames for {n} low-dim frames")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from robodata.augment.errors import AugmentError
+from robodata.formats.isaaclab_layout import ENV_KWARGS_KEY, ENV_NAME_KEY, OBS_GROUP, STATES
 
 CLASSES = {"background": 0, "floor": 1, "table": 2, "robot": 3, "object": 4}
 KEEP_CLASSES = (CLASSES["robot"], CLASSES["object"])  # what augmentation must leave in place
@@ -42,14 +43,14 @@ class ControlSource:
         self._sim = None
         self._median: np.ndarray | None = None
         self.notes: list[str] = []
-        obs = group["obs"]
+        obs = group[OBS_GROUP]
         self.has_depth = False
         if f"{camera}_seg" in obs:
             self.source = "hdf5"
             self.has_depth = f"{camera}_depth" in obs
             return
         env_id, kw = _env(env_args)
-        states = group["states"] if "states" in group else None
+        states = group[STATES] if STATES in group else None
         if env_id.startswith("FetchPickAndPlace") and states is not None and states.ndim == 2:
             try:
                 self._sim = _open_sim(kw, camera, obs[camera], states)
@@ -81,12 +82,12 @@ class ControlSource:
 
     def batch(self, s: int, e: int, frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(depth (n, H, W) float32 | None, classes (n, H, W) uint8 | None)`` for frames ``s:e``."""
-        obs = self._g["obs"]
+        obs = self._g[OBS_GROUP]
         if self.source == "hdf5":
             depth = obs[f"{self.camera}_depth"][s:e].astype(np.float32) if self.has_depth else None
             return depth, obs[f"{self.camera}_seg"][s:e].astype(np.uint8)
         if self.source == "sim-replay":
-            sim, states = self._sim, self._g["states"][s:e]
+            sim, states = self._sim, self._g[STATES][s:e]
             depth = np.empty(frames.shape[:3], np.float32)
             seg = np.empty(frames.shape[:3], np.uint8)
             for i, st in enumerate(states):
@@ -112,8 +113,8 @@ class ControlSource:
 
 
 def _env(env_args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    kw = env_args.get("env_kwargs") or {}
-    return str(kw.get("env_id") or env_args.get("env_name") or ""), kw
+    kw = env_args.get(ENV_KWARGS_KEY) or {}
+    return str(kw.get("env_id") or env_args.get(ENV_NAME_KEY) or ""), kw
 
 
 def _open_sim(env_kwargs: dict[str, Any], camera: str, images: Any, states: Any) -> Any:

@@ -21,6 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from robodata.atomic import atomic_path
+
 from robodata.augment.clips import clip_paths, variant_path
 from robodata.augment.config import CosmosConfig
 from robodata.augment.errors import AugmentError
@@ -83,5 +85,6 @@ def collect_output(output_dir: str | Path, out_dir: str | Path, demo: str, camer
     if got != frames:
         raise AugmentError(f"{name}: Cosmos Transfer output has {got} frames, the source clip {frames}")
     dst = variant_path(out_dir, demo, camera, variant)
-    shutil.move(str(src), dst)
+    with atomic_path(dst, kind="file") as tmp:  # Cosmos' output folder may be on another filesystem
+        shutil.move(str(src), tmp)
     return dst

@@ -18,7 +18,18 @@ import numpy as np
 
 from robodata.augment.errors import AugmentError
 from robodata.augment.video import count_frames, iter_clip
-from robodata.formats.isaaclab import OBS_GROUP, EpisodeStore, EpisodeStoreWriter, demo_index, demo_name
+from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreWriter, demo_index
+from robodata.formats.isaaclab_layout import (
+    ACTIONS,
+    DATAGEN_GROUP,
+    ENV_KWARGS_KEY,
+    ENV_NAME_KEY,
+    NUM_SAMPLES_ATTR,
+    OBS_GROUP,
+    STATES,
+    SUCCESS_ATTR,
+    demo_name,
+)
 
 PROVENANCE = ("augmented_from", "augment_engine", "augment_variant", "augment_seed")
 
@@ -51,8 +62,8 @@ def _copy_batches(es: EpisodeStore, demo: str, batch: int) -> Iterator[dict[str,
     ts = es.timestamps(demo)
     obs_keys = [k for k, d in g[OBS_GROUP].items() if hasattr(d, "shape")]
     dg_items: list[tuple[str, str, Any]] = []
-    if "datagen_info" in g[OBS_GROUP]:
-        for kind, grp in g[OBS_GROUP]["datagen_info"].items():
+    if DATAGEN_GROUP in g[OBS_GROUP]:
+        for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
             for name, d in grp.items():
                 dg_items.append((kind, name, d))
     for s in range(0, n, batch):
@@ -63,8 +74,8 @@ def _copy_batches(es: EpisodeStore, demo: str, batch: int) -> Iterator[dict[str,
         yield {
             "timestamps": ts[s:e],
             "obs": {k: g[OBS_GROUP][k][s:e] for k in obs_keys},
-            "actions": g["actions"][s:e],
-            "states": g["states"][s:e] if "states" in g else None,
+            "actions": g[ACTIONS][s:e],
+            "states": g[STATES][s:e] if STATES in g else None,
             "datagen": datagen or None,
             "s": s,
             "e": e,
@@ -89,11 +100,11 @@ def merge_variants(
     """Write ``out`` (atomically): every demo of ``src`` unchanged, then one new demo per variant."""
     out = Path(out)
     with EpisodeStore(src) as es:
-        env_kwargs = dict(es.env_args.get("env_kwargs") or {})
+        env_kwargs = dict(es.env_args.get(ENV_KWARGS_KEY) or {})
         env_kwargs["augmented"] = True
         report = MergeReport(out, len(es.demo_names))
         image_names = {f.name for f in es.schema.cameras}
-        with EpisodeStoreWriter(out, es.schema, env_name=es.env_args.get("env_name", "robodata"),
+        with EpisodeStoreWriter(out, es.schema, env_name=es.env_args.get(ENV_NAME_KEY, "robodata"),
                                 env_kwargs=env_kwargs) as w:
             for demo in es.demo_names:
                 _copy_demo(es, w, demo, demo_index(demo), es.attrs(demo), {}, batch)
@@ -102,7 +113,7 @@ def merge_variants(
             for v in variants:
                 try:
                     _check_variant(es, v, image_names)
-                    attrs = {k: a for k, a in es.attrs(v.demo).items() if k != "num_samples"}
+                    attrs = {k: a for k, a in es.attrs(v.demo).items() if k != NUM_SAMPLES_ATTR}
                     attrs.update({"augmented_from": v.demo, "augment_engine": v.engine,
                                   "augment_variant": v.variant, "augment_seed": v.seed})
                     if v.params:
@@ -133,8 +144,8 @@ def _check_variant(es: EpisodeStore, v: Variant, image_names: set[str]) -> None:
 
 
 def _copy_demo(es, w, demo, index, attrs, videos, batch) -> None:
-    attrs = {k: a for k, a in attrs.items() if k not in ("num_samples", "success")}
-    success = es.attrs(demo).get("success")
+    attrs = {k: a for k, a in attrs.items() if k not in (NUM_SAMPLES_ATTR, SUCCESS_ATTR)}
+    success = es.attrs(demo).get(SUCCESS_ATTR)
     d = w.begin_episode(index=index, attrs=attrs)
     streams = {cam: _frames_of(path) for cam, path in videos.items()}
     hw = {cam: tuple(es.group(demo)[OBS_GROUP][cam].shape[1:3]) for cam in videos}

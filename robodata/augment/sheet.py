@@ -36,7 +36,8 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], width: int = 160) ->
 
 def sheet_from_store(path, max_variants: int = 3, frames: int = 4) -> bytes:
     """Source frames above each of the first few variants (first camera), from an augmented store."""
-    from robodata.formats.isaaclab import OBS_GROUP, EpisodeStore
+    from robodata.formats.isaaclab import EpisodeStore
+    from robodata.formats.isaaclab_layout import OBS_GROUP
 
     rows = []
     with EpisodeStore(path) as es:

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from robodata.atomic import atomic_path
 from robodata.augment.errors import AugmentError
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.video import VideoSettings
@@ -57,43 +58,45 @@ def write_clip(
     if len(pts) > 1 and np.any(np.diff(pts) <= 0):
         bad = int(np.flatnonzero(np.diff(pts) <= 0)[0]) + 1
         raise AugmentError(f"{path}: timestamps are not strictly increasing at frame {bad}")
-    tmp = path.with_name(f".{path.name}.partial")
-    n = 0
     try:
-        with av.open(str(tmp), "w", format="mp4") as out:
-            stream = None
-            for batch in batches:
-                batch = np.asarray(batch)
-                if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
-                    raise AugmentError(f"{path}: frames must be uint8 (n, H, W, 3), got {batch.dtype} {batch.shape}")
-                if stream is None:
-                    stream = out.add_stream(settings.codec, rate=round(fps) or 30, options=settings.options())
-                    stream.height, stream.width = batch.shape[1] - batch.shape[1] % 2, batch.shape[2] - batch.shape[2] % 2
-                    stream.pix_fmt = settings.pix_fmt
-                    stream.time_base = TIME_BASE
-                    stream.codec_context.time_base = TIME_BASE
-                    if (stream.height, stream.width) != batch.shape[1:3]:
-                        raise AugmentError(f"{path}: yuv420p needs even image sizes, got {batch.shape[1:3]}")
-                for frame in batch:
-                    if n >= len(pts):
-                        raise AugmentError(f"{path}: more frames than the {len(pts)} timestamps")
-                    vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                    vf.pts, vf.time_base = int(pts[n]), TIME_BASE
-                    out.mux(stream.encode(vf))
-                    n += 1
-            if stream is None:
-                raise AugmentError(f"{path}: no frames to encode")
-            out.mux(stream.encode(None))
-        if n != len(pts):
-            raise AugmentError(f"{path}: {n} frames for {len(pts)} timestamps")
-        tmp.replace(path)
-    except AugmentError:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_path(path, kind="file") as tmp:  # on any error the partial clip is removed
+            n = _encode(tmp, path, batches, pts, fps, settings)
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        tmp.unlink(missing_ok=True)
         raise AugmentError(f"{path}: video encoding failed ({err})") from err
     return ClipFile(path, n, path.stat().st_size)
+
+
+def _encode(tmp: Path, path: Path, batches: Iterable[np.ndarray], pts: np.ndarray, fps: float,
+            settings: VideoSettings) -> int:
+    """Encode the batches into the MP4 ``tmp`` (errors name ``path``, the clip's final name); returns frames."""
+    n = 0
+    with av.open(str(tmp), "w", format="mp4") as out:
+        stream = None
+        for batch in batches:
+            batch = np.asarray(batch)
+            if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
+                raise AugmentError(f"{path}: frames must be uint8 (n, H, W, 3), got {batch.dtype} {batch.shape}")
+            if stream is None:
+                stream = out.add_stream(settings.codec, rate=round(fps) or 30, options=settings.options())
+                stream.height, stream.width = batch.shape[1] - batch.shape[1] % 2, batch.shape[2] - batch.shape[2] % 2
+                stream.pix_fmt = settings.pix_fmt
+                stream.time_base = TIME_BASE
+                stream.codec_context.time_base = TIME_BASE
+                if (stream.height, stream.width) != batch.shape[1:3]:
+                    raise AugmentError(f"{path}: yuv420p needs even image sizes, got {batch.shape[1:3]}")
+            for frame in batch:
+                if n >= len(pts):
+                    raise AugmentError(f"{path}: more frames than the {len(pts)} timestamps")
+                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                vf.pts, vf.time_base = int(pts[n]), TIME_BASE
+                out.mux(stream.encode(vf))
+                n += 1
+        if stream is None:
+            raise AugmentError(f"{path}: no frames to encode")
+        out.mux(stream.encode(None))
+    if n != len(pts):
+        raise AugmentError(f"{path}: {n} frames for {len(pts)} timestamps")
+    return n
 
 
 def count_frames(path: str | Path) -> int:

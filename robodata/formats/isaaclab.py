@@ -19,16 +19,17 @@ Layout (what Isaac Lab's recorders and Isaac Lab Mimic read, plus two documented
 feature table (one source of truth for names, roles, shapes, slices), fps, task and provenance
 [extension]. Readers that do not know it ignore it.
 
+The names and paths above live in :mod:`robodata.formats.isaaclab_layout` (re-exported here).
+
 Writes are streaming (resizable, chunked datasets; one frame or a batch at a time: memory stays flat in
-the episode length) and atomic: the store is written under a temporary name and renamed on ``commit``.
+the episode length) and atomic (:mod:`robodata.atomic`): the store is written under a ``.partial-``
+sibling and renamed over the destination on ``commit``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +38,36 @@ from typing import Any
 import h5py
 import numpy as np
 
+from robodata.atomic import AtomicPath
 from robodata.errors import RobodataError
+from robodata.formats.isaaclab_layout import (  # also importable from here (DEMO_PREFIX, demo_name, ...)
+    ACTIONS,
+    DATA_GROUP,
+    DATAGEN_GROUP,
+    DATAGEN_KINDS,
+    DEMO_PREFIX,
+    DEMO_RE,
+    ENV_ARGS_ATTR,
+    ENV_KWARGS_KEY,
+    ENV_NAME_KEY,
+    ENV_TYPE,
+    ENV_TYPE_KEY,
+    INITIAL_STATE,
+    NUM_SAMPLES_ATTR,
+    OBS_GROUP,
+    PROCESSED_ACTIONS,
+    ROBODATA_KEY,
+    STATES,
+    SUBTASK_TERM_SIGNALS,
+    SUCCESS_ATTR,
+    TIMESTAMPS,
+    TOTAL_ATTR,
+    datagen_path,
+    demo_name,
+    obs_path,
+)
 
-DATA_GROUP = "data"
-DEMO_PREFIX = "demo_"
-OBS_GROUP = "obs"
-DATAGEN_GROUP = "datagen_info"
-DATAGEN_KINDS = ("object_pose", "eef_pose", "target_eef_pose", "subtask_term_signals")
 ROLES = ("state", "action", "image", "pose", "extra")
-TIMESTAMPS = "timestamps"
-_DEMO_RE = re.compile(r"^demo_(\d+)$")
 
 
 class EpisodeStoreError(RobodataError):
@@ -125,12 +146,9 @@ class EpisodeSchema:
         return cls(feats, float(d.pop("fps")), d.pop("task", ""), d.pop("robot_type", "unknown"), d)
 
 
-def demo_name(index: int) -> str:
-    return f"{DEMO_PREFIX}{index}"
-
-
 def demo_index(name: str) -> int:
-    m = _DEMO_RE.match(name)
+    """The index of a demo group name (``demo_7`` -> 7); raises :class:`EpisodeStoreError` for other names."""
+    m = DEMO_RE.match(name)
     if not m:
         raise EpisodeStoreError(f"{name!r} is not a demo group name (demo_N)")
     return int(m.group(1))
@@ -220,7 +238,7 @@ class DemoWriter:
                 )
             if f.role == "action":
                 continue
-            self._append(f"{OBS_GROUP}/{f.name}", arr.reshape(n, *f.shape), np.dtype(f.dtype))
+            self._append(obs_path(f.name), arr.reshape(n, *f.shape), np.dtype(f.dtype))
         if actions is None:
             parts = [np.asarray(obs[f.name], np.float32).reshape(n, -1) for f in self._schema.of_role("action")]
             actions = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
@@ -230,20 +248,20 @@ class DemoWriter:
             states = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
         states = np.asarray(states, np.float32).reshape(n, -1)
         self._append(TIMESTAMPS, ts)
-        self._append("actions", actions)
-        self._append("processed_actions", actions)
-        self._append("states", states)
-        if "initial_state" not in self._g:
-            self._g.create_dataset("initial_state", data=states[0])
+        self._append(ACTIONS, actions)
+        self._append(PROCESSED_ACTIONS, actions)
+        self._append(STATES, states)
+        if INITIAL_STATE not in self._g:
+            self._g.create_dataset(INITIAL_STATE, data=states[0])
         for kind, items in (datagen or {}).items():
             if kind not in DATAGEN_KINDS:
-                raise EpisodeStoreError(f"unknown datagen_info kind {kind!r} (one of {DATAGEN_KINDS})")
+                raise EpisodeStoreError(f"unknown {DATAGEN_GROUP} kind {kind!r} (one of {DATAGEN_KINDS})")
             for name, arr in items.items():
                 arr = np.asarray(arr)
                 if arr.shape[0] != n:
-                    raise EpisodeStoreError(f"datagen_info/{kind}/{name} has {arr.shape[0]} rows for {n} frames")
-                dtype = bool if kind == "subtask_term_signals" else np.float32
-                self._append(f"{OBS_GROUP}/{DATAGEN_GROUP}/{kind}/{name}", arr, dtype)
+                    raise EpisodeStoreError(f"{datagen_path(kind, name)} has {arr.shape[0]} rows for {n} frames")
+                dtype = bool if kind == SUBTASK_TERM_SIGNALS else np.float32
+                self._append(datagen_path(kind, name), arr, dtype)
         self._n += n
 
     def write_feature(self, name: str, values: np.ndarray) -> None:
@@ -252,7 +270,7 @@ class DemoWriter:
         if spec is None:
             raise EpisodeStoreError(f"{self._store.path}: unknown feature {name!r}")
         values = np.asarray(values)
-        self._append(f"{OBS_GROUP}/{name}", values.reshape(len(values), *spec.shape), np.dtype(spec.dtype))
+        self._append(obs_path(name), values.reshape(len(values), *spec.shape), np.dtype(spec.dtype))
 
     def append(self, timestamp: float, obs: Mapping[str, Any], action: Any = None, **kw: Any) -> None:
         """Append one frame (``obs`` values are single-frame arrays)."""
@@ -278,7 +296,7 @@ class DemoWriter:
         runs = [(int(r[0]), len(r)) for r in np.split(idx, breaks) if len(r)]
 
         def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset) and name != "initial_state" and obj.shape and obj.shape[0] == self._n:
+            if isinstance(obj, h5py.Dataset) and name != INITIAL_STATE and obj.shape and obj.shape[0] == self._n:
                 row_bytes = max(1, int(np.prod(obj.shape[1:])) * obj.dtype.itemsize)
                 step = max(1, (32 << 20) // row_bytes)
                 dst = 0
@@ -292,15 +310,15 @@ class DemoWriter:
 
         self._g.visititems(visit)
         self._n = len(idx)
-        if "initial_state" in self._g and self._n:
-            self._g["initial_state"][...] = self._g["states"][0]
+        if INITIAL_STATE in self._g and self._n:
+            self._g[INITIAL_STATE][...] = self._g[STATES][0]
 
     def close(self, success: bool | None = None, **attrs: Any) -> None:
         if self.closed:
             return
-        self._g.attrs["num_samples"] = self._n
+        self._g.attrs[NUM_SAMPLES_ATTR] = self._n
         if success is not None:
-            self._g.attrs["success"] = bool(success)
+            self._g.attrs[SUCCESS_ATTR] = bool(success)
         for k, v in attrs.items():
             self._g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
         self.closed = True
@@ -310,8 +328,9 @@ class DemoWriter:
 class EpisodeStoreWriter:
     """Writes an Isaac Lab HDF5 episode store atomically.
 
-    Use as a context manager: on a clean exit the temporary file is renamed to ``path``; on an exception it
-    is deleted and ``path`` (if it existed) is left untouched::
+    Use as a context manager: on a clean exit the temporary ``.partial-`` file is renamed to ``path``
+    (:class:`robodata.atomic.AtomicPath`); on an exception it is deleted and ``path`` (if it existed) is left
+    untouched::
 
         with EpisodeStoreWriter(path, schema) as store:
             demo = store.begin_episode(attrs={"seed": 3})
@@ -330,13 +349,14 @@ class EpisodeStoreWriter:
     ):
         self.path = Path(path)
         self.schema = schema
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}")
+        self._atomic = AtomicPath(self.path, kind="file")
+        self._tmp = self._atomic.tmp
         self._f = h5py.File(self._tmp, "w")
         self._data = self._f.create_group(DATA_GROUP)
-        env_args = {"env_name": env_name, "type": 2, "env_kwargs": dict(env_kwargs or {}), "robodata": schema.to_json()}
-        self._data.attrs["env_args"] = json.dumps(env_args)
-        self._data.attrs["total"] = 0
+        env_args = {ENV_NAME_KEY: env_name, ENV_TYPE_KEY: ENV_TYPE, ENV_KWARGS_KEY: dict(env_kwargs or {}),
+                    ROBODATA_KEY: schema.to_json()}  # fmt: skip
+        self._data.attrs[ENV_ARGS_ATTR] = json.dumps(env_args)
+        self._data.attrs[TOTAL_ATTR] = 0
         self._chunk = chunk_frames
         self._open: DemoWriter | None = None
         self._next_index = 0
@@ -381,9 +401,9 @@ class EpisodeStoreWriter:
     def commit(self) -> Path:
         if self._open is not None and not self._open.closed:
             self._open.close()
-        self._data.attrs["total"] = self._total
+        self._data.attrs[TOTAL_ATTR] = self._total
         self._f.close()
-        os.replace(self._tmp, self.path)
+        self._atomic.commit()
         self.committed = True
         return self.path
 
@@ -392,7 +412,7 @@ class EpisodeStoreWriter:
             self._f.close()
         except Exception:  # noqa: BLE001 - already closed or broken; the temp file goes either way
             pass
-        self._tmp.unlink(missing_ok=True)
+        self._atomic.abort()
 
     def __enter__(self) -> EpisodeStoreWriter:
         return self
@@ -438,22 +458,26 @@ class EpisodeStore:
             self._f.close()
             raise EpisodeStoreError(f"{self.path}: no /data group (not an Isaac Lab / robomimic HDF5 episode file)")
         self._data = self._f[DATA_GROUP]
-        names = [k for k in self._data.keys() if _DEMO_RE.match(k)]
+        names = [k for k in self._data.keys() if DEMO_RE.match(k)]
         self.demo_names = sorted(names, key=demo_index)
-        raw = self._data.attrs.get("env_args", "{}")
+        raw = self._data.attrs.get(ENV_ARGS_ATTR, "{}")
         try:
             self.env_args = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
         except json.JSONDecodeError as err:
-            raise EpisodeStoreError(f"{self.path}: /data attribute env_args is not JSON ({err})") from err
+            raise EpisodeStoreError(
+                f"{self.path}: /{DATA_GROUP} attribute {ENV_ARGS_ATTR} is not JSON ({err})"
+            ) from err
         for name in self.demo_names:
             g = self._data[name]
-            if "actions" not in g or OBS_GROUP not in g:
+            if ACTIONS not in g or OBS_GROUP not in g:
                 self._f.close()
-                raise EpisodeStoreError(f"{self.path}: /data/{name} lacks the 'actions' dataset or the 'obs' group")
+                raise EpisodeStoreError(
+                    f"{self.path}: /{DATA_GROUP}/{name} lacks the {ACTIONS!r} dataset or the {OBS_GROUP!r} group"
+                )
         self.schema = self._schema(fps)
 
     def _schema(self, fps: float | None) -> EpisodeSchema:
-        rd = self.env_args.get("robodata")
+        rd = self.env_args.get(ROBODATA_KEY)
         if rd:
             return EpisodeSchema.from_json(rd)
         # A foreign Isaac Lab file: infer features from the first demo (images are uint8 rank-4).
@@ -465,9 +489,9 @@ class EpisodeStore:
                     continue
                 role = "image" if ds.dtype == np.uint8 and ds.ndim == 4 else "state"
                 feats.append(FeatureSpec(k, role, tuple(ds.shape[1:]), str(ds.dtype)))
-            feats.append(FeatureSpec("actions", "action", tuple(g["actions"].shape[1:]), "float32"))
-        rate = fps or float(self.env_args.get("env_kwargs", {}).get("fps", 0) or 30.0)
-        return EpisodeSchema(feats, rate, task=self.env_args.get("env_name", ""))
+            feats.append(FeatureSpec(ACTIONS, "action", tuple(g[ACTIONS].shape[1:]), "float32"))
+        rate = fps or float(self.env_args.get(ENV_KWARGS_KEY, {}).get("fps", 0) or 30.0)
+        return EpisodeSchema(feats, rate, task=self.env_args.get(ENV_NAME_KEY, ""))
 
     def __enter__(self) -> EpisodeStore:
         return self
@@ -490,7 +514,7 @@ class EpisodeStore:
 
     def num_samples(self, name: str) -> int:
         g = self._data[name]
-        return int(g.attrs.get("num_samples", g["actions"].shape[0]))
+        return int(g.attrs.get(NUM_SAMPLES_ATTR, g[ACTIONS].shape[0]))
 
     def attrs(self, name: str) -> dict[str, Any]:
         out = {}
@@ -526,8 +550,8 @@ class EpisodeStore:
                     datagen[kind] = {n: d[()] for n, d in grp.items() if isinstance(d, h5py.Dataset)}
                 else:
                     datagen[kind] = {kind: grp[()]}
-        states = g["states"][()] if "states" in g else np.zeros((len(g["actions"]), 0), np.float32)
-        return Episode(name, self.timestamps(name), obs, g["actions"][()], states, self.attrs(name), datagen)
+        states = g[STATES][()] if STATES in g else np.zeros((len(g[ACTIONS]), 0), np.float32)
+        return Episode(name, self.timestamps(name), obs, g[ACTIONS][()], states, self.attrs(name), datagen)
 
     def iter_frames(self, name: str, keys: list[str], batch: int = 64) -> Iterator[dict[str, np.ndarray]]:
         """Yield batches (dicts of ``(b, ...)`` arrays) of the given ``obs`` keys, ``actions`` or ``timestamps``."""
@@ -537,8 +561,8 @@ class EpisodeStore:
             e = min(n, s + batch)
             out = {}
             for k in keys:
-                if k == "actions":
-                    out[k] = g["actions"][s:e]
+                if k == ACTIONS:
+                    out[k] = g[ACTIONS][s:e]
                 elif k == TIMESTAMPS:
                     out[k] = self.timestamps(name)[s:e]
                 else:

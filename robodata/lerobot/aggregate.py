@@ -13,10 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robodata.lerobot import stats as st
-from robodata.lerobot.atomic import atomic_dir
+from robodata.atomic import atomic_path
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema
 from robodata.lerobot.layout import (
+    DATA_CHUNK_COLUMN,
+    DATA_FILE_COLUMN,
     DEFAULT_FEATURES,
     DEFAULT_DATA_FILE_SIZE_IN_MB,
     DEFAULT_VIDEO_FILE_SIZE_IN_MB,
@@ -29,6 +31,7 @@ from robodata.lerobot.layout import (
     VERSIONS,
     v30_data_path,
     v30_video_path,
+    video_column,
 )
 from robodata.lerobot.metadata import DatasetMeta, make_info, read_json, write_episodes_v30, write_json, write_tasks_v30
 from robodata.lerobot.modality import modality_from_features, modality_problems
@@ -125,7 +128,7 @@ def write_v30(
     rows: list[dict[str, Any]] = []
     all_stats = []
     frames = 0
-    with atomic_dir(out_dir) as tmp:
+    with atomic_path(out_dir, kind="dir") as tmp:
         data_loc, writer = (0, 0), None
         runs = {k: _VideoRun(k, (0, 0)) for k in vkeys}
         try:
@@ -140,7 +143,7 @@ def write_v30(
                     writer = pq.ParquetWriter(path, schema)
                 writer.write_table(_cast(ep.table, schema, ep.origin))
                 row: dict[str, Any] = {"episode_index": ep.index, "tasks": [ep.task], "length": ep.length,
-                                       "data/chunk_index": data_loc[0], "data/file_index": data_loc[1],
+                                       DATA_CHUNK_COLUMN: data_loc[0], DATA_FILE_COLUMN: data_loc[1],
                                        "dataset_from_index": frames, "dataset_to_index": frames + ep.length}  # fmt: skip
                 for k in vkeys:
                     run = runs[k]
@@ -149,10 +152,10 @@ def write_v30(
                         run = runs[k] = _VideoRun(k, next_file(*run.loc))
                     src, f, t = ep.videos[k]
                     start = run.add(src, f, t, ep.length, fps)
-                    row[f"videos/{k}/chunk_index"] = run.loc[0]
-                    row[f"videos/{k}/file_index"] = run.loc[1]
-                    row[f"videos/{k}/from_timestamp"] = start
-                    row[f"videos/{k}/to_timestamp"] = start + ep.length / fps
+                    row[video_column(k, "chunk_index")] = run.loc[0]
+                    row[video_column(k, "file_index")] = run.loc[1]
+                    row[video_column(k, "from_timestamp")] = start
+                    row[video_column(k, "to_timestamp")] = start + ep.length / fps
                 row.update(st.flatten(ep.stats))
                 rows.append(row)
                 all_stats.append(ep.stats)

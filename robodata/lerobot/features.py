@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from robodata.formats.isaaclab import EpisodeSchema, FeatureSpec
-from robodata.lerobot.layout import ACTION_KEY, DEFAULT_FEATURES, STATE_KEY, camera_key
+from robodata.lerobot.layout import ACTION_KEY, DEFAULT_FEATURES, STATE_KEY, camera_key, observation_key
 
 VIDEO_NAMES = ["height", "width", "channels"]
 
@@ -47,7 +47,7 @@ def features_from_schema(schema: EpisodeSchema, video_infos: Mapping[str, Mappin
     if schema.of_role("action"):
         feats[ACTION_KEY] = vector_feature(schema.of_role("action"))
     for spec in schema.of_role("pose"):
-        feats[f"observation.{spec.name}"] = vector_feature([spec])
+        feats[observation_key(spec.name)] = vector_feature([spec])
     for cam in schema.cameras:
         h, w = int(cam.shape[0]), int(cam.shape[1])
         feats[camera_key(cam.name)] = video_feature(h, w, video_infos.get(cam.name, {}))

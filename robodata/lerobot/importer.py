@@ -26,10 +26,12 @@ from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreError, EpisodeS
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import (
     ACTION_KEY,
+    ANNOTATION_PREFIX,
     DEFAULT_FEATURES,
     IMAGES_PREFIX,
     INFO_PATH,
     MODALITY_PATH,
+    OBSERVATION_PREFIX,
     STATE_KEY,
 )
 from robodata.lerobot.metadata import DatasetMeta, EpisodeMeta, read_json, read_meta
@@ -132,14 +134,14 @@ class _Plan:
         for key, ft in feats.items():
             dtype = ft.get("dtype")
             if dtype in ("video", "image"):
-                cam = _unique(key.removeprefix(IMAGES_PREFIX).removeprefix("observation."), "image", used)
+                cam = _unique(key.removeprefix(IMAGES_PREFIX).removeprefix(OBSERVATION_PREFIX), "image", used)
                 (self.cameras if dtype == "video" else self.embedded)[key] = cam
                 specs.append(FeatureSpec(cam, "image", _image_shape(key, ft, meta), "uint8"))
                 self.origin[cam] = key
-            elif key in (STATE_KEY, ACTION_KEY) or key in DEFAULT_FEATURES or key.startswith("annotation."):
+            elif key in (STATE_KEY, ACTION_KEY) or key in DEFAULT_FEATURES or key.startswith(ANNOTATION_PREFIX):
                 continue
             elif dtype in _NUMERIC:
-                name = _unique(key.removeprefix("observation."), "extra", used)
+                name = _unique(key.removeprefix(OBSERVATION_PREFIX), "extra", used)
                 shape = tuple(int(s) for s in ft.get("shape") or [1])
                 shape = () if shape == (1,) else shape
                 self.extras[key] = name

@@ -17,10 +17,15 @@ import pyarrow.parquet as pq
 from robodata.lerobot import stats as st
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import (
+    DATA_CHUNK_COLUMN,
+    DATA_FILE_COLUMN,
     DEFAULT_CHUNK_SIZE,
     DEFAULT_DATA_FILE_SIZE_IN_MB,
     DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+    EPISODES_CHUNK_COLUMN,
+    EPISODES_FILE_COLUMN,
     INFO_PATH,
+    LOCATION_PREFIXES,
     STATS_PATH,
     V20,
     V21,
@@ -32,9 +37,11 @@ from robodata.lerobot.layout import (
     V30,
     V30_DATA_PATH,
     V30_EPISODES_DIR,
-    V30_EPISODES_PATH,
+    V30_EPISODES_GLOB,
     V30_TASKS_PATH,
     V30_VIDEO_PATH,
+    v30_episodes_path,
+    video_column,
 )
 
 
@@ -47,11 +54,15 @@ def _default(o: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as lerobot does (indent 4, numpy values as plain numbers); parents are created.
+
+    Not atomic on its own: dataset files are written inside a temporary folder (:mod:`robodata.atomic`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=4, default=_default) + "\n")
 
 
 def read_json(path: Path) -> Any:
+    """The JSON in ``path``; raises :class:`LeRobotError` naming the file when it is missing or not JSON."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as err:
@@ -61,6 +72,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write one JSON object per line (v2.x ``episodes.jsonl``, ``tasks.jsonl``...); parents are created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         for row in rows:
@@ -68,6 +80,7 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file; raises :class:`LeRobotError` naming the file when it is bad."""
     try:
         with open(path) as f:
             return [json.loads(line) for line in f if line.strip()]
@@ -75,6 +88,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         raise LeRobotError(f"{path}: file is missing") from err
     except json.JSONDecodeError as err:
         raise LeRobotError(f"{path}: not valid JSON lines ({err})") from err
+
+
+def read_info(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """``meta/info.json`` of the dataset at ``root`` (for callers that need only it; :func:`read_meta` reads all).
+
+    Raises:
+        LeRobotError: the file is missing, not JSON, or not a JSON object (the message names the file).
+    """
+    path = Path(root) / INFO_PATH
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise LeRobotError(f"{path}: not a JSON object")
+    return info
 
 
 def make_info(
@@ -118,6 +144,7 @@ def make_info(
 
 
 def write_tasks_v30(root: Path, tasks: list[str]) -> None:
+    """``meta/tasks.parquet``: the task strings as the index, ``task_index`` as the column (lerobot's shape)."""
     path = root / V30_TASKS_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame({"task_index": np.arange(len(tasks), dtype=np.int64)}, index=pd.Index(tasks, name="task"))
@@ -126,13 +153,13 @@ def write_tasks_v30(root: Path, tasks: list[str]) -> None:
 
 def write_episodes_v30(root: Path, rows: list[dict[str, Any]]) -> None:
     """``meta/episodes/chunk-000/file-000.parquet`` (one row per episode; stats flattened into columns)."""
-    path = root / V30_EPISODES_PATH.format(chunk_index=0, file_index=0)
+    path = root / v30_episodes_path(0, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for r in rows:
         r = dict(r)
-        r["meta/episodes/chunk_index"] = 0
-        r["meta/episodes/file_index"] = 0
+        r[EPISODES_CHUNK_COLUMN] = 0
+        r[EPISODES_FILE_COLUMN] = 0
         out.append(r)
     pq.write_table(pa.Table.from_pylist(out), path)
 
@@ -179,7 +206,7 @@ class DatasetMeta:
         if self.version == V30:
             loc = ep.location
             return self.root / self.info["data_path"].format(
-                chunk_index=loc["data/chunk_index"], file_index=loc["data/file_index"]
+                chunk_index=loc[DATA_CHUNK_COLUMN], file_index=loc[DATA_FILE_COLUMN]
             )
         return self.root / self.info["data_path"].format(
             episode_chunk=ep.index // self.chunks_size, episode_index=ep.index
@@ -190,9 +217,11 @@ class DatasetMeta:
         if self.version == V30:
             loc = ep.location
             path = self.root / self.info["video_path"].format(
-                video_key=key, chunk_index=loc[f"videos/{key}/chunk_index"], file_index=loc[f"videos/{key}/file_index"]
+                video_key=key,
+                chunk_index=loc[video_column(key, "chunk_index")],
+                file_index=loc[video_column(key, "file_index")],
             )
-            return path, float(loc[f"videos/{key}/from_timestamp"]), float(loc[f"videos/{key}/to_timestamp"])
+            return path, float(loc[video_column(key, "from_timestamp")]), float(loc[video_column(key, "to_timestamp")])
         path = self.root / self.info["video_path"].format(
             episode_chunk=ep.index // self.chunks_size, video_key=key, episode_index=ep.index
         )
@@ -233,7 +262,7 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
     if "task" in tdf.columns:
         tdf = tdf.set_index("task")
     tasks = [str(t) for t in tdf.sort_values("task_index").index]
-    files = sorted((root / V30_EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+    files = sorted((root / V30_EPISODES_DIR).glob(V30_EPISODES_GLOB))
     if not files:
         raise LeRobotError(f"{root / V30_EPISODES_DIR}: no episode metadata parquet files")
     rows: list[dict[str, Any]] = []
@@ -244,7 +273,7 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
             raise LeRobotError(f"{f}: not a readable parquet file ({err})") from err
     episodes = []
     for r in sorted(rows, key=lambda r: r["episode_index"]):
-        loc = {k: v for k, v in r.items() if k.startswith(("data/", "videos/", "dataset_"))}
+        loc = {k: v for k, v in r.items() if k.startswith(LOCATION_PREFIXES)}
         episodes.append(EpisodeMeta(int(r["episode_index"]), int(r["length"]), list(r.get("tasks") or []), st.unflatten(r), loc))
     return tasks, episodes
 

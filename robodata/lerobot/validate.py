@@ -13,6 +13,7 @@ from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import (
     DEFAULT_FEATURES,
     INFO_PATH,
+    META_DIR,
     MODALITY_PATH,
     STATS_PATH,
     TASK_ANNOTATION_COLUMN,
@@ -110,7 +111,7 @@ def _check_episodes_and_rows(meta: DatasetMeta) -> list[Finding]:
     out: list[Finding] = []
     idx = [e.index for e in meta.episodes]
     if idx != list(range(len(idx))):
-        out.append(Finding(ERROR, str(meta.root / "meta"), f"episode indices are not 0..{len(idx) - 1}"))
+        out.append(Finding(ERROR, str(meta.root / META_DIR), f"episode indices are not 0..{len(idx) - 1}"))
     cache = FileCache()
     next_index = 0
     has_annotation = TASK_ANNOTATION_COLUMN in meta.features

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robodata.lerobot import stats as st
-from robodata.lerobot.atomic import atomic_dir
+from robodata.atomic import atomic_path
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema
 from robodata.lerobot.layout import (
@@ -76,7 +76,7 @@ def write_v21(
     vkeys = [k for k, f in feats.items() if f.get("dtype") == "video"]
     ep_rows, stats_rows, all_stats = [], [], []
     frames = 0
-    with atomic_dir(out_dir) as tmp:
+    with atomic_path(out_dir, kind="dir") as tmp:
         for ep in episodes:
             t = ep.table.append_column(TASK_ANNOTATION_COLUMN, ep.table.column("task_index"))
             try:

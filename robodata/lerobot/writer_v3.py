@@ -17,13 +17,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robodata.formats.isaaclab import OBS_GROUP, EpisodeStore, EpisodeStoreError
+from robodata.atomic import AtomicPath
+from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreError
+from robodata.formats.isaaclab_layout import ACTIONS, OBS_GROUP, STATES, obs_path
 from robodata.lerobot import stats as st
-from robodata.lerobot.atomic import atomic_dir
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema, features_from_schema, table_keys, video_keys
 from robodata.lerobot.layout import (
     ACTION_KEY,
+    DATA_CHUNK_COLUMN,
+    DATA_FILE_COLUMN,
     DEFAULT_CHUNK_SIZE,
     DEFAULT_DATA_FILE_SIZE_IN_MB,
     DEFAULT_FEATURES,
@@ -34,8 +37,10 @@ from robodata.lerobot.layout import (
     STATS_PATH,
     V30,
     camera_key,
+    observation_key,
     v30_data_path,
     v30_video_path,
+    video_column,
 )
 from robodata.lerobot.modality import modality_from_schema
 from robodata.lerobot.metadata import make_info, write_episodes_v30, write_json, write_tasks_v30
@@ -137,16 +142,16 @@ class EpisodeWriter:
             "episode_index": self.index,
             "tasks": [w.tasks[self.task_index]],
             "length": n,
-            "data/chunk_index": w._data_loc[0],
-            "data/file_index": w._data_loc[1],
+            DATA_CHUNK_COLUMN: w._data_loc[0],
+            DATA_FILE_COLUMN: w._data_loc[1],
             "dataset_from_index": w.total_frames,
             "dataset_to_index": w.total_frames + n,
         }
         for k in w.video_keys:
-            row[f"videos/{k}/chunk_index"] = w._video_loc[k][0]
-            row[f"videos/{k}/file_index"] = w._video_loc[k][1]
-            row[f"videos/{k}/from_timestamp"] = self._video_from[k]
-            row[f"videos/{k}/to_timestamp"] = self._video_from[k] + n / w.fps
+            row[video_column(k, "chunk_index")] = w._video_loc[k][0]
+            row[video_column(k, "file_index")] = w._video_loc[k][1]
+            row[video_column(k, "from_timestamp")] = self._video_from[k]
+            row[video_column(k, "to_timestamp")] = self._video_from[k] + n / w.fps
         row.update(st.flatten(ep_stats))
         w._episode_rows.append(row)
         w._episode_stats.append(ep_stats)
@@ -201,8 +206,8 @@ class LeRobotV3Writer:
         self._episode_rows: list[dict[str, Any]] = []
         self._episode_stats: list[dict[str, Any]] = []
         self._open: EpisodeWriter | None = None
-        self._ctx = atomic_dir(self.root)
-        self.tmp = self._ctx.__enter__()
+        self._atomic = AtomicPath(self.root, kind="dir")
+        self.tmp = self._atomic.tmp
         self._data_loc = (0, 0)
         self._data_pq: pq.ParquetWriter | None = None
         self._video_loc = {k: (0, 0) for k in self.video_keys}
@@ -256,6 +261,7 @@ class LeRobotV3Writer:
         return self._open
 
     def commit(self) -> Path:
+        """Close the files, write ``meta/`` and publish the folder as ``root`` (atomically); returns ``root``."""
         if self._open is not None:
             raise LeRobotError(f"{self.root}: episode {self._open.index} was not ended")
         if not self._episode_rows:
@@ -274,19 +280,17 @@ class LeRobotV3Writer:
         write_episodes_v30(self.tmp, self._episode_rows)
         if self.modality is not None:
             write_json(self.tmp / MODALITY_PATH, self.modality)
-        self._ctx.__exit__(None, None, None)
+        self._atomic.commit()
         self.committed = True
         return self.root
 
-    def abort(self, exc: BaseException | None = None) -> None:
+    def abort(self) -> None:
+        """Stop the encoders and remove the temporary folder; ``root`` stays as it was."""
         for enc in self._encoders.values():
             enc.abort()
         if self._data_pq is not None:
             self._data_pq.close()
-        try:
-            self._ctx.__exit__(type(exc) if exc else RuntimeError, exc or RuntimeError("aborted"), None)
-        except BaseException:  # noqa: BLE001 - the context re-raises what we pass in; we only want the cleanup
-            pass
+        self._atomic.abort()
 
     def __enter__(self) -> LeRobotV3Writer:
         return self
@@ -295,11 +299,11 @@ class LeRobotV3Writer:
         if exc_type is None:
             try:
                 self.commit()
-            except BaseException as err:
-                self.abort(err)
+            except BaseException:
+                self.abort()
                 raise
         else:
-            self.abort(exc)
+            self.abort()
 
 
 @dataclass
@@ -383,14 +387,14 @@ def write_shard(
                             parts = [obs[f.name][s:e].reshape(e - s, -1) for f in states]
                             batch[STATE_KEY] = np.concatenate(parts, axis=1)
                         else:
-                            batch[STATE_KEY] = g["states"][s:e]
+                            batch[STATE_KEY] = g[STATES][s:e]
                     if ACTION_KEY in w.features:
-                        batch[ACTION_KEY] = g["actions"][s:e]
+                        batch[ACTION_KEY] = g[ACTIONS][s:e]
                     for f in poses:
-                        batch[f"observation.{f.name}"] = obs[f.name][s:e].reshape(e - s, -1)
+                        batch[observation_key(f.name)] = obs[f.name][s:e].reshape(e - s, -1)
                     for f in cams:
                         if f.name not in obs:
-                            raise LeRobotError(f"{store_path}: {name} lacks camera obs/{f.name}")
+                            raise LeRobotError(f"{store_path}: {name} lacks camera {obs_path(f.name)}")
                         batch[camera_key(f.name)] = obs[f.name][s:e]
                     ep.add(batch)
                 lengths.append(ep.end())

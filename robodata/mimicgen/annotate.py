@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from robodata.atomic import atomic_path
+from robodata.formats.isaaclab_layout import ACTIONS, SUBTASK_TERM_SIGNALS, datagen_path, demo_path
 from robodata.mimicgen.errors import MimicGenError
 
-SIGNALS_PATH = "obs/datagen_info/subtask_term_signals"
+SIGNALS_PATH = datagen_path(SUBTASK_TERM_SIGNALS)  # inside a demo group
 GRASP_REACH = 0.03  # m: object centre to end effector while held
 FINGER_OPEN = 0.045  # m: one finger's opening when open (Fetch: 0.05)
 FINGER_SHUT = 0.005  # m: one finger's opening when closed on nothing
@@ -128,18 +129,17 @@ def segment_ends(
 def write_signals(path: str | os.PathLike[str], corrections: Mapping[str, Mapping[str, np.ndarray]],
                   out: str | os.PathLike[str] | None = None) -> Path:
     """Write corrected term signals ``{demo: {signal: (T,) bool}}`` into a store (atomically: a copy is edited,
-    then renamed over ``out``, default ``path`` itself)."""
+    then renamed over ``out``, default ``path`` itself; see :mod:`robodata.atomic`)."""
     src = Path(path)
     dst = Path(out) if out is not None else src
-    tmp = dst.with_name(f".{dst.name}.annotate-{uuid.uuid4().hex[:8]}")
-    shutil.copyfile(src, tmp)
-    try:
+    with atomic_path(dst, kind="file") as tmp:
+        shutil.copyfile(src, tmp)
         with h5py.File(tmp, "r+") as f:
             for demo, sigs in corrections.items():
-                if f"data/{demo}" not in f:
+                if demo_path(demo) not in f:
                     raise MimicGenError(f"{src}: no demo {demo!r}")
-                g = f[f"data/{demo}"]
-                n = int(g["actions"].shape[0])
+                g = f[demo_path(demo)]
+                n = int(g[ACTIONS].shape[0])
                 grp = g.require_group(SIGNALS_PATH)
                 for name, arr in sigs.items():
                     arr = np.asarray(arr, bool)
@@ -151,10 +151,6 @@ def write_signals(path: str | os.PathLike[str], corrections: Mapping[str, Mappin
                 log = json.loads(g.attrs.get("annotations", "[]"))
                 log.append({"signals": sorted(sigs), "by": "robodata annotate"})
                 g.attrs["annotations"] = json.dumps(log)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dst
 
 

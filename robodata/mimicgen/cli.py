@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from robodata.formats.isaaclab_layout import EEF_POSE, SUBTASK_TERM_SIGNALS, datagen_path
 from robodata.mimicgen.annotate import rising_edges, step_signal, write_signals
 from robodata.mimicgen.errors import MimicGenError
 
@@ -33,11 +34,11 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             if name not in es.demo_names:
                 raise MimicGenError(f"{args.file}: no demo {name!r}")
             ep = es.read(name, images=False)
-            rec = ep.datagen.get("subtask_term_signals", {})
+            rec = ep.datagen.get(SUBTASK_TERM_SIGNALS, {})
             det: dict[str, np.ndarray] = {}
             try:
                 objects = episode_objects(ep, f"{args.file} {name}")
-                eef = next(iter(ep.datagen.get("eef_pose", {}).values()))
+                eef = next(iter(ep.datagen.get(EEF_POSE, {}).values()))
                 obj = objects.get("cube", next(iter(objects.values())))
                 goal = objects[GOAL_OBJECT][:, :3, 3] if GOAL_OBJECT in objects else None
                 det = detect_signals(eef[:, :3, 3], obj[:, :3, 3], ep.actions[:, -1], fingers=ep.obs.get("gripper"),
@@ -74,7 +75,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "annotate",
         help="review and correct subtask boundaries of source demos (Isaac Lab HDF5)",
-        description="Print each demo's subtask boundaries (rising edges of obs/datagen_info/subtask_term_signals, "
+        description=f"Print each demo's subtask boundaries (rising edges of {datagen_path(SUBTASK_TERM_SIGNALS)}, "
         "recorded / detected from gripper events, contact and object motion) and correct them.",
     )
     p.add_argument("file", help="an Isaac Lab HDF5 episode store")

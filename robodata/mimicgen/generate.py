@@ -19,6 +19,15 @@ from typing import Any
 import numpy as np
 
 from robodata.formats.isaaclab import EpisodeSchema, EpisodeStore, EpisodeStoreWriter
+from robodata.formats.isaaclab_layout import (
+    EEF_POSE,
+    ENV_KWARGS_KEY,
+    OBJECT_POSE,
+    SEED_ATTR,
+    STATES,
+    SUBTASK_TERM_SIGNALS,
+    TARGET_EEF_POSE,
+)
 from robodata.mimicgen.config import SubtaskConfig, SyntheticDemosConfig
 from robodata.mimicgen.errors import MimicGenError
 from robodata.mimicgen.poses import interpolate, position_matrix, transform_segment
@@ -232,10 +241,10 @@ def _episode_frames(sim, raw: dict[str, np.ndarray], schema: EpisodeSchema, stat
         "actions": raw["action"],
         "states": raw["state"] if state_is_sim else None,
         "datagen": {
-            "object_pose": {CUBE_OBJECT: obj, GOAL_OBJECT: position_matrix(raw["goal"])},
-            "eef_pose": {GRIPPER_EEF: pose_to_matrix(raw["eef_pose"])},
-            "target_eef_pose": {GRIPPER_EEF: raw["target"]},
-            "subtask_term_signals": {"grasp": raw["grasp"], "place": raw["place"]},
+            OBJECT_POSE: {CUBE_OBJECT: obj, GOAL_OBJECT: position_matrix(raw["goal"])},
+            EEF_POSE: {GRIPPER_EEF: pose_to_matrix(raw["eef_pose"])},
+            TARGET_EEF_POSE: {GRIPPER_EEF: raw["target"]},
+            SUBTASK_TERM_SIGNALS: {"grasp": raw["grasp"], "place": raw["place"]},
         },
     }
 
@@ -305,8 +314,8 @@ def generate_demos(
     sources = load_sources(source_path, subtasks)
     with EpisodeStore(source_path) as es:
         schema = es.schema
-        env_kwargs = dict(es.env_args.get("env_kwargs", {}))
-        src_state_width = es.group(es.demo_names[0])["states"].shape[1] if es.demo_names else 0
+        env_kwargs = dict(es.env_args.get(ENV_KWARGS_KEY, {}))
+        src_state_width = es.group(es.demo_names[0])[STATES].shape[1] if es.demo_names else 0
     if cfg.image_hw is not None:
         h, w = cfg.image_hw
         for f in schema.cameras:
@@ -367,8 +376,8 @@ def generate_demos(
                     kept_frames += res.steps
                     obj0 = res.frames["obs"]["object_pose"][0] if "object_pose" in res.frames["obs"] else None
                     scenes.append({"object": [] if obj0 is None else [float(v) for v in obj0[:3]],
-                                   "goal": [float(v) for v in res.frames["datagen"]["object_pose"][GOAL_OBJECT][0][:3, 3]],
-                                   "eef_xy": res.frames["datagen"]["eef_pose"][GRIPPER_EEF][:, :2, 3].tolist()
+                                   "goal": [float(v) for v in res.frames["datagen"][OBJECT_POSE][GOAL_OBJECT][0][:3, 3]],
+                                   "eef_xy": res.frames["datagen"][EEF_POSE][GRIPPER_EEF][:, :2, 3].tolist()
                                    if len(scenes) < MAX_PLOTTED_PATHS else []})
                 else:
                     failures += 1
@@ -398,7 +407,7 @@ def generate_demos(
 
 def _write(writer: EpisodeStoreWriter, res: TrialResult, seed: int, source: str) -> None:
     attrs = {
-        "seed": res.scene_seed,
+        SEED_ATTR: res.scene_seed,
         "trial_index": res.index,
         "generation_seed": seed,
         "source": ENGINE,

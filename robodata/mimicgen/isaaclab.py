@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreError
+from robodata.formats.isaaclab_layout import ENV_NAME_KEY, SUCCESS_ATTR
 from robodata.mimicgen.config import IsaacLabMimicConfig
 from robodata.mimicgen.errors import MimicGenError
 
@@ -47,7 +48,7 @@ def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_fram
         for name in es.demo_names:
             n = es.num_samples(name)
             lengths.append(n)
-            successes += bool(es.attrs(name).get("success", True))
+            successes += bool(es.attrs(name).get(SUCCESS_ATTR, True))
             if not min_frames <= n <= max_frames:
                 bad_len.append(name)
             found: list[str] = []
@@ -57,4 +58,4 @@ def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_fram
                 nan.append(name)
         return {"demos": len(es.demo_names), "frames": int(sum(lengths)), "successes": successes,
                 "min_len": min(lengths, default=0), "max_len": max(lengths, default=0),
-                "nan_demos": nan, "bad_length_demos": bad_len, "env_name": es.env_args.get("env_name", "")}
+                "nan_demos": nan, "bad_length_demos": bad_len, "env_name": es.env_args.get(ENV_NAME_KEY, "")}

@@ -11,6 +11,24 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from robodata.formats.isaaclab_layout import (
+    ACTIONS,
+    DATA_GROUP,
+    EEF_POSE,
+    ENV_ARGS_ATTR,
+    ENV_KWARGS_KEY,
+    ENV_NAME_KEY,
+    ENV_TYPE,
+    ENV_TYPE_KEY,
+    NUM_SAMPLES_ATTR,
+    OBJECT_POSE,
+    SUCCESS_ATTR,
+    TOTAL_ATTR,
+    datagen_path,
+    demo_name,
+    obs_path,
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="stand-in for isaaclab_mimic generate_dataset.py")
@@ -25,30 +43,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=20)
     args, _unknown = p.parse_known_args(argv)
     with h5py.File(args.input_file, "r") as f:
-        if "data" not in f:
-            print(f"{args.input_file}: not an Isaac Lab dataset (no /data)", file=sys.stderr)
+        if DATA_GROUP not in f:
+            print(f"{args.input_file}: not an Isaac Lab dataset (no /{DATA_GROUP})", file=sys.stderr)
             return 1
     rng = np.random.default_rng(0)
     out = Path(args.output_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(out, "w") as f:
-        data = f.create_group("data")
-        data.attrs["env_args"] = json.dumps({"env_name": args.task, "type": 2, "env_kwargs": {}})
+        data = f.create_group(DATA_GROUP)
+        data.attrs[ENV_ARGS_ATTR] = json.dumps({ENV_NAME_KEY: args.task, ENV_TYPE_KEY: ENV_TYPE, ENV_KWARGS_KEY: {}})
         total = 0
         for i in range(args.generation_num_trials):
-            g = data.create_group(f"demo_{i}")
+            g = data.create_group(demo_name(i))
             n = args.frames
-            g.create_dataset("actions", data=rng.normal(size=(n, 7)).astype(np.float32))
-            g.create_dataset("obs/eef_pos", data=np.cumsum(rng.normal(0, 0.01, (n, 3)), 0).astype(np.float32))
+            g.create_dataset(ACTIONS, data=rng.normal(size=(n, 7)).astype(np.float32))
+            g.create_dataset(obs_path("eef_pos"), data=np.cumsum(rng.normal(0, 0.01, (n, 3)), 0).astype(np.float32))
             if args.enable_cameras:
-                g.create_dataset("obs/robot_pov_cam", data=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8))
-            dg = g.create_group("obs/datagen_info")
-            dg.create_dataset("object_pose/nut", data=np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)))
-            dg.create_dataset("eef_pose/right", data=np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)))
-            g.attrs["num_samples"] = n
-            g.attrs["success"] = True
+                g.create_dataset(obs_path("robot_pov_cam"), data=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8))
+            g.create_dataset(datagen_path(OBJECT_POSE, "nut"), data=np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)))
+            g.create_dataset(datagen_path(EEF_POSE, "right"), data=np.tile(np.eye(4, dtype=np.float32), (n, 1, 1)))
+            g.attrs[NUM_SAMPLES_ATTR] = n
+            g.attrs[SUCCESS_ATTR] = True
             total += n
-        data.attrs["total"] = total
+        data.attrs[TOTAL_ATTR] = total
     print(f"[stand-in] {args.generation_num_trials}/{args.generation_num_trials} demos generated for {args.task} "
           f"({args.num_envs} envs) -> {out}")
     return 0

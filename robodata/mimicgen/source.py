@@ -10,6 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from robodata.formats.isaaclab import Episode, EpisodeStore, EpisodeStoreError
+from robodata.formats.isaaclab_layout import (
+    EEF_POSE,
+    OBJECT_POSE,
+    SUBTASK_TERM_SIGNALS,
+    SUCCESS_ATTR,
+    TARGET_EEF_POSE,
+    datagen_path,
+)
 from robodata.mimicgen.annotate import SubtaskSegment, detect_signals, segment_ends
 from robodata.mimicgen.config import SubtaskConfig
 from robodata.mimicgen.errors import MimicGenError
@@ -50,10 +58,10 @@ class SourceDemo:
 
 def episode_objects(ep: Episode, where: str) -> dict[str, np.ndarray]:
     """Object poses of an episode: ``datagen_info/object_pose/*`` plus the goal (from ``obs/goal``) as an object."""
-    objects = {k: np.asarray(v, np.float64) for k, v in ep.datagen.get("object_pose", {}).items()}
+    objects = {k: np.asarray(v, np.float64) for k, v in ep.datagen.get(OBJECT_POSE, {}).items()}
     if not objects:
         raise MimicGenError(
-            f"{where}: no object poses (obs/datagen_info/object_pose is missing or empty); MimicGen needs the pose "
+            f"{where}: no object poses ({datagen_path(OBJECT_POSE)} is missing or empty); MimicGen needs the pose "
             "of every object a subtask is relative to"
         )
     if GOAL_OBJECT not in objects and GOAL_FEATURE in ep.obs:
@@ -63,12 +71,12 @@ def episode_objects(ep: Episode, where: str) -> dict[str, np.ndarray]:
 
 def source_from_episode(ep: Episode, subtasks: Sequence[SubtaskConfig], where: str) -> SourceDemo:
     objects = episode_objects(ep, where)
-    eefs = ep.datagen.get("eef_pose", {})
+    eefs = ep.datagen.get(EEF_POSE, {})
     if not eefs:
-        raise MimicGenError(f"{where}: no end-effector poses (obs/datagen_info/eef_pose is missing or empty)")
+        raise MimicGenError(f"{where}: no end-effector poses ({datagen_path(EEF_POSE)} is missing or empty)")
     eef_name = sorted(eefs)[0]
     measured = np.asarray(eefs[eef_name], np.float64)
-    targets = ep.datagen.get("target_eef_pose", {}).get(eef_name)
+    targets = ep.datagen.get(TARGET_EEF_POSE, {}).get(eef_name)
     eef = np.asarray(targets, np.float64) if targets is not None else measured
     for s in subtasks:
         if s.object_ref not in objects:
@@ -79,7 +87,7 @@ def source_from_episode(ep: Episode, subtasks: Sequence[SubtaskConfig], where: s
     if ep.actions.ndim != 2 or ep.actions.shape[1] < 1:
         raise MimicGenError(f"{where}: actions have shape {ep.actions.shape}; need (T, A) with the gripper last")
     gripper = np.asarray(ep.actions[:, -1], np.float64)
-    signals = {k: np.asarray(v, bool) for k, v in ep.datagen.get("subtask_term_signals", {}).items()}
+    signals = {k: np.asarray(v, bool) for k, v in ep.datagen.get(SUBTASK_TERM_SIGNALS, {}).items()}
     needed = [s.term_signal for s in subtasks if s.term_signal is not None]
     detected = False
     if any(n not in signals for n in needed):
@@ -113,7 +121,7 @@ def load_sources(
             if name not in store.demo_names:
                 raise MimicGenError(f"{p}: no demo {name!r}")
             ep = store.read(name, images=False)
-            if successful_only and ep.attrs.get("success") is False:
+            if successful_only and ep.attrs.get(SUCCESS_ATTR) is False:
                 continue
             out.append(source_from_episode(ep, subtasks, f"{p} {name}"))
     if not out:

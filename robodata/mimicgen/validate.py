@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from robodata.formats.isaaclab import EpisodeStore
+from robodata.formats.isaaclab_layout import EEF_POSE, SUCCESS_ATTR, TARGET_EEF_POSE, demo_path
 from robodata.mimicgen.config import SubtaskConfig
 from robodata.mimicgen.poses import pose_error, relative_to
 from robodata.mimicgen.source import episode_objects, load_sources
@@ -68,19 +69,19 @@ def validate_generated(
                 len_bad.append({"demo": name, "frames": n})
             with h5py.File(es.path, "r") as f:
                 bad = []
-                f[f"data/{name}"].visititems(lambda k, d: bad.append(k) if isinstance(d, h5py.Dataset)
+                f[demo_path(name)].visititems(lambda k, d: bad.append(k) if isinstance(d, h5py.Dataset)
                                              and d.dtype.kind == "f" and not np.isfinite(d[()]).all() else None)
             if bad:
                 nan_bad.append({"demo": name, "datasets": bad[:5]})
-            ok = ep.attrs.get("success") is True
+            ok = ep.attrs.get(SUCCESS_ATTR) is True
             if ok and replay and sim is not None and ep.states.shape[1] == sim.state_size and "goal" in ep.obs:
                 ok = _replay_success(sim, ep)
                 replayed += 1
             if not ok:
                 succ_bad.append(name)
             objects = episode_objects(ep, f"{gen_path} {name}")
-            target = np.asarray(ep.datagen["target_eef_pose"]["gripper"], np.float64)
-            measured = np.asarray(ep.datagen["eef_pose"]["gripper"], np.float64)
+            target = np.asarray(ep.datagen[TARGET_EEF_POSE]["gripper"], np.float64)
+            measured = np.asarray(ep.datagen[EEF_POSE]["gripper"], np.float64)
             for seg in ep.attrs.get("segments", []):
                 src = sources.get(seg["source"])
                 st = by_name.get(seg["subtask"])

@@ -20,8 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from robodata.atomic import AtomicPath, atomic_path
 from robodata.errors import RobodataError
 from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreWriter, FeatureSpec
+from robodata.formats.isaaclab_layout import (
+    EEF_POSE,
+    OBJECT_POSE,
+    SEED_ATTR,
+    SUBTASK_TERM_SIGNALS,
+    TARGET_EEF_POSE,
+)
 from robodata.ros2 import msgdefs as M
 from robodata.ros2.mcap_writer import McapRos2Writer, header, image_message
 from robodata.sim.fetch import (
@@ -263,7 +271,10 @@ def record_session(
         "camera_names": list(CAMERA_TOPICS),
         "topic_map": TOPIC_MAP_PATH.name,
     }
-    mcap = McapRos2Writer(mcap_path, chunk_size=chunk_size) if mcap_path else None
+    # The MCAP is written under a hidden .partial- name and renamed at the end (robodata.atomic): a landing
+    # sensor never sees a half-written recording.
+    mcap_publish = AtomicPath(mcap_path, kind="file") if mcap_path else None
+    mcap = McapRos2Writer(mcap_publish.tmp, chunk_size=chunk_size) if mcap_publish else None
     store = EpisodeStoreWriter(hdf5_path, schema, env_name=ENV_ID, env_kwargs=env_kwargs) if hdf5_path else None
     bag = None
     if mcap is not None:
@@ -285,7 +296,8 @@ def record_session(
             frames_per_episode.append(ep["frames"])
             durations.append(ep["frames"] / CONTROL_HZ)
             if store is not None:
-                attrs = {"seed": ep_seed, "source": SOURCE, "operator": ep["operator"], "mcap_start_ns": ep["start_ns"]}
+                attrs = {SEED_ATTR: ep_seed, "source": SOURCE, "operator": ep["operator"],
+                         "mcap_start_ns": ep["start_ns"]}  # fmt: skip
                 demo = store.begin_episode(attrs=attrs)
                 demo.extend(**ep["hdf5"])
                 demo.close(success=ep["success"])
@@ -300,7 +312,8 @@ def record_session(
             store.abort()
         if mcap is not None:
             mcap.close()
-            mcap.path.unlink(missing_ok=True)
+        if mcap_publish is not None:
+            mcap_publish.abort()
         raise
     finally:
         if own_sim:
@@ -308,8 +321,9 @@ def record_session(
     if store is not None:
         store.commit()
     topics = dict(mcap.counts) if mcap is not None else {}
-    if mcap is not None:
+    if mcap is not None and mcap_publish is not None:
         mcap.close()
+        mcap_publish.commit()
     return {
         "name": name,
         "mcap": mcap_path,
@@ -428,10 +442,10 @@ def _record_episode(
         "actions": f["action"],
         "states": f["state"],
         "datagen": {
-            "object_pose": {"cube": pose_to_matrix(f["object_pose"])},
-            "eef_pose": {"gripper": pose_to_matrix(f["eef_pose"])},
-            "target_eef_pose": {"gripper": pose_to_matrix(f["target"])},
-            "subtask_term_signals": {"grasp": f["grasp"].astype(bool), "place": f["place"].astype(bool)},
+            OBJECT_POSE: {"cube": pose_to_matrix(f["object_pose"])},
+            EEF_POSE: {"gripper": pose_to_matrix(f["eef_pose"])},
+            TARGET_EEF_POSE: {"gripper": pose_to_matrix(f["target"])},
+            SUBTASK_TERM_SIGNALS: {"grasp": f["grasp"].astype(bool), "place": f["place"].astype(bool)},
         },
     }
     return {
@@ -523,7 +537,7 @@ def write_synthetic_mcap(
     while t < seconds - 0.1:  # a tail shorter than 0.1 s is left out
         episodes.append((t, min(seconds, t + episode_s)))
         t += episode_s + gap_s
-    with McapRos2Writer(path, chunk_size=chunk_size) as writer:
+    with atomic_path(path, kind="file") as tmp, McapRos2Writer(tmp, chunk_size=chunk_size) as writer:
         bag = _BagWriter(writer, _DriverClock(rng, sigma))
         writer.add_metadata("robodata", {"source": f"{SOURCE}-synthetic", "task": TASK, "robot_type": ROBOT_TYPE})
         frame_k = 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robodata.errors import RobodataError
+from robodata.lerobot.layout import MODALITY_PATH, V21, V30
 from robodata.train.config import PolicyConfig
 
 LEROBOT_CHECKPOINTS = "checkpoints"
@@ -81,11 +82,11 @@ def groot_last_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def lerobot_command(cfg: PolicyConfig, dataset_root: str | Path, output_dir: str | Path, *, repo_id: str,
-                    train_episodes: list[int] | None = None, dataset_format: str = "v3.0") -> TrainCommand:
+                    train_episodes: list[int] | None = None, dataset_format: str = V30) -> TrainCommand:
     """``lerobot-train`` on a local LeRobot v3.0 release; resumes from ``checkpoints/last`` when one exists."""
-    if dataset_format != "v3.0":
-        raise TrainCommandError(f"lerobot-train reads LeRobot v3.0 datasets; release {dataset_root} is {dataset_format} "
-                                "(set tiers.lerobot.version=v3.0, or tiers.policy.engine=groot for a v2.1 release)")
+    if dataset_format != V30:
+        raise TrainCommandError(f"lerobot-train reads LeRobot {V30} datasets; release {dataset_root} is {dataset_format} "
+                                f"(set tiers.lerobot.version={V30}, or tiers.policy.engine=groot for a {V21} release)")
     out = Path(output_dir)
     args = [
         f"--dataset.repo_id={repo_id}",
@@ -120,11 +121,11 @@ def lerobot_command(cfg: PolicyConfig, dataset_root: str | Path, output_dir: str
 
 
 def groot_command(cfg: PolicyConfig, dataset_root: str | Path, output_dir: str | Path, *,
-                  dataset_format: str = "v2.1") -> TrainCommand:
+                  dataset_format: str = V21) -> TrainCommand:
     """Isaac-GR00T N1.5 ``scripts/gr00t_finetune.py`` on a v2.1 release with ``meta/modality.json``."""
-    if dataset_format != "v2.1":
-        raise TrainCommandError(f"GR00T N1.5 fine-tuning reads LeRobot v2.1 with meta/modality.json; release "
-                                f"{dataset_root} is {dataset_format} (set tiers.lerobot.version=v2.1)")
+    if dataset_format != V21:
+        raise TrainCommandError(f"GR00T N1.5 fine-tuning reads LeRobot {V21} with {MODALITY_PATH}; release "
+                                f"{dataset_root} is {dataset_format} (set tiers.lerobot.version={V21})")
     if cfg.num_gpus < 1:
         raise TrainCommandError("GR00T fine-tuning needs at least one GPU: set tiers.policy.num_gpus >= 1")
     g = cfg.groot

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from robodata.errors import RobodataError
-
-IMAGES_PREFIX = "observation.images."
+from robodata.lerobot.layout import ACTION_KEY, IMAGES_PREFIX, OBSERVATION_PREFIX, TASKS_PATH, observation_key
+from robodata.lerobot.metadata import read_info
 
 
 class EvaluationError(RobodataError):
@@ -88,7 +88,7 @@ def _batch(item: dict[str, Any]) -> dict[str, Any]:
 
     b: dict[str, Any] = {}
     for k, v in item.items():
-        if k.startswith("observation.") and isinstance(v, torch.Tensor):
+        if k.startswith(OBSERVATION_PREFIX) and isinstance(v, torch.Tensor):
             b[k] = v.unsqueeze(0)
     b["task"] = [item.get("task", "")]
     return b
@@ -107,7 +107,7 @@ def action_error(checkpoint: str | Path, dataset_root: str | Path, episodes: lis
         return {"frames": 0}
     policy, pre, post = load_policy(checkpoint, device)
     ds = LeRobotDataset(repo_id=repo_id, root=str(dataset_root), episodes=episodes, video_backend="pyav")
-    names = (ds.meta.features.get("action", {}).get("names") or [])
+    names = (ds.meta.features.get(ACTION_KEY, {}).get("names") or [])
     errs = []
     prev_ep = None
     with torch.inference_mode():
@@ -118,7 +118,7 @@ def action_error(checkpoint: str | Path, dataset_root: str | Path, episodes: lis
                 policy.reset()
                 prev_ep = ep
             act = post(policy.select_action(pre(_batch(item))))
-            errs.append((act.reshape(-1).cpu().numpy() - item["action"].numpy()).astype(np.float64))
+            errs.append((act.reshape(-1).cpu().numpy() - item[ACTION_KEY].numpy()).astype(np.float64))
     e = np.stack(errs)
     per_dim = np.abs(e).mean(0)
     return {"frames": len(e), "action_mse": float((e**2).mean()), "action_mae": float(np.abs(e).mean()),
@@ -133,7 +133,7 @@ def _sim_observation(sim, features: dict[str, Any], hw: tuple[int, int] | None) 
     js = sim.joint_state()
     by_name = dict(zip(js.names, js.position))
     by_name.update({f"goal_{a}": v for a, v in zip("xyz", sim.goal)})
-    poses = {"observation.eef_pose": sim.eef_pose(), "observation.object_pose": sim.object_pose()}
+    poses = {observation_key("eef_pose"): sim.eef_pose(), observation_key("object_pose"): sim.object_pose()}
     obs: dict[str, Any] = {}
     for key, ft in features.items():
         if key.startswith(IMAGES_PREFIX):
@@ -141,7 +141,7 @@ def _sim_observation(sim, features: dict[str, Any], hw: tuple[int, int] | None) 
             obs[key] = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
         elif key in poses:
             obs[key] = torch.tensor(poses[key], dtype=torch.float32).unsqueeze(0)
-        elif key.startswith("observation."):
+        elif key.startswith(OBSERVATION_PREFIX):
             names = ft.get("names") or []
             missing = [n for n in names if n not in by_name]
             if missing:
@@ -159,12 +159,12 @@ def rollout_success(checkpoint: str | Path, dataset_root: str | Path, *, n: int,
 
     if n <= 0:
         return {"rollouts": 0}
-    info = json.loads((Path(dataset_root) / "meta" / "info.json").read_text())
-    features = {k: v for k, v in info["features"].items() if k.startswith("observation.")}
+    info = read_info(dataset_root)
+    features = {k: v for k, v in info["features"].items() if k.startswith(OBSERVATION_PREFIX)}
     img = next((v for k, v in features.items() if k.startswith(IMAGES_PREFIX)), None)
     hw = (int(img["shape"][0]), int(img["shape"][1])) if img else None
     task = ""
-    tasks_file = Path(dataset_root) / "meta" / "tasks.parquet"
+    tasks_file = Path(dataset_root) / TASKS_PATH
     if tasks_file.exists():
         import pandas as pd
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from robodata.errors import RobodataError
+from robodata.atomic import atomic_write_text
+from robodata.lerobot.layout import INFO_PATH, RELEASE_INFO_PATH, V30
+from robodata.lerobot.metadata import read_info
 from robodata.storage import DataStore
 from robodata.train.commands import TrainCommand, build_command
 from robodata.train.config import PolicyConfig
@@ -61,13 +64,13 @@ def resolve_release(store: DataStore, release: str = "latest") -> ReleaseRef:
                              "its checks yet (materialize lerobot_dataset first)")
         release = json.loads(store.local_path(LATEST_RELEASE).read_text())["release"]
     rel = f"{RELEASES}/{release}"
-    if not store.exists(f"{rel}/meta/info.json"):
-        raise TrainError(f"release {release!r}: {store.url(rel)} is not a LeRobot dataset (no meta/info.json)")
+    if not store.exists(f"{rel}/{INFO_PATH}"):
+        raise TrainError(f"release {release!r}: {store.url(rel)} is not a LeRobot dataset (no {INFO_PATH})")
     root = store.local_path(rel)
-    info = json.loads((root / "meta" / "info.json").read_text())
-    meta_file = root / "meta" / "robodata_release.json"
+    info = read_info(root)
+    meta_file = root / RELEASE_INFO_PATH
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-    return ReleaseRef(release, root, str(info.get("codebase_version", "v3.0")), list(meta.get("recordings", [])),
+    return ReleaseRef(release, root, str(info.get("codebase_version", V30)), list(meta.get("recordings", [])),
                       dict(meta.get("upstream_versions", {})), int(info.get("total_episodes", 0)),
                       int(info.get("total_frames", 0)), "local/robodata")
 
@@ -125,9 +128,8 @@ def plan_run(cfg: PolicyConfig, ref: ReleaseRef, runs_root: str | Path) -> RunPl
     params = {**{f"policy.{k}": v for k, v in cfg.signature().items() if not isinstance(v, dict)},
               "release": ref.release, "dataset_format": ref.format, "train_episodes": train,
               "heldout_episodes": held, "command": cmd.shell()}
-    (Path(runs_root)).mkdir(parents=True, exist_ok=True)
-    (Path(runs_root) / f"{name}.split.json").write_text(json.dumps({"release": ref.release, "train": train,
-                                                                    "heldout": held}))
+    atomic_write_text(Path(runs_root) / f"{name}.split.json",
+                      json.dumps({"release": ref.release, "train": train, "heldout": held}))
     return RunPlan(name, out, cmd, train, held, completed, params)
 
 

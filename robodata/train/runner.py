@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from robodata.atomic import atomic_write_text
 from robodata.train.commands import TrainCommand, groot_last_checkpoint, lerobot_last_checkpoint
 from robodata.train.metrics import MetricPoint, MetricsParser
 
@@ -126,6 +127,5 @@ def _finish(cmd, out: Path, parser: MetricsParser, start_step: int, batch_size: 
         checkpoint_bytes=dir_bytes(cp) if cp else 0, resumed=cmd.resumed, curve=parser.curve(), error=error,
         log_tail=tail[-20:],
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULT_FILE).write_text(json.dumps(res.to_dict(), indent=1))
+    atomic_write_text(out / RESULT_FILE, json.dumps(res.to_dict(), indent=1))  # plan_run trusts a complete one
     return res

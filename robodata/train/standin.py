@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from robodata.lerobot.layout import EPISODES_JSONL, INFO_PATH, MODALITY_PATH
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gr00t_finetune.py (robodata stand-in)")
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     for ds in a.dataset_path:
         root = Path(ds)
-        for need in ("meta/info.json", "meta/modality.json", "meta/episodes.jsonl"):
+        for need in (INFO_PATH, MODALITY_PATH, EPISODES_JSONL):
             if not (root / need).exists():
                 print(f"FileNotFoundError: {root / need} (GR00T needs a LeRobot v2.1 dataset with modality.json)",
                       file=sys.stderr)

@@ -1,0 +1,213 @@
+"""Atomic publish: write into a hidden temporary sibling, then move it over the destination in one step.
+
+Every file or folder robodata publishes (episode stores, LeRobot datasets, clips, annotated copies) goes
+through this one mechanism, so a reader, a sensor or a resumed run never sees a half-written output under
+its final name::
+
+    with atomic_path(dest) as tmp:        # tmp = dest's folder / ".<name>.partial-<hex>"
+        write_everything_to(tmp)          # a file or a folder, whatever the body creates
+    # here dest is the new content; had the body raised, dest would be untouched and tmp gone
+
+The rules:
+
+* The temporary path is a sibling of ``dest`` (same folder, hence same filesystem, so the final move is a
+  rename and never a copy) named ``.<name>.partial-<hex>``: hidden, never the final name, and easy for
+  listings and sensors to skip (anything containing ``.partial-`` is work in progress).
+* A **file** replaces ``dest`` with one ``os.replace``: readers see the old file or the new one, nothing
+  between, even if the process dies at any point.
+* A **folder** cannot be renamed over a non-empty folder, so when ``dest`` already exists the swap is two
+  renames: the old ``dest`` moves aside to ``.<name>.old-<hex>``, the new folder moves to ``dest``, then the
+  old one is deleted. Between the two renames ``dest`` is briefly absent (never half-written); a process
+  killed exactly there leaves the previous content intact under the ``.old-`` name. When ``dest`` does not
+  exist yet, a folder is published with a single rename.
+* On an exception inside the block, the temporary path is removed and ``dest`` is left as it was.
+* A killed writer (SIGKILL, an out-of-memory kill, a crash) leaves only its ``.partial-`` sibling behind,
+  which a later run may delete; it never leaves anything under the final name.
+
+This gives atomicity towards readers and crashed writers, not durability against power loss: nothing is
+``fsync``-ed (the data may still sit in the page cache when the rename is visible).
+
+For writers with a longer life than one ``with`` block (an HDF5 writer opened in ``__init__`` and published
+by ``commit()``), :class:`AtomicPath` offers the same mechanism as explicit :meth:`~AtomicPath.commit` and
+:meth:`~AtomicPath.abort` calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from robodata.errors import RobodataError
+
+Kind = Literal["file", "dir"]
+
+PARTIAL_MARK = ".partial-"
+OLD_MARK = ".old-"
+
+
+class AtomicWriteError(RobodataError):
+    """An atomic write did not produce what it promised (nothing written, or a file where a folder was due)."""
+
+
+def partial_name(dest: str | os.PathLike[str]) -> Path:
+    """A fresh temporary sibling of ``dest``: ``.<name>.partial-<8 hex digits>`` in the same folder."""
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
+
+
+def is_partial(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is work in progress of an atomic write (a ``.partial-`` or ``.old-`` sibling)."""
+    name = Path(path).name
+    return name.startswith(".") and (PARTIAL_MARK in name or OLD_MARK in name)
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, symlink or folder tree at ``path`` if anything is there."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def publish_path(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Move the finished ``tmp`` over ``dest`` (same filesystem): one ``os.replace`` for a file, two renames when
+    a folder replaces an existing ``dest`` (see the module docstring).
+
+    For callers that stage and publish in separate steps (a store that may publish a staged folder under
+    another name, e.g. a quarantine); :class:`AtomicPath` calls it on :meth:`~AtomicPath.commit`.
+    """
+    tmp, dest = Path(tmp), Path(dest)
+    if tmp.is_file() and not (dest.is_dir() and not dest.is_symlink()):
+        os.replace(tmp, dest)
+        return
+    if not os.path.lexists(dest):
+        os.replace(tmp, dest)
+        return
+    # os.replace cannot move a folder over an existing folder (or a file over a folder): move the old one aside.
+    old = dest.with_name(f".{dest.name}{OLD_MARK}{uuid.uuid4().hex[:8]}")
+    os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        os.replace(old, dest)  # put the previous content back under its name
+        raise
+    remove_path(old)
+
+
+class AtomicPath:
+    """A pending atomic write of ``dest``: the body writes :attr:`tmp`; :meth:`commit` publishes it.
+
+    Args:
+        dest: the final file or folder; its parent folders are created.
+        kind: ``"dir"`` creates :attr:`tmp` as an empty folder; ``"file"`` requires the body to leave a file
+            there; ``None`` (default) accepts whatever the body creates.
+
+    Used as a context manager it commits on a clean exit and aborts on an exception (``__enter__`` returns
+    :attr:`tmp`); :func:`atomic_path` is the usual spelling.
+    """
+
+    def __init__(self, dest: str | os.PathLike[str], *, kind: Kind | None = None):
+        if kind not in (None, "file", "dir"):
+            raise ValueError(f"kind must be 'file', 'dir' or None, not {kind!r}")
+        self.dest = Path(dest)
+        self.kind = kind
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = partial_name(self.dest)
+        if kind == "dir":
+            self.tmp.mkdir()
+        self.done = False
+
+    def commit(self) -> Path:
+        """Publish :attr:`tmp` as :attr:`dest` (see the module docstring); returns ``dest``.
+
+        Raises:
+            AtomicWriteError: nothing was written at :attr:`tmp`, or a folder where ``kind="file"`` wants a file.
+        """
+        if self.done:
+            raise AtomicWriteError(f"{self.dest}: this atomic write was already committed or aborted")
+        try:
+            if not os.path.lexists(self.tmp):
+                raise AtomicWriteError(f"{self.dest}: nothing was written")
+            if self.kind == "file" and not self.tmp.is_file():
+                raise AtomicWriteError(f"{self.dest}: a file was to be written, got a folder")
+            publish_path(self.tmp, self.dest)
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        return self.dest
+
+    def abort(self) -> None:
+        """Remove :attr:`tmp` (whatever the body left there); ``dest`` stays as it was. Safe to call twice."""
+        remove_path(self.tmp)
+        self.done = True
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        elif not self.done:
+            self.abort()
+
+
+def atomic_path(dest: str | os.PathLike[str], *, kind: Kind | None = None) -> AtomicPath:
+    """Context manager yielding a temporary sibling of ``dest`` that replaces ``dest`` atomically on success.
+
+    ``with atomic_path(dest) as tmp:`` -- write a file or a folder at ``tmp``; on a clean exit it becomes
+    ``dest`` (``os.replace`` for a file; for a folder one rename, or two when ``dest`` exists), on an exception
+    ``tmp`` is removed and ``dest`` is untouched. ``kind="dir"`` creates ``tmp`` as an empty folder first.
+    """
+    return AtomicPath(dest, kind=kind)
+
+
+def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to the file ``dest`` atomically; returns ``dest``."""
+    with atomic_path(dest, kind="file") as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
+def atomic_write_text(dest: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to the file ``dest`` atomically; returns ``dest``."""
+    with atomic_path(dest, kind="file") as tmp:
+        tmp.write_text(text, encoding=encoding)
+    return Path(dest)
+
+
+def atomic_write_json(
+    dest: str | os.PathLike[str],
+    obj: Any,
+    *,
+    indent: int | None = 2,
+    default: Callable[[Any], Any] | None = None,
+    sort_keys: bool = False,
+) -> Path:
+    """Write ``obj`` as JSON (and a final newline) to the file ``dest`` atomically; returns ``dest``.
+
+    ``indent``, ``default`` and ``sort_keys`` are :func:`json.dumps`'s.
+    """
+    return atomic_write_text(dest, json.dumps(obj, indent=indent, default=default, sort_keys=sort_keys) + "\n")
+
+
+__all__ = [
+    "AtomicPath",
+    "AtomicWriteError",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "is_partial",
+    "partial_name",
+    "publish_path",
+    "remove_path",
+]
