@@ -8,13 +8,13 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import fsspec
 
+from robodata.atomic import atomic_path
 from robodata.errors import RobodataError
 from robodata.partitions import recording_key
 from robodata.storage import DataStore
@@ -126,14 +126,13 @@ class LandingZone:
             self.fs.put(str(src), self._full(src.name), recursive=src.is_dir())
             return Path(src.name)
         dst = Path(self.root) / src.name
-        tmp = dst.with_name(f".{src.name}.partial-{uuid.uuid4().hex[:8]}")
-        if move:
-            shutil.move(str(src), tmp)
-        elif src.is_dir():
-            shutil.copytree(src, tmp)
-        else:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            if move:
+                shutil.move(str(src), tmp)
+            elif src.is_dir():
+                shutil.copytree(src, tmp)
+            else:
+                shutil.copy2(src, tmp)
         return dst
 
     def key_for(self, f: LandedFile) -> str:

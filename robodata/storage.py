@@ -14,6 +14,7 @@ from pathlib import Path
 
 import fsspec
 
+from robodata.atomic import partial_name, publish_path, remove_path
 from robodata.errors import RobodataError
 
 
@@ -92,12 +93,12 @@ class DataStore:
         :meth:`quarantine` took it. Nothing downstream ever looks at a staging path."""
         tmp_dir = Path(self.root) / Path(rel).parent if self.local else Path(tempfile.mkdtemp(prefix="robodata-"))
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / f".{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}"
+        tmp = partial_name(tmp_dir / Path(rel).name)
         try:
             yield tmp
         finally:
             if tmp.exists():
-                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+                remove_path(tmp)
             if not self.local:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
 
@@ -112,16 +113,9 @@ class DataStore:
         if self.local:
             final = self.local_path(rel)
             final.parent.mkdir(parents=True, exist_ok=True)
-            old = None
-            if final.is_dir():
-                # os.replace cannot swap over a non-empty folder: move the old one aside first.
-                old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-                os.replace(final, old)
-            os.replace(staged, final)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            publish_path(staged, final)
         else:
-            tmp_key = self.url(f"{Path(rel).parent}/.{Path(rel).name}.partial-{uuid.uuid4().hex[:8]}")
+            tmp_key = self.url(str(partial_name(rel)))
             self.fs.put(str(staged), tmp_key, recursive=staged.is_dir())
             if self.fs.exists(self.url(rel)):
                 self.fs.rm(self.url(rel), recursive=True)

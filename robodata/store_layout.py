@@ -16,6 +16,7 @@ RELEASES = "lerobot/releases"
 LATEST = f"{RELEASES}/latest.json"  # the pointer to the newest release whose checks passed
 REGISTRY = "registry/recordings"  # one JSON per recording partition: which landed file it is
 POLICY_RUNS = "policy/runs"
+POLICY_LATEST = "policy/latest.json"  # the promoted checkpoint
 
 
 def episodes_path(tier: str, key: str) -> str:

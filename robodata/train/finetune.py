@@ -22,11 +22,12 @@ from robodata.train.commands import TrainCommand, build_command
 from robodata.train.config import PolicyConfig
 from robodata.train.evaluate import EvalReport, evaluate_checkpoint, holdout_split
 from robodata.train.runner import RESULT_FILE, TrainResult, dir_bytes, last_checkpoint
+from robodata import store_layout as layout
 
-RELEASES = "lerobot/releases"
-LATEST_RELEASE = f"{RELEASES}/latest.json"
-POLICY_RUNS = "policy/runs"
-POLICY_LATEST = "policy/latest.json"
+RELEASES = layout.RELEASES
+LATEST_RELEASE = layout.LATEST
+POLICY_RUNS = layout.POLICY_RUNS
+POLICY_LATEST = layout.POLICY_LATEST
 
 
 class TrainError(RobodataError):
