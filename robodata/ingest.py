@@ -4,14 +4,20 @@ Message recordings are read in one streaming pass. Camera frames are matched to 
 fly with a small look-behind buffer of undecoded messages, so memory stays flat however long the bag is;
 low-dimensional streams are buffered for one episode at a time and aligned when the episode closes.
 Frames where any stream is farther from the reference clock than its tolerance are dropped and reported.
+
+The pass is an orchestrator (:class:`_MessageIngest`) of four named steps, each with its state in the open
+and testable on its own: :class:`EpisodeSplitter` (which episode a reference tick belongs to),
+:class:`CameraMatcher` (the camera frame nearest each tick, decided before anything is decoded),
+:class:`LowDimStreams` (state/action/pose samples: in sync at a tick, aligned per episode) and
+:class:`EpisodeCloser` (length bounds, alignment, writing or discarding an episode).
 """
 
 from __future__ import annotations
 
-import collections
 import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,18 +26,40 @@ import numpy as np
 
 from robodata.errors import RobodataError
 from robodata.formats.isaaclab import (
+    DemoWriter,
     EpisodeSchema,
     EpisodeStore,
     EpisodeStoreError,
     EpisodeStoreWriter,
     FeatureSpec,
 )
+from robodata.pathkind import HDF5_SUFFIXES, RECORDINGS, PathInfo, PathKind, PathKindError, detect, require
 from robodata.sync import StreamStats, align, pose_to_matrix
-from robodata.topicmap import FeatureMap, TopicMap, TopicMapError
+from robodata.topicmap import DatagenMap, FeatureMap, SyncPolicy, TopicMap, TopicMapError
 
-HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+__all__ = [
+    "HDF5_SUFFIXES",
+    "POSE_NAMES",
+    "CameraMatch",
+    "CameraMatcher",
+    "EpisodeCloser",
+    "EpisodeReport",
+    "EpisodeSplitter",
+    "IngestError",
+    "IngestReport",
+    "LowDimAlignment",
+    "LowDimStreams",
+    "OpenEpisode",
+    "ingest_recording",
+    "is_hdf5",
+]
+
 POSE_NAMES = ("x", "y", "z", "qx", "qy", "qz", "qw")
 _NS = 1e-9
+_SLACK_S = 0.25  # transport latency allowed between a header stamp and its log time
+_IMAGE_BATCH = 16  # decoded camera frames per camera written to the HDF5 at once
+# Kinds of path ingest takes: message recordings, and Isaac Lab HDF5 stores (copied into the canonical layout).
+_INGESTS = RECORDINGS | {PathKind.ISAACLAB_HDF5}
 
 
 class IngestError(RobodataError):
@@ -40,6 +68,8 @@ class IngestError(RobodataError):
 
 @dataclass
 class EpisodeReport:
+    """One episode written: its demo name, frames kept, duration, frames dropped as out of sync, success."""
+
     name: str
     frames: int
     duration_s: float
@@ -77,6 +107,15 @@ class IngestReport:
     def duration_s(self) -> float:
         return sum(e.duration_s for e in self.episodes)
 
+    def note_misaligned(self, name: str, ok: np.ndarray, offsets: np.ndarray) -> None:
+        """Per feature: frames out of tolerance, frames with no sample at all, and the worst offset seen."""
+        m = self.misaligned.setdefault(name, {"count": 0, "no_sample": 0, "worst_offset_ms": 0.0})
+        m["count"] += int((~ok).sum())
+        finite = np.isfinite(offsets)
+        m["no_sample"] += int((~finite).sum())
+        if finite.any():
+            m["worst_offset_ms"] = round(max(m["worst_offset_ms"], float(offsets[finite].max()) * 1e3), 3)
+
     def as_metadata(self) -> dict[str, Any]:
         return {
             "episodes": len(self.episodes),
@@ -94,7 +133,8 @@ class IngestReport:
 
 
 def is_hdf5(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in HDF5_SUFFIXES
+    """Whether ``path`` is an Isaac Lab / robomimic HDF5 file (``.hdf5``/``.h5``/``.he5``): copied, not synced."""
+    return detect(path, (PathKind.ISAACLAB_HDF5,)) is not None
 
 
 def ingest_recording(
@@ -109,19 +149,21 @@ def ingest_recording(
     """Turn a recording into an Isaac Lab HDF5 episode store at ``out_path`` (written atomically).
 
     Raises:
-        IngestError: the recording is unreadable, empty, lacks a mapped topic, has timestamps out of order
-            or non-finite values, or yields no episode.
+        IngestError: the path is missing or no recording/HDF5 store, the recording is unreadable, empty, lacks
+            a mapped topic, has timestamps out of order or non-finite values, or yields no episode.
     """
     path = Path(path)
     t0 = time.perf_counter()
-    if not path.exists():
-        raise IngestError(f"{path}: no such file or folder")
-    if is_hdf5(path):
+    try:
+        info = require(path, _INGESTS, what="something robodata can ingest")
+    except PathKindError as err:
+        raise IngestError(str(err)) from err
+    if info.kind is PathKind.ISAACLAB_HDF5:
         report = _ingest_hdf5(path, Path(out_path), min_frames=min_frames or 1, max_frames=max_frames)
     else:
         if topic_map is None:
             raise IngestError(f"{path}: a message recording needs a topic map (none is configured for this file)")
-        report = _MessageIngest(path, Path(out_path), topic_map, min_frames, max_frames, progress).run()
+        report = _MessageIngest(info, Path(out_path), topic_map, min_frames, max_frames, progress).run()
     report.seconds = time.perf_counter() - t0
     report.bytes_written = Path(out_path).stat().st_size
     return report
@@ -201,38 +243,431 @@ def _check_finite(arr: np.ndarray, path: Path, where: str, offset: int = 0) -> N
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Message recordings (ROS 1/2 bags, MCAP): one streaming pass.
+# Message recordings (ROS 1/2 bags, MCAP): one streaming pass, an orchestrator of four steps.
+#
+#   EpisodeSplitter  reference tick -> episode index (whole recording / between markers / between gaps)
+#   CameraMatcher    camera frames + reference ticks -> the nearest frame per camera, once all candidates arrived
+#   LowDimStreams    state/action/pose samples -> in sync at a tick? values aligned to an episode's ticks
+#   EpisodeCloser    an episode's ticks -> length bounds, alignment, NaN check, written demo (or discarded)
 # ---------------------------------------------------------------------------------------------------------
 
 
+class EpisodeSplitter:
+    """Which episode each reference tick belongs to, per the topic map's ``episodes.split``.
+
+    ``whole``: every tick is episode 0. ``gap``: a tick more than ``gap_s`` after the previous one starts the
+    next episode. ``marker``: a marker message (see :meth:`marker`) starts episode 0, 1, ...; ticks before the
+    first start or after an end/stop marker belong to no episode and are counted in ``outside``.
+    """
+
+    def __init__(self, split: str = "whole", gap_s: float = 1.0):
+        self.split = split
+        self.gap_s = gap_s
+        self.open = split != "marker"  # ticks now fall inside an episode
+        self.index = 0 if split != "marker" else -1  # the current (or last) episode
+        self.last_tick = -math.inf
+        self.outside = 0  # ticks that fell outside every episode
+
+    def marker(self, text: str) -> None:
+        """A marker message: ``end``/``stop`` (any case) closes the episode, anything else opens the next one."""
+        text = text.strip().lower()
+        if text.startswith(("end", "stop")):
+            self.open = False
+        else:  # "start" (or any other marker): a new episode begins
+            self.open = True
+            self.index += 1
+
+    def tick(self, r: float) -> int | None:
+        """The episode of the reference tick at ``r`` seconds; ``None`` (and counted) when it is in none."""
+        if self.split == "gap" and self.last_tick > -math.inf and r - self.last_tick > self.gap_s:
+            self.index += 1
+        self.last_tick = r
+        if self.open and self.index >= 0:
+            return self.index
+        self.outside += 1
+        return None
+
+    @property
+    def success_episode(self) -> int:
+        """The episode a success message refers to now: the current or last one (0 before the first)."""
+        return max(self.index, 0)
+
+
+@dataclass(slots=True)
+class CameraMatch:
+    """The camera frames picked for one reference tick (undecoded), and whether all are within tolerance.
+
+    ``picks`` pairs each camera feature with its message (``None`` when the buffer was empty); ``offsets``
+    pairs each camera feature's name with the time between the tick and its frame (inf: no frame).
+    """
+
+    tick: float
+    episode: int
+    picks: list[tuple[FeatureMap, Any]]
+    offsets: list[tuple[str, float]]
+    in_sync: bool
+
+
+class CameraMatcher:
+    """Matches camera frames to reference ticks through a small look-behind buffer of undecoded messages.
+
+    A tick waits in ``pending`` until the log clock is past ``tick + tolerance + slack``: by then every sample
+    of every stream that could be nearest to it has arrived (``tolerance`` is the largest of all streams, not
+    only the cameras'). Each tick is matched exactly once, in order (:meth:`ready`); the caller decides from
+    the match whether to decode and write the frames, so a frame out of sync is never decoded. Frames no later
+    tick can prefer are dropped from the buffer (:meth:`trim`), so memory holds a few frames per camera.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[FeatureMap],
+        tolerances: Mapping[str, float],
+        *,
+        tolerance: float,
+        slack: float = _SLACK_S,
+    ):
+        self.by_topic: dict[str, list[FeatureMap]] = {}
+        for c in cameras:
+            self.by_topic.setdefault(c.topic, []).append(c)
+        self.tolerances = dict(tolerances)  # per camera feature
+        self.tolerance = tolerance
+        self.slack = slack
+        self.buffers: dict[str, deque[tuple[float, Any]]] = {t: deque() for t in self.by_topic}
+        self.pending: deque[tuple[float, int]] = deque()  # (tick, episode), not yet matched
+
+    def add_frame(self, topic: str, stamp: float, message: Any) -> None:
+        """Buffer a camera message (undecoded) stamped ``stamp`` seconds."""
+        self.buffers[topic].append((stamp, message))
+
+    def add_tick(self, tick: float, episode: int) -> None:
+        """Queue a reference tick of ``episode`` for matching."""
+        self.pending.append((tick, episode))
+
+    def ready(self, upto: float) -> Iterator[CameraMatch]:
+        """Match, in order, the pending ticks whose candidate frames have all arrived by log time ``upto``."""
+        pending = self.pending
+        while pending and pending[0][0] + self.tolerance + self.slack < upto:
+            r, ep = pending.popleft()
+            yield self._match(r, ep)
+
+    def _match(self, r: float, episode: int) -> CameraMatch:
+        in_sync = True
+        picks: list[tuple[FeatureMap, Any]] = []
+        offsets: list[tuple[str, float]] = []
+        for topic, feats in self.by_topic.items():
+            buf = self.buffers[topic]
+            best, best_d = None, math.inf
+            for ts, m in buf:
+                d = abs(ts - r)
+                if d < best_d:
+                    best, best_d = m, d
+            for c in feats:
+                picks.append((c, best))
+                offsets.append((c.name, best_d))
+                if best_d > self.tolerances[c.name]:
+                    in_sync = False
+            # Drop buffered frames no later tick can prefer.
+            while len(buf) > 1 and buf[1][0] <= r:
+                buf.popleft()
+        return CameraMatch(r, episode, picks, offsets, in_sync)
+
+    def trim(self, now: float) -> None:
+        """Bound the look-behind: nothing older than the oldest pending tick's window is needed."""
+        horizon = (self.pending[0][0] if self.pending else now - self.slack) - self.tolerance
+        for buf in self.buffers.values():
+            while len(buf) > 1 and buf[1][0] <= horizon:
+                buf.popleft()
+
+
 @dataclass
-class _Episode:
+class LowDimAlignment:
+    """Low-dim streams aligned to an episode: values and validity at the kept ticks, offsets at all ticks.
+
+    ``values`` maps each feature to its values at the kept ticks; ``ok`` says, per kept tick, whether every
+    stream was within tolerance; ``all_ticks`` maps each feature to ``(ok, offsets)`` over every tick of the
+    episode (written or not), for the misalignment report.
+    """
+
+    values: dict[str, np.ndarray]
+    ok: np.ndarray
+    all_ticks: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+class LowDimStreams:
+    """State, action and pose samples ``(stamp, value)`` per feature, checked and aligned with its sync policy.
+
+    Samples are kept from the open episode back to a look-behind horizon (:meth:`forget_before`), so a hold
+    or nearest lookup at an episode's first ticks still finds the sample before it. A feature with a
+    ``default`` takes that value (in sync) at ticks before its stream's first sample.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[FeatureMap],
+        policies: Mapping[str, SyncPolicy],
+        sizes: Mapping[str, int],
+        *,
+        source: Path,
+    ):
+        self.features = list(features)
+        self.policies = dict(policies)  # per feature
+        self.sizes = dict(sizes)  # values per sample, per feature (the width of an empty stream)
+        self.source = source  # named in errors
+        self.samples: dict[str, list[tuple[float, np.ndarray]]] = {f.name: [] for f in self.features}
+        self.first: dict[str, float] = {}  # each stream's first sample time (for `default`)
+        self._ptr: dict[str, int] = {f.name: 0 for f in self.features}  # last sample at or before the last check
+
+    def add(self, name: str, stamp: float, value: np.ndarray) -> None:
+        """Append a sample of feature ``name`` (stamps arrive in increasing order)."""
+        self.samples[name].append((stamp, value))
+        self.first.setdefault(name, stamp)
+
+    def in_sync(self, r: float) -> bool:
+        """Does every stream have a sample within its tolerance of ``r``? (all candidates have arrived)
+
+        Ticks must come in increasing order: each stream's search resumes where the last one stopped.
+        """
+        for f in self.features:
+            buf, pol = self.samples[f.name], self.policies[f.name]
+            before_first = r < self.first.get(f.name, math.inf)
+            if f.default is not None and before_first:
+                continue
+            if not buf:
+                return False
+            p = self._ptr[f.name]
+            while p + 1 < len(buf) and buf[p + 1][0] <= r:
+                p += 1
+            self._ptr[f.name] = p
+            t0 = buf[p][0]
+            if t0 > r:
+                d_prev, d_next = math.inf, t0 - r
+            else:
+                d_prev = r - t0
+                d_next = buf[p + 1][0] - r if p + 1 < len(buf) else math.inf
+            d = d_prev if pol.method == "hold" else min(d_prev, d_next)
+            if d > pol.tolerance_s:
+                return False
+        return True
+
+    def align(self, all_ticks: np.ndarray, kept: np.ndarray) -> LowDimAlignment:
+        """Align every stream to ``kept`` (the values written) and to ``all_ticks`` (for the report).
+
+        Raises:
+            IngestError: a feature's ``default`` has a different number of values than its stream.
+        """
+        ok = np.ones(len(kept), bool)
+        values: dict[str, np.ndarray] = {}
+        report: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for f in self.features:
+            samples = self.samples[f.name]
+            pol = self.policies[f.name]
+            if samples:
+                t = np.fromiter((s[0] for s in samples), np.float64, len(samples))
+                v = np.stack([s[1].reshape(-1) for s in samples])
+            else:
+                t, v = np.zeros(0), np.zeros((0, self.sizes[f.name]))
+            for which, at in (("all", all_ticks), ("kept", kept)):
+                al = align(at, t, v, pol.method, pol.tolerance_s, is_pose=f.role == "pose")
+                if f.default is not None:  # before the stream's first sample: its declared default
+                    before = at < self.first.get(f.name, math.inf)
+                    if len(f.default) != al.values.reshape(len(at), -1).shape[1]:
+                        raise IngestError(f"{self.source}: feature {f.name!r}: default has {len(f.default)} values")
+                    al.values[before] = np.asarray(f.default, al.values.dtype).reshape(al.values.shape[1:])
+                    al.ok[before] = True
+                    al.offsets[before] = 0.0
+                if which == "all":
+                    report[f.name] = (al.ok, al.offsets)
+            values[f.name] = al.values
+            ok &= al.ok
+        return LowDimAlignment(values, ok, report)
+
+    def forget_before(self, horizon: float) -> None:
+        """Drop samples older than ``horizon`` seconds (after an episode closed; the next starts later)."""
+        for k in self.samples:
+            self.samples[k] = [s for s in self.samples[k] if s[0] >= horizon]
+            self._ptr[k] = 0
+
+
+@dataclass
+class OpenEpisode:
+    """An episode being written: every tick matched to it, whether each was written, and camera offsets.
+
+    Decoded camera frames wait in ``images`` and go to the HDF5 in batches (:meth:`flush_images`).
+    """
+
     index: int
-    refs: list[float] = field(default_factory=list)  # reference times (s) of frames already finalised
-    image_ok: list[bool] = field(default_factory=list)
-    written: list[bool] = field(default_factory=list)  # frames whose images were written (in sync at finalise)
-    image_offsets: dict[str, list[float]] = field(default_factory=dict)
-    start: float = math.nan
-    end: float = math.inf
+    demo: DemoWriter
+    ticks: list[float] = field(default_factory=list)  # reference times (s) of the ticks matched so far
+    written: list[bool] = field(default_factory=list)  # per tick: its images were written (in sync when matched)
+    image_offsets: dict[str, list[float]] = field(default_factory=dict)  # per camera feature, per tick
+    images: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per camera feature: frames not flushed
+
+    @classmethod
+    def begin(cls, index: int, writer: EpisodeStoreWriter, cameras: Sequence[str]) -> OpenEpisode:
+        """Start episode ``index`` as the next demo of ``writer``."""
+        return cls(index, writer.begin_episode(), image_offsets={c: [] for c in cameras},
+                   images={c: [] for c in cameras})  # fmt: skip
+
+    def add(self, tick: float, offsets: Sequence[tuple[str, float]], frames: Mapping[str, np.ndarray] | None) -> None:
+        """Record a tick: its camera offsets and, when it is written, its decoded frames (``None``: not written)."""
+        self.ticks.append(tick)
+        self.written.append(frames is not None)
+        for name, d in offsets:
+            self.image_offsets[name].append(d)
+        if frames is not None:
+            for name, frame in frames.items():
+                self.images[name].append(frame)
+            if len(next(iter(self.images.values()), ())) >= _IMAGE_BATCH:
+                self.flush_images()
+
+    def flush_images(self) -> None:
+        """Write the decoded frames waiting in ``images``."""
+        for name, frames in self.images.items():
+            if frames:
+                self.demo.write_feature(name, np.stack(frames))
+                frames.clear()
+
+
+class EpisodeCloser:
+    """Finalises episodes: length bounds, low-dim alignment, NaN check, then the demo written or discarded.
+
+    What it did goes into ``report``: episodes written, episodes skipped as too short, misalignment per
+    feature. Success flags, which may arrive after an episode's last frame, are set at the end
+    (:meth:`mark_success`).
+    """
+
+    def __init__(
+        self,
+        writer: EpisodeStoreWriter,
+        streams: LowDimStreams,
+        report: IngestReport,
+        *,
+        min_frames: int,
+        max_frames: int,
+        camera_tolerances: Mapping[str, float],
+        tolerance: float,
+        datagen: DatagenMap | None = None,
+        source: Path,
+    ):
+        self.writer = writer
+        self.streams = streams
+        self.report = report
+        self.min_frames = min_frames
+        self.max_frames = max_frames
+        self.camera_tolerances = dict(camera_tolerances)
+        self.tolerance = tolerance  # the largest of all streams: sets the low-dim look-behind kept
+        self.datagen = datagen or DatagenMap()
+        self.source = source  # named in errors and in each demo's attrs
+        self.demos: dict[int, str] = {}  # recording episode -> demo written
+
+    def close(self, ep: OpenEpisode) -> EpisodeReport | None:
+        """Write ``ep`` (its frames in sync) or discard it (too short); ``None`` when discarded.
+
+        Raises:
+            IngestError: the episode is longer than ``max_frames``, or a low-dim feature holds NaN/inf.
+        """
+        ep.flush_images()
+        n = len(ep.ticks)
+        if n < self.min_frames:
+            self.writer.discard_open_episode()
+            if n:
+                self.report.short_episodes_skipped += 1
+            return None
+        if n > self.max_frames:
+            raise IngestError(
+                f"{self.source}: episode {ep.index} has {n} frames, more than the limit of {self.max_frames}"
+            )
+        all_ticks = np.asarray(ep.ticks)
+        # Ticks found out of sync when matched were never written; align the rest.
+        ticks = all_ticks[np.asarray(ep.written, bool)]
+        aligned = self.streams.align(all_ticks, ticks)
+        for name, (ok, offsets) in aligned.all_ticks.items():
+            self.report.note_misaligned(name, ok, offsets)
+        for name, offs in ep.image_offsets.items():
+            arr = np.asarray(offs)
+            self.report.note_misaligned(name, arr <= self.camera_tolerances[name], arr)
+        self._check_finite(ep.index, aligned.values, ticks)
+        if len(ticks) == 0:
+            self._discard()
+            return None
+        obs = aligned.values
+        ep.demo.extend(ticks - ticks[0], obs, skip_roles=("image",), datagen=_datagen(self.datagen, obs))
+        ok = aligned.ok
+        ep.demo.keep(ok)  # rare: ticks the match-time check let through but full alignment rejects
+        kept = int(ok.sum())
+        dropped = n - kept
+        if kept < self.min_frames:
+            self._discard()
+            return None
+        name = ep.demo.name
+        ep.demo.close(source=self.source.name, recording_episode=ep.index, t0_s=float(ticks[0]),
+                      dropped_frames=dropped)  # fmt: skip
+        self.demos[ep.index] = name
+        kept_ticks = ticks[ok]
+        rep = EpisodeReport(name, kept, float(kept_ticks[-1] - kept_ticks[0]), dropped, None)
+        self.report.episodes.append(rep)
+        # Keep low-dim samples that a following episode may still need (hold/nearest look-behind).
+        self.streams.forget_before(ticks[-1] - self.tolerance * 4 - 1.0)
+        return rep
+
+    def _discard(self) -> None:
+        """Drop the open demo, counted as an episode too short to keep."""
+        self.writer.discard_open_episode()
+        self.report.short_episodes_skipped += 1
+
+    def _check_finite(self, index: int, values: Mapping[str, np.ndarray], ticks: np.ndarray) -> None:
+        for f in self.streams.features:
+            if np.issubdtype(values[f.name].dtype, np.floating):
+                bad = ~np.isfinite(values[f.name])
+                if bad.any():
+                    row = int(np.argwhere(bad)[0][0])
+                    raise IngestError(
+                        f"{self.source}: topic {f.topic} -> feature {f.name!r} holds NaN/inf values "
+                        f"(episode {index}, t={ticks[row] - ticks[0]:.3f} s)"
+                    )
+
+    def mark_success(self, success: Mapping[int, bool]) -> None:
+        """Set the success flag of each written episode from ``{recording episode: success}``."""
+        for ep, ok in success.items():
+            name = self.demos.get(ep)
+            if name is None:
+                continue
+            self.writer.set_attrs(name, success=ok)
+            for e in self.report.episodes:
+                if e.name == name:
+                    e.success = ok
 
 
 class _MessageIngest:
+    """The streaming pass over a message recording: probe, then each message through the steps above."""
+
+    # The steps and the output, set up by _run once the probe has given the schema.
+    split: EpisodeSplitter
+    matcher: CameraMatcher
+    streams: LowDimStreams
+    closer: EpisodeCloser
+    writer: EpisodeStoreWriter
+
     def __init__(
         self,
-        path: Path,
+        info: PathInfo,
         out: Path,
         tm: TopicMap,
         min_frames: int | None,
         max_frames: int,
         progress: Callable[[float], None] | None,
     ):
-        self.path, self.out, self.tm = path, out, tm
+        self.info = info
+        self.path, self.out, self.tm = info.path, out, tm
         self.min_frames = min_frames or tm.episodes.min_frames
         self.max_frames = max_frames
         self.progress = progress
+        self.features = list(tm.features)
         self.cameras = [f for f in tm.features if f.role == "image"]
         self.lowdim = [f for f in tm.features if f.role != "image"]
-        self.report = IngestReport(str(path), str(out), fps=tm.fps)
+        self.report = IngestReport(str(self.path), str(out), fps=tm.fps)
+        self.image_shapes: dict[str, tuple[int, ...]] = {}  # per camera feature, from the schema
+        self.episode: OpenEpisode | None = None
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _err(self, msg: str) -> IngestError:
@@ -267,7 +702,7 @@ class _MessageIngest:
 
         try:
             # Ingest checks MCAP chunk CRCs: a flipped byte that still decompresses must not become data.
-            opts = {"validate_crcs": True} if self.path.is_file() and self.path.suffix.lower() == ".mcap" else {}
+            opts = {"validate_crcs": True} if self.info.kind is PathKind.MCAP else {}
             reader_cm = open_recording(self.path, **opts)
         except RecordingError as err:
             raise IngestError(str(err)) from err
@@ -331,320 +766,174 @@ class _MessageIngest:
         first = self._probe(reader)
         schema = self._schema(first)
         tm = self.tm
-        ref_topic = tm.reference.topic
-        rate_dt = 1.0 / tm.reference.rate_hz if tm.reference.rate_hz else None
-        cam_by_topic: dict[str, list[FeatureMap]] = collections.defaultdict(list)
-        for c in self.cameras:
-            cam_by_topic[c.topic].append(c)
-        low_by_topic: dict[str, list[FeatureMap]] = collections.defaultdict(list)
-        for f in self.lowdim:
-            low_by_topic[f.topic].append(f)
+        self.report.bytes_read = self.info.size_bytes
+        tolerance = max([tm.sync_for(f).tolerance_s for f in self.features] + [tm.sync.tolerance_s])
         cam_tol = {c.name: tm.sync_for(c).tolerance_s for c in self.cameras}
-        max_tol = max([tm.sync_for(f).tolerance_s for f in self.features] + [tm.sync.tolerance_s])
-        slack = 0.25  # transport latency allowed between a header stamp and its log time
-        topics = set(tm.topics)
-        stats: dict[str, StreamStats] = {t: StreamStats() for t in topics}
-        last_stamp: dict[str, float] = {}
-        info = reader.topics()
-        total_msgs = sum(info[t].count for t in topics if t in info) or 1
-        self.report.bytes_read = _size(self.path)
-
-        # Look-behind buffers of undecoded camera messages: (stamp, message).
-        cam_buf: dict[str, collections.deque] = {c: collections.deque() for c in cam_by_topic}
-        low_buf: dict[str, list[tuple[float, np.ndarray]]] = {f.name: [] for f in self.lowdim}
-        low_ptr: dict[str, int] = {f.name: 0 for f in self.lowdim}
-        first_t: dict[str, float] = {}  # each low-dim stream's first sample time (for `default`)
-        pending: collections.deque[tuple[float, int]] = collections.deque()  # (ref time, episode index)
-        markers_open = tm.episodes.split != "marker"
-        ep_counter = 0 if tm.episodes.split != "marker" else -1
-        last_ref = -math.inf
-        success: dict[int, bool] = {}
-        cur: _Episode | None = None
-        demo = None
-        written_demo_by_ep: dict[int, str] = {}
-        img_batch: dict[str, list[np.ndarray]] = {c.name: [] for c in self.cameras}
-
-        writer = EpisodeStoreWriter(self.out, schema, env_name=f"robodata/{self.path.name}",
-                                    env_kwargs={"fps": tm.fps, "source": self.path.name})
+        self.image_shapes = {c.name: schema_shape_full(schema, c.name) for c in self.cameras}
+        self.split = EpisodeSplitter(tm.episodes.split, tm.episodes.gap_s)
+        self.matcher = CameraMatcher(self.cameras, cam_tol, tolerance=tolerance)
+        self.streams = LowDimStreams(
+            self.lowdim, {f.name: tm.sync_for(f) for f in self.lowdim},
+            {f.name: schema_shape(schema, f.name) for f in self.lowdim}, source=self.path,
+        )  # fmt: skip
+        self.writer = EpisodeStoreWriter(self.out, schema, env_name=f"robodata/{self.path.name}",
+                                         env_kwargs={"fps": tm.fps, "source": self.path.name})  # fmt: skip
         try:
-            def flush_images() -> None:
-                for name, frames in img_batch.items():
-                    if frames:
-                        demo.write_feature(name, np.stack(frames))
-                        frames.clear()
-
-            def close_episode() -> None:
-                nonlocal cur, demo
-                if cur is None:
-                    return
-                flush_images()
-                n = len(cur.refs)
-                if n < self.min_frames:
-                    writer.discard_open_episode()
-                    if n:
-                        self.report.short_episodes_skipped += 1
-                    cur, demo = None, None
-                    return
-                if n > self.max_frames:
-                    raise self._err(f"episode {cur.index} has {n} frames, more than the limit of {self.max_frames}")
-                all_refs = np.asarray(cur.refs)
-                written = np.asarray(cur.written, bool)
-                # Frames found out of sync at finalise time were never written; align the rest.
-                refs = all_refs[written]
-                ok = np.ones(len(refs), bool)
-                obs: dict[str, np.ndarray] = {}
-                for f in self.lowdim:
-                    samples = low_buf[f.name]
-                    pol = tm.sync_for(f)
-                    if samples:
-                        t = np.fromiter((s[0] for s in samples), np.float64, len(samples))
-                        v = np.stack([s[1].reshape(-1) for s in samples])
-                    else:
-                        t, v = np.zeros(0), np.zeros((0, schema_shape(schema, f.name)))
-                    for which, at in (("all", all_refs), ("kept", refs)):
-                        al = align(at, t, v, pol.method, pol.tolerance_s, is_pose=f.role == "pose")
-                        if f.default is not None:  # before the stream's first sample: its declared default
-                            before = at < first_t.get(f.name, math.inf)
-                            if len(f.default) != al.values.reshape(len(at), -1).shape[1]:
-                                raise self._err(f"feature {f.name!r}: default has {len(f.default)} values")
-                            al.values[before] = np.asarray(f.default, al.values.dtype).reshape(al.values.shape[1:])
-                            al.ok[before] = True
-                            al.offsets[before] = 0.0
-                        if which == "all":
-                            self._note_misaligned(f.name, al.ok, al.offsets)
-                    obs[f.name] = al.values
-                    ok &= al.ok
-                for c in self.cameras:
-                    offs = np.asarray(cur.image_offsets[c.name])
-                    self._note_misaligned(c.name, offs <= cam_tol[c.name], offs)
-                for f in self.lowdim:
-                    if f.role != "image" and np.issubdtype(obs[f.name].dtype, np.floating):
-                        bad = ~np.isfinite(obs[f.name])
-                        if bad.any():
-                            row = int(np.argwhere(bad)[0][0])
-                            raise self._err(
-                                f"topic {f.topic} -> feature {f.name!r} holds NaN/inf values "
-                                f"(episode {cur.index}, t={refs[row] - refs[0]:.3f} s)"
-                            )
-                if len(refs) == 0:
-                    writer.discard_open_episode()
-                    self.report.short_episodes_skipped += 1
-                    cur, demo = None, None
-                    return
-                datagen = _datagen(tm, obs, schema)
-                demo.extend(refs - refs[0], obs, skip_roles=("image",), datagen=datagen)
-                demo.keep(ok)  # rare: frames the finalise-time check let through but full alignment rejects
-                kept = int(ok.sum())
-                dropped = n - kept
-                if kept < self.min_frames:
-                    writer.discard_open_episode()
-                    self.report.short_episodes_skipped += 1
-                    cur, demo = None, None
-                    return
-                name = demo.name
-                demo.close(source=self.path.name, recording_episode=cur.index, t0_s=float(refs[0]),
-                           dropped_frames=dropped)
-                written_demo_by_ep[cur.index] = name
-                kept_refs = refs[ok]
-                self.report.episodes.append(
-                    EpisodeReport(name, kept, float(kept_refs[-1] - kept_refs[0]), dropped, None)
-                )
-                # Keep low-dim samples that a following episode may still need (hold/nearest look-behind).
-                horizon = refs[-1] - max_tol * 4 - 1.0
-                for k in low_buf:
-                    low_buf[k] = [s for s in low_buf[k] if s[0] >= horizon]
-                    low_ptr[k] = 0
-                cur, demo = None, None
-
-            def lowdim_in_sync(r: float) -> bool:
-                """Does every low-dim stream have a sample within its tolerance of ``r``? (all have arrived)"""
-                for f in self.lowdim:
-                    buf, pol = low_buf[f.name], tm.sync_for(f)
-                    before_first = r < first_t.get(f.name, math.inf)
-                    if f.default is not None and before_first:
-                        continue
-                    if not buf:
-                        return False
-                    p = low_ptr[f.name]
-                    while p + 1 < len(buf) and buf[p + 1][0] <= r:
-                        p += 1
-                    low_ptr[f.name] = p
-                    t0 = buf[p][0]
-                    if t0 > r:
-                        d_prev, d_next = math.inf, t0 - r
-                    else:
-                        d_prev = r - t0
-                        d_next = buf[p + 1][0] - r if p + 1 < len(buf) else math.inf
-                    d = d_prev if pol.method == "hold" else min(d_prev, d_next)
-                    if d > pol.tolerance_s:
-                        return False
-                return True
-
-            def finalize(upto: float) -> None:
-                """Finalise pending reference frames whose image candidates have all arrived."""
-                nonlocal cur, demo
-                while pending and pending[0][0] + max_tol + slack < upto:
-                    r, ep = pending.popleft()
-                    if cur is None or cur.index != ep:
-                        close_episode()
-                        cur = _Episode(ep, image_offsets={c.name: [] for c in self.cameras})
-                        demo = writer.begin_episode()
-                    all_ok = True
-                    picks = []
-                    for topic, feats in cam_by_topic.items():
-                        buf = cam_buf[topic]
-                        best, best_d = None, math.inf
-                        for ts, m in buf:
-                            d = abs(ts - r)
-                            if d < best_d:
-                                best, best_d = m, d
-                        for c in feats:
-                            picks.append((c, best))
-                            cur.image_offsets[c.name].append(best_d)
-                            if best_d > cam_tol[c.name]:
-                                all_ok = False
-                        # Drop buffered frames no later reference can prefer.
-                        while len(buf) > 1 and buf[1][0] <= r:
-                            buf.popleft()
-                    # Decide before decoding: a frame out of sync is never decoded nor written.
-                    write = all_ok and lowdim_in_sync(r)
-                    if write:
-                        for c, best in picks:
-                            frame = self._convert(c, best)
-                            want = schema_shape_full(schema, c.name)
-                            if frame.shape != want:
-                                raise self._err(
-                                    f"topic {c.topic}: image size changed from {want} to {frame.shape} at t={r:.3f} s"
-                                )
-                            img_batch[c.name].append(frame)
-                    cur.refs.append(r)
-                    cur.image_ok.append(all_ok)
-                    cur.written.append(write)
-                    if len(img_batch[self.cameras[0].name] if self.cameras else ()) >= 16:
-                        flush_images()
-
-            def add_ref(r: float) -> None:
-                nonlocal ep_counter, last_ref
-                if tm.episodes.split == "gap" and last_ref > -math.inf and r - last_ref > tm.episodes.gap_s:
-                    ep_counter += 1
-                last_ref = r
-                if markers_open and ep_counter >= 0:
-                    pending.append((r, ep_counter))
-                else:
-                    self.report.frames_outside_episodes += 1
-
-            seen = 0
-            next_rate_ref = None
-            for m in reader.messages(sorted(topics)):
-                seen += 1
-                topic = m.topic
-                ts = self._stamp(m)
-                st = stats[topic]
-                prev = last_stamp.get(topic)
-                if prev is not None and ts <= prev and (topic in cam_by_topic or topic in low_by_topic or topic == ref_topic):
-                    kind = "repeats" if ts == prev else "goes backwards"
-                    raise self._err(
-                        f"topic {topic}: timestamp {kind} at message {st.count + 1} "
-                        f"({ts:.6f} s after {prev:.6f} s); timestamps must be strictly increasing"
-                    )
-                last_stamp[topic] = ts
-                st.add(ts)
-                now = m.log_time_ns * _NS
-
-                if tm.episodes.split == "marker" and topic == tm.episodes.topic:
-                    text = str(getattr(m.data, "data", "")).strip().lower()
-                    if text.startswith("end") or text.startswith("stop"):
-                        markers_open = False
-                    else:  # "start" (or any other marker): a new episode begins
-                        markers_open = True
-                        ep_counter += 1
-                if tm.success and topic == tm.success.topic:
-                    val = np.asarray(self._convert(FeatureMap(name="success", topic=topic, role="extra",
-                                                              field=tm.success.field), m)).reshape(-1)
-                    success[max(ep_counter, 0)] = bool(val[0]) if len(val) else False
-                if topic in cam_by_topic:
-                    cam_buf[topic].append((ts, m))
-                if topic in low_by_topic:
-                    for f in low_by_topic[topic]:
-                        low_buf[f.name].append((ts, self._convert(f, m)))
-                        first_t.setdefault(f.name, ts)
-                if topic == ref_topic:
-                    add_ref(ts)
-                elif rate_dt is not None:
-                    if next_rate_ref is None:
-                        next_rate_ref = ts
-                    while next_rate_ref <= ts:
-                        add_ref(next_rate_ref)
-                        next_rate_ref += rate_dt
-                finalize(now)
-                # Bound the camera look-behind: nothing older than the oldest pending frame's window is needed.
-                horizon = (pending[0][0] if pending else now - slack) - max_tol
-                for buf in cam_buf.values():
-                    while len(buf) > 1 and buf[1][0] <= horizon:
-                        buf.popleft()
-                if self.progress and seen % 2000 == 0:
-                    self.progress(min(1.0, seen / total_msgs))
-            finalize(math.inf)
-            close_episode()
-            for ep, ok in success.items():
-                if ep in written_demo_by_ep:
-                    writer.set_attrs(written_demo_by_ep[ep], success=ok)
-                    for e in self.report.episodes:
-                        if e.name == written_demo_by_ep[ep]:
-                            e.success = ok
-            self.report.topics = {t: s.summary() for t, s in stats.items() if s.count}
-            self.report.topic_gaps = {t: s.gaps[:2000] for t, s in stats.items() if s.count > 1}
-            if ref_topic and stats[ref_topic].count > 1:
-                self.report.reference_rate_hz = stats[ref_topic].median_rate_hz
-            elif rate_dt:
-                self.report.reference_rate_hz = 1.0 / rate_dt
-            if not self.report.episodes:
-                why = (f"{self.report.short_episodes_skipped} episode(s) shorter than {self.min_frames} frames"
-                       if self.report.short_episodes_skipped else "no reference frames inside an episode")
-                dropped = {k: v for k, v in self.report.misaligned.items() if v["count"]}
-                if dropped:
-                    why += f"; frames out of sync: {dropped}"
-                raise self._err(f"no episode could be built ({why})")
-            writer.commit()
+            self.closer = EpisodeCloser(
+                self.writer, self.streams, self.report, min_frames=self.min_frames, max_frames=self.max_frames,
+                camera_tolerances=cam_tol, tolerance=tolerance, datagen=tm.datagen, source=self.path,
+            )  # fmt: skip
+            stats, success = self._stream(reader)
+            self.closer.mark_success(success)
+            self._summarise(stats)
+            self.writer.commit()
         except BaseException:
-            writer.abort()
+            self.writer.abort()
             raise
         if self.progress:
             self.progress(1.0)
         return self.report
 
-    def _note_misaligned(self, name: str, ok: np.ndarray, offsets: np.ndarray) -> None:
-        """Per feature: frames out of tolerance, frames with no sample at all, and the worst offset seen."""
-        m = self.report.misaligned.setdefault(name, {"count": 0, "no_sample": 0, "worst_offset_ms": 0.0})
-        m["count"] += int((~ok).sum())
-        finite = np.isfinite(offsets)
-        m["no_sample"] += int((~finite).sum())
-        if finite.any():
-            m["worst_offset_ms"] = round(max(m["worst_offset_ms"], float(offsets[finite].max()) * 1e3), 3)
+    def _stream(self, reader: Any) -> tuple[dict[str, StreamStats], dict[int, bool]]:
+        """Every message once, in log-time order: stamps checked, each step fed; returns stats and successes."""
+        tm = self.tm
+        split, matcher, streams = self.split, self.matcher, self.streams
+        ref_topic = tm.reference.topic
+        rate_dt = 1.0 / tm.reference.rate_hz if tm.reference.rate_hz else None
+        marker_topic = tm.episodes.topic if tm.episodes.split == "marker" else None
+        success_feature = (FeatureMap(name="success", topic=tm.success.topic, role="extra", field=tm.success.field)
+                           if tm.success else None)  # fmt: skip
+        cam_topics = set(matcher.by_topic)
+        low_by_topic: dict[str, list[FeatureMap]] = {}
+        for f in self.lowdim:
+            low_by_topic.setdefault(f.topic, []).append(f)
+        ordered = cam_topics | set(low_by_topic) | {ref_topic}  # topics whose stamps must strictly increase
+        topics = set(tm.topics)
+        stats: dict[str, StreamStats] = {t: StreamStats() for t in topics}
+        last_stamp: dict[str, float] = {}
+        info = reader.topics()
+        total_msgs = sum(info[t].count for t in topics if t in info) or 1
+        success: dict[int, bool] = {}
+        seen = 0
+        next_rate_ref = None
+        for m in reader.messages(sorted(topics)):
+            seen += 1
+            topic = m.topic
+            ts = self._stamp(m)
+            st = stats[topic]
+            prev = last_stamp.get(topic)
+            if prev is not None and ts <= prev and topic in ordered:
+                kind = "repeats" if ts == prev else "goes backwards"
+                raise self._err(
+                    f"topic {topic}: timestamp {kind} at message {st.count + 1} "
+                    f"({ts:.6f} s after {prev:.6f} s); timestamps must be strictly increasing"
+                )
+            last_stamp[topic] = ts
+            st.add(ts)
+            now = m.log_time_ns * _NS
+
+            if topic == marker_topic:
+                split.marker(str(getattr(m.data, "data", "")))
+            if success_feature is not None and topic == success_feature.topic:
+                val = np.asarray(self._convert(success_feature, m)).reshape(-1)
+                success[split.success_episode] = bool(val[0]) if len(val) else False
+            if topic in cam_topics:
+                matcher.add_frame(topic, ts, m)
+            lows = low_by_topic.get(topic)
+            if lows:
+                for f in lows:
+                    streams.add(f.name, ts, self._convert(f, m))
+            if topic == ref_topic:
+                self._tick(ts)
+            elif rate_dt is not None:
+                if next_rate_ref is None:
+                    next_rate_ref = ts
+                while next_rate_ref <= ts:
+                    self._tick(next_rate_ref)
+                    next_rate_ref += rate_dt
+            self.finalize(now)
+            matcher.trim(now)
+            if self.progress and seen % 2000 == 0:
+                self.progress(min(1.0, seen / total_msgs))
+        self.finalize(math.inf)
+        self.close_episode()
+        return stats, success
+
+    def _tick(self, r: float) -> None:
+        """A reference tick: queued for matching when it falls inside an episode."""
+        ep = self.split.tick(r)
+        if ep is not None:
+            self.matcher.add_tick(r, ep)
+
+    def finalize(self, upto: float) -> None:
+        """Finalise the ticks whose candidates have all arrived: decide sync, then decode and write in-sync frames."""
+        for match in self.matcher.ready(upto):
+            ep = self.episode
+            if ep is None or ep.index != match.episode:
+                self.close_episode()
+                ep = self.episode = OpenEpisode.begin(match.episode, self.writer, [c.name for c in self.cameras])
+            # Decide before decoding: a frame out of sync is never decoded nor written.
+            write = match.in_sync and self.streams.in_sync(match.tick)
+            ep.add(match.tick, match.offsets, self._decode(match) if write else None)
+
+    def _decode(self, match: CameraMatch) -> dict[str, np.ndarray]:
+        frames = {}
+        for c, message in match.picks:
+            frame = self._convert(c, message)
+            want = self.image_shapes[c.name]
+            if frame.shape != want:
+                raise self._err(
+                    f"topic {c.topic}: image size changed from {want} to {frame.shape} at t={match.tick:.3f} s"
+                )
+            frames[c.name] = frame
+        return frames
+
+    def close_episode(self) -> None:
+        """Close the open episode, if any (written or discarded by the closer)."""
+        if self.episode is not None:
+            self.closer.close(self.episode)
+            self.episode = None
+
+    def _summarise(self, stats: dict[str, StreamStats]) -> None:
+        """Per-topic timing, the reference rate and frames outside episodes; refuse a recording with no episode."""
+        tm, report = self.tm, self.report
+        report.frames_outside_episodes = self.split.outside
+        report.topics = {t: s.summary() for t, s in stats.items() if s.count}
+        report.topic_gaps = {t: s.gaps[:2000] for t, s in stats.items() if s.count > 1}
+        ref_topic = tm.reference.topic
+        if ref_topic and stats[ref_topic].count > 1:
+            report.reference_rate_hz = stats[ref_topic].median_rate_hz
+        elif tm.reference.rate_hz:
+            rate_dt = 1.0 / tm.reference.rate_hz
+            report.reference_rate_hz = 1.0 / rate_dt  # the rate the ticks were spaced at
+        if not report.episodes:
+            why = (f"{report.short_episodes_skipped} episode(s) shorter than {self.min_frames} frames"
+                   if report.short_episodes_skipped else "no reference frames inside an episode")  # fmt: skip
+            dropped = {k: v for k, v in report.misaligned.items() if v["count"]}
+            if dropped:
+                why += f"; frames out of sync: {dropped}"
+            raise self._err(f"no episode could be built ({why})")
 
 
 def schema_shape(schema: EpisodeSchema, name: str) -> int:
+    """Values per frame of feature ``name`` (its shape flattened)."""
     f = next(x for x in schema.features if x.name == name)
     return int(np.prod(f.shape))
 
 
 def schema_shape_full(schema: EpisodeSchema, name: str) -> tuple[int, ...]:
+    """The per-frame shape of feature ``name``."""
     return next(x for x in schema.features if x.name == name).shape
 
 
-def _datagen(tm: TopicMap, obs: dict[str, np.ndarray], schema: EpisodeSchema) -> dict[str, dict[str, np.ndarray]]:
+def _datagen(datagen: DatagenMap, obs: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """MimicGen's ``datagen_info`` from the aligned features: poses as 4x4 matrices, subtask signals as bools."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for kind in ("object_pose", "eef_pose", "target_eef_pose"):
-        for key, feat in getattr(tm.datagen, kind).items():
+        for key, feat in getattr(datagen, kind).items():
             if feat in obs:
                 out.setdefault(kind, {})[key] = pose_to_matrix(obs[feat]).astype(np.float32)
-    for key, feat in tm.datagen.subtask_term_signals.items():
+    for key, feat in datagen.subtask_term_signals.items():
         if feat in obs:
             out.setdefault("subtask_term_signals", {})[key] = np.asarray(obs[feat]).reshape(len(obs[feat]), -1)[:, 0] > 0.5
     return out
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size

@@ -1,7 +1,7 @@
 """What is in a recording or dataset: a summary dict, and a readable table of it (``robodata inspect PATH``).
 
-Knows three kinds of input: a recording (ROS 1 bag, ROS 2 bag folder, MCAP), an Isaac Lab / robomimic
-HDF5 episode store, and a LeRobot dataset folder (``meta/info.json``).
+Knows three kinds of input (told apart by :mod:`robodata.pathkind`): a recording (ROS 1 bag, ROS 2 bag
+folder, MCAP), an Isaac Lab / robomimic HDF5 episode store, and a LeRobot dataset folder (``meta/info.json``).
 """
 
 from __future__ import annotations
@@ -9,18 +9,27 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from robodata.errors import RobodataError
+from robodata.pathkind import HDF5_SUFFIXES, PathKind, detect, require
 
-HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+__all__ = [
+    "HDF5_SUFFIXES",
+    "InspectError",
+    "format_inspection",
+    "inspect_episode_store",
+    "inspect_lerobot",
+    "inspect_path",
+    "inspect_recording",
+]
 
 
 class InspectError(RobodataError):
-    """A path cannot be inspected: it is missing or not a kind robodata knows."""
+    """A dataset cannot be inspected: its metadata is unreadable (the message names the file)."""
 
 
 def inspect_path(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -29,23 +38,11 @@ def inspect_path(path: str | os.PathLike[str]) -> dict[str, Any]:
     The dict always has ``kind`` (``"recording"``, ``"isaaclab_hdf5"``, ``"lerobot"``) and ``path``.
 
     Raises:
-        RobodataError: the path is missing, damaged, or not one of those kinds.
+        RobodataError: the path is missing (:class:`~robodata.pathkind.PathKindError`), damaged, or not one of
+            those kinds (:class:`~robodata.pathkind.PathKindError`).
     """
-    from robodata.readers import is_recording
-
-    p = Path(path)
-    if not p.exists():
-        raise InspectError(f"{p}: no such file or folder")
-    if p.is_dir() and (p / "meta" / "info.json").is_file():
-        return inspect_lerobot(p)
-    if p.is_file() and p.suffix.lower() in HDF5_SUFFIXES:
-        return inspect_episode_store(p)
-    if is_recording(p):
-        return inspect_recording(p)
-    raise InspectError(
-        f"{p}: not something robodata can inspect (a .mcap/.bag/.db3 recording, a ROS 2 bag folder, "
-        "an Isaac Lab .hdf5 episode store, or a LeRobot dataset folder with meta/info.json)"
-    )
+    info = require(path, _INSPECTORS.keys(), what="something robodata can inspect")
+    return _INSPECTORS[info.kind](info.path)
 
 
 # -- recordings ----------------------------------------------------------------------------------------------
@@ -53,7 +50,7 @@ def inspect_recording(path: Path) -> dict[str, Any]:
     """Storage, time span, size, and per topic: type, count, rate and timing jitter (without decoding)."""
     from robodata.readers import McapRecordingReader, open_recording
 
-    options = {"allow_truncated": True} if path.is_file() and path.suffix == ".mcap" else {}
+    options = {"allow_truncated": True} if detect(path, (PathKind.MCAP,)) is not None else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with open_recording(path, **options) as rec:
@@ -198,6 +195,16 @@ def _stats(values: Iterable[int]) -> dict[str, float] | None:
     if not v:
         return None
     return {"min": min(v), "max": max(v), "mean": sum(v) / len(v)}
+
+
+# Which summary each kind of path gets.
+_INSPECTORS: dict[PathKind, Callable[[Path], dict[str, Any]]] = {
+    PathKind.MCAP: inspect_recording,
+    PathKind.ROS1_BAG: inspect_recording,
+    PathKind.ROS2_BAG: inspect_recording,
+    PathKind.ISAACLAB_HDF5: inspect_episode_store,
+    PathKind.LEROBOT: inspect_lerobot,
+}
 
 
 # -- formatting ----------------------------------------------------------------------------------------------

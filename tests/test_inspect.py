@@ -106,3 +106,14 @@ def test_unknown_and_missing_paths(tmp_path):
     (tmp_path / "broken.hdf5").write_text("not hdf5")
     with pytest.raises(RobodataError, match="broken.hdf5"):
         inspect_path(tmp_path / "broken.hdf5")
+
+
+def test_a_folder_of_no_known_kind_says_which_marker_file_it_lacks(tmp_path):
+    (tmp_path / "run_3").mkdir()
+    (tmp_path / "run_3" / "images").mkdir()
+    with pytest.raises(RobodataError) as e:
+        inspect_path(tmp_path / "run_3")
+    assert str(e.value) == (
+        f"{tmp_path / 'run_3'}: a folder, but not a ROS 2 bag folder (it has no metadata.yaml) "
+        "nor a LeRobot dataset folder (it has no meta/info.json)"
+    )

@@ -148,6 +148,35 @@ def test_one_file_of_a_split_bag_reads_as_mcap():
         assert n == len(list(r.messages())) == 1240
 
 
+def test_split_mcap_bag_reads_the_same_without_the_mcap_reader(monkeypatch):
+    """A ROS 2 bag's MCAP files go through the registered MCAP reader; rosbags' own MCAP storage agrees."""
+    with open_recording(WBAG) as r:
+        assert isinstance(r, RosbagsRecordingReader)
+        fast_topics = {k: (t.count, t.first_ns, t.last_ns) for k, t in r.topics().items()}
+        fast = [(m.log_time_ns, m.topic, m.data.data) for m in r.messages()]
+    monkeypatch.delitem(RosbagsRecordingReader.STORAGE_FILE_READERS, "mcap")
+    with open_recording(WBAG) as r:
+        slow_topics = {k: (t.count, t.first_ns, t.last_ns) for k, t in r.topics().items()}
+        slow = [(m.log_time_ns, m.topic, m.data.data) for m in r.messages()]
+    assert slow_topics == fast_topics and len(fast) == 6074
+    assert sorted(slow) == sorted(fast) and [m[0] for m in slow] == sorted(m[0] for m in slow)
+
+
+def test_readers_never_import_each_other():
+    """The type system is its own module (as rosbags' typesys): both readers import it, neither the other."""
+    import ast
+
+    import robodata.readers
+
+    folder = Path(robodata.readers.__file__).parent
+    for name, other in (("mcap_reader", "rosbag_reader"), ("rosbag_reader", "mcap_reader")):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert f"robodata.readers.{other}" not in modules, name
+        assert "robodata.readers.typesys" in modules, name
+
+
 @pytest.mark.parametrize("path", [CDR_MCAP, CDR_SQLITE, CDR_MCAP / "cdr_test_0.mcap"], ids=["mcap", "sqlite3", "file"])
 def test_types_not_in_the_standard_store_use_stored_definitions(path):
     msgs = read_all(path)

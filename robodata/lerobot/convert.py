@@ -12,8 +12,8 @@ from robodata.lerobot.aggregate import ReleaseReport, aggregate
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import INFO_PATH, V21, V30, VERSIONS
 from robodata.lerobot.writer_v3 import ShardReport, write_shard
-
-HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+from robodata.pathkind import HDF5_SUFFIXES  # noqa: F401 - re-exported: robodata.lerobot.cli imports it from here
+from robodata.pathkind import PathKind, kind_of
 
 
 def convert(
@@ -34,7 +34,8 @@ def convert(
         raise LeRobotError(f"{dst}: unknown target version {to!r} (one of {', '.join(VERSIONS)})")
     if src.resolve() == dst.resolve():
         raise LeRobotError(f"{dst}: the destination is the source; convert into another folder")
-    if src.is_file() and src.suffix.lower() in HDF5_SUFFIXES:
+    kind = kind_of(src)
+    if kind is PathKind.ISAACLAB_HDF5:
         if to == V30:
             return write_shard(src, dst, **shard_options)
         tmp = dst.with_name(f".{dst.name}.shard-{uuid.uuid4().hex[:8]}")
@@ -43,6 +44,6 @@ def convert(
             return aggregate([tmp], dst, version=V21)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    if not (src / INFO_PATH).exists():
+    if kind is not PathKind.LEROBOT:
         raise LeRobotError(f"{src}: neither a LeRobot dataset (no {INFO_PATH}) nor an HDF5 episode store")
     return aggregate([src], dst, version=to)

@@ -4,7 +4,7 @@
         for m in rec.messages(["/joint_states", "/cam0/image_raw"]):
             ...  # m.topic, m.log_time_ns, m.msgtype, m.data (decoded message)
 
-``open_recording`` picks the reader from the path:
+``open_recording`` picks the reader from the path's kind (:mod:`robodata.pathkind`) in :data:`READERS`:
 
 - ``*.mcap`` file -> :class:`McapRecordingReader` (ROS 2 CDR, ROS 1 and JSON encodings);
 - a ROS 2 bag folder (``metadata.yaml`` + ``.db3``/``.mcap`` files, split or not), or a ``.db3`` file
@@ -16,9 +16,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robodata.pathkind import (
+    RECORDING_SUFFIXES,
+    RECORDINGS,
+    PathKind,
+    PathKindError,
+    detect,
+    find_rosbag2_folder,
+    require,
+)
 from robodata.readers.base import (
     InterArrival,
     Message,
@@ -29,9 +39,11 @@ from robodata.readers.base import (
     normalize_msgtype,
 )
 from robodata.readers.mcap_reader import McapRecordingReader
-from robodata.readers.rosbag_reader import RosbagsRecordingReader, find_rosbag2_folder
+from robodata.readers.rosbag_reader import RosbagsRecordingReader
 
 __all__ = [
+    "READERS",
+    "RECORDING_SUFFIXES",
     "InterArrival",
     "McapRecordingReader",
     "Message",
@@ -40,18 +52,37 @@ __all__ = [
     "RecordingWarning",
     "RosbagsRecordingReader",
     "TopicInfo",
+    "find_rosbag2_folder",
     "is_recording",
     "normalize_msgtype",
     "open_recording",
 ]
 
-RECORDING_SUFFIXES = (".mcap", ".bag", ".db3")
+# A ROS 2 bag's MCAP storage files are read by the MCAP reader; the bag reader never imports it.
+RosbagsRecordingReader.STORAGE_FILE_READERS["mcap"] = McapRecordingReader
+
+
+def _open_mcap(p: Path, options: dict[str, Any]) -> RecordingReader:
+    return McapRecordingReader(p, **options)
+
+
+def _open_rosbags(p: Path, options: dict[str, Any]) -> RecordingReader:
+    if options:
+        raise RecordingError(f"{p}: options {sorted(options)} apply to MCAP files only")
+    return RosbagsRecordingReader(p)
+
+
+#: The reader of each kind of recording: ``(path, options) -> reader``.
+READERS: dict[PathKind, Callable[[Path, dict[str, Any]], RecordingReader]] = {
+    PathKind.MCAP: _open_mcap,
+    PathKind.ROS1_BAG: _open_rosbags,
+    PathKind.ROS2_BAG: _open_rosbags,
+}
 
 
 def is_recording(path: str | os.PathLike[str]) -> bool:
     """Whether ``open_recording`` would try to read ``path`` (by its name and layout, without opening it)."""
-    p = Path(path)
-    return (p.is_file() and p.suffix in RECORDING_SUFFIXES) or find_rosbag2_folder(p) is not None
+    return detect(path, RECORDINGS) is not None
 
 
 def open_recording(path: str | os.PathLike[str], **options: Any) -> RecordingReader:
@@ -63,22 +94,8 @@ def open_recording(path: str | os.PathLike[str], **options: Any) -> RecordingRea
         RecordingError: the path is missing, is not a recording this platform reads, or is damaged.
     """
     p = Path(path)
-    if not p.exists():
-        raise RecordingError(f"{p}: no such file or folder")
-    folder = find_rosbag2_folder(p)
-    if p.is_file() and p.suffix == ".mcap":
-        # Also a storage file of a ROS 2 bag folder given directly: that one file, read as the MCAP it is.
-        return McapRecordingReader(p, **options)
-    if folder is not None or (p.is_file() and p.suffix in (".bag", ".db3")):
-        _no_options(p, options)
-        return RosbagsRecordingReader(p)
-    if p.is_dir():
-        raise RecordingError(f"{p}: a folder, but not a ROS 2 bag folder (it has no metadata.yaml)")
-    raise RecordingError(
-        f"{p}: not a recording robodata reads (expected a .mcap file, a ROS 1 .bag, or a ROS 2 bag folder)"
-    )
-
-
-def _no_options(p: Path, options: dict[str, Any]) -> None:
-    if options:
-        raise RecordingError(f"{p}: options {sorted(options)} apply to MCAP files only")
+    try:
+        info = require(p, READERS.keys(), what="a recording robodata reads")
+    except PathKindError as err:
+        raise RecordingError(str(err)) from err
+    return READERS[info.kind](p, options)

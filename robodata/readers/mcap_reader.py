@@ -47,7 +47,7 @@ from robodata.readers.base import (
     TopicInfo,
     normalize_msgtype,
 )
-from robodata.readers.rosbag_reader import Decoder, TypeResolver
+from robodata.readers.typesys import Decoder, TypeResolver
 
 MAGIC = b"\x89MCAP0\r\n"
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06

@@ -1,6 +1,9 @@
 """ROS 1 bags and ROS 2 bag folders (sqlite3 or MCAP storage, split or not), read with rosbags; no ROS needed.
 
-Also home of the rosbags type-system glue the MCAP reader shares: which definitions decode which type.
+Which definition decodes which type is :mod:`robodata.readers.typesys`'s business. A ROS 2 bag's MCAP
+storage files are read by a reader of single storage files registered in
+:attr:`RosbagsRecordingReader.STORAGE_FILE_READERS` (``robodata.readers`` registers its MCAP reader), so
+this module never imports the MCAP reader.
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from rosbags.interfaces import MessageDefinitionFormat
@@ -20,164 +22,30 @@ from rosbags.rosbag1 import Reader as Ros1Reader
 from rosbags.rosbag2.reader import DirectoryReader as Ros2Reader
 from rosbags.rosbag2.storage_mcap import McapReader as RosbagsMcapStorage
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
-from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
-from rosbags.typesys.store import Typestore
 
+from robodata.pathkind import find_rosbag2_folder
 from robodata.readers.base import InterArrival, Message, RecordingError, RecordingReader, TopicInfo, normalize_msgtype
+from robodata.readers.typesys import Decoder, TypeResolver
 
-ROS1_STORE = Stores.ROS1_NOETIC
-ROS2_STORE = Stores.ROS2_HUMBLE
-_STORE_NAMES = {ROS1_STORE: "ROS 1 Noetic", ROS2_STORE: "ROS 2 Humble"}
-
-Decoder = Callable[[Any], Any]
+__all__ = ["RosbagsRecordingReader", "StorageFileReader"]
 
 
-@lru_cache(maxsize=4)
-def _standard_fielddefs(store: Stores) -> dict[str, Any]:
-    return dict(get_typestore(store).fielddefs)
-
-
-def _service_types(msgtype: str, text: str) -> dict[str, Any]:
-    """Types for a ROS 2 service event (``pkg/srv/Name_Event``) whose stored definition is the ``.srv`` text.
-
-    rosbag2 records service events (``/x/_service_event``) with the service's definition; the event type
-    is ``info``, ``request[<=1]``, ``response[<=1]`` (see ``service_msgs/msg/ServiceEventInfo``).
-    """
-    pkg, _, name = msgtype.split("/")
-    base = name.removesuffix("_Event")
-    first = text.split("\n" + "=" * 80 + "\n", 1)[0]
-    req, _, resp = ("\n" + first).partition("\n---\n")
-    event = f"service_msgs/ServiceEventInfo info\n{base}_Request[<=1] request\n{base}_Response[<=1] response\n"
-    # rosbags' msg parser knows only pkg/msg/Name: parse under msg names, then move the three to srv.
-    typs: dict[str, Any] = {}
-    typs.update(get_types_from_msg(req, f"{pkg}/msg/{base}_Request"))
-    typs.update(get_types_from_msg(resp, f"{pkg}/msg/{base}_Response"))
-    typs.update(get_types_from_msg(event, f"{pkg}/msg/{base}_Event"))
-    jazzy = _standard_fielddefs(Stores.ROS2_JAZZY)  # service_msgs exists since Iron
-    for dep in ("service_msgs/msg/ServiceEventInfo", "builtin_interfaces/msg/Time"):
-        typs[dep] = jazzy[dep]
-    moved = {f"{pkg}/msg/{base}_{kind}": f"{pkg}/srv/{base}_{kind}" for kind in ("Request", "Response", "Event")}
-    return {moved.get(k, k): _retarget(v, moved) for k, v in typs.items()}
-
-
-def _retarget(desc: Any, names: dict[str, str]) -> Any:
-    if isinstance(desc, str):
-        return names.get(desc, desc)
-    if isinstance(desc, tuple):
-        return tuple(_retarget(x, names) for x in desc)
-    if isinstance(desc, list):
-        return [_retarget(x, names) for x in desc]
-    return desc
-
-
-def parse_definition(msgtype: str, fmt: str, text: str) -> dict[str, Any]:
-    """Parse one stored definition (``msg`` or ``idl``) into rosbags types; raises on a bad definition."""
-    msgtype = normalize_msgtype(msgtype)
-    if fmt == "idl":
-        sep = "=" * 80 + "\n"
-        typs: dict[str, Any] = {}
-        if text.startswith(f"{sep}IDL: "):
-            for part in text.split(sep)[1:]:
-                _, idl = part.split("\n", 1)
-                typs.update(get_types_from_idl(idl))
-        else:
-            typs.update(get_types_from_idl(text))
-        return typs
-    if "/srv/" in msgtype and msgtype.endswith("_Event") and "\n---" in "\n" + text:
-        return _service_types(msgtype, text)
-    return get_types_from_msg(text, msgtype)
-
-
-class TypeResolver:
-    """Builds decoders for message types from the recording's stored definitions and a standard store.
-
-    ROS 1 bags store the full definition of every type they hold: those win, the Noetic store fills gaps.
-    ROS 2 bags often store none (sqlite3 before Iron), or only a stub: types the Humble store knows are
-    decoded with it, the others with the definition stored in the bag. ``prefer_stored=True`` (MCAP
-    schemas, which always hold complete definitions) makes the stored definitions win for ROS 2 too.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        ros1: bool,
-        definitions: dict[str, tuple[str, str]],
-        *,
-        prefer_stored: bool | None = None,
-        msgtypes: Iterable[str] = (),
-    ):
-        self.path = path
-        self.ros1 = ros1
-        self.store_id = ROS1_STORE if ros1 else ROS2_STORE
-        self.definitions = {normalize_msgtype(k): v for k, v in definitions.items()}
-        self.prefer_stored = ros1 if prefer_stored is None else prefer_stored
-        self.msgtypes = {normalize_msgtype(t) for t in msgtypes} | set(self.definitions)
-        self._store: Typestore | None = None
-        self.problems: dict[str, str] = {}
-
-    def _build(self) -> Typestore:
-        standard = _standard_fielddefs(self.store_id)
-        merged: dict[str, Any] = {}
-        for msgtype, (fmt, text) in self.definitions.items():
-            if not text.strip() or (not self.prefer_stored and msgtype in standard):
-                continue
-            try:
-                typs = parse_definition(msgtype, fmt, text)
-            except Exception as err:  # noqa: BLE001 - any parser failure is one clear problem for that type
-                self.problems[msgtype] = f"its definition stored in the recording does not parse ({err})"
-                continue
-            for name, typ in typs.items():
-                if self.prefer_stored or name not in standard:
-                    merged.setdefault(name, typ)
-        if not self.msgtypes <= merged.keys():
-            # Some type has no usable stored definition: the standard store fills the gaps (it never
-            # replaces a stored definition, so a stored type and its stored dependencies stay together).
-            for name, typ in standard.items():
-                merged.setdefault(name, typ)
-        store = get_typestore(Stores.EMPTY)
-        try:
-            store.register(merged)
-        except Exception as err:  # noqa: BLE001
-            raise RecordingError(
-                f"{self.path}: the message definitions stored in it do not fit together ({err})"
-            ) from err
-        return store
+class StorageFileReader(Protocol):
+    """What the bag reader needs from a reader of one storage file of a ROS 2 bag (an ``.mcap`` file)."""
 
     @property
-    def store(self) -> Typestore:
-        if self._store is None:
-            self._store = self._build()
-        return self._store
+    def start_ns(self) -> int | None: ...
 
-    def decoder(self, topic: str, msgtype: str) -> Decoder:
-        """A function ``payload -> message`` for ``msgtype``; raises RecordingError naming the type if none."""
-        msgtype = normalize_msgtype(msgtype)
-        store = self.store
-        if msgtype not in store.fielddefs:
-            why = self.problems.get(msgtype) or (
-                f"it is not in the {_STORE_NAMES[self.store_id]} type store and the recording stores no "
-                "definition for it"
-            )
-            raise RecordingError(
-                f"{self.path}: cannot decode topic {topic}: message type {msgtype}: {why} "
-                "(read it with decode=False to get the raw bytes)"
-            )
-        fn = store.deserialize_ros1 if self.ros1 else store.deserialize_cdr
-        name = msgtype
+    @property
+    def end_ns(self) -> int | None: ...
 
-        def decode(raw: Any) -> Any:
-            return fn(raw, name)
+    def topics(self) -> dict[str, TopicInfo]: ...
 
-        return decode
+    def raw_messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]: ...
 
+    def topic_log_times(self, topics: Iterable[str] | None = None) -> dict[str, np.ndarray] | None: ...
 
-def find_rosbag2_folder(path: Path) -> Path | None:
-    """The ROS 2 bag folder of ``path``: itself when it holds metadata.yaml, or the folder of a storage file in one."""
-    if path.is_dir() and (path / "metadata.yaml").is_file():
-        return path
-    if path.is_file() and path.suffix in (".db3", ".mcap") and (path.parent / "metadata.yaml").is_file():
-        return path.parent
-    return None
+    def close(self) -> None: ...
 
 
 class RosbagsRecordingReader(RecordingReader):
@@ -188,10 +56,14 @@ class RosbagsRecordingReader(RecordingReader):
     (service events) or ignores the standard store as soon as the bag stores any definition; (b) reads a
     ROS 2 bag's storage files with their own topic records, so a ``metadata.yaml`` whose QoS text differs
     from the storage's (rosbag2's own test bags) does not silently yield no messages; (c) merges split
-    files by time (``heapq.merge``) instead of concatenating them; (d) reads MCAP storage files with
-    :class:`~robodata.readers.mcap_reader.McapRecordingReader` (index-only topic spans, threaded zero-copy
-    chunk reads), keeping rosbags for the bag's metadata, its type store and sqlite3 storage.
+    files by time (``heapq.merge``) instead of concatenating them; (d) reads MCAP storage files with the
+    reader registered in :attr:`STORAGE_FILE_READERS` (robodata's MCAP reader: index-only topic spans,
+    threaded zero-copy chunk reads), keeping rosbags for the bag's metadata, its type store and sqlite3
+    storage.
     """
+
+    #: Readers of single storage files by storage id (``"mcap"``); a storage without one is read by rosbags.
+    STORAGE_FILE_READERS: ClassVar[dict[str, Callable[[Path], StorageFileReader]]] = {}
 
     def __init__(self, path: str | os.PathLike[str]):
         path = Path(path)
@@ -205,7 +77,7 @@ class RosbagsRecordingReader(RecordingReader):
         if folder is not None:
             self.path = folder
         self._reader: Any = None
-        self._mcaps: list[Any] | None = None
+        self._mcaps: list[StorageFileReader] | None = None
         self._topics: dict[str, TopicInfo] | None = None
         try:
             if self.ros1:
@@ -320,19 +192,20 @@ class RosbagsRecordingReader(RecordingReader):
             raise RecordingError(f"{self.path}: cannot read the bag's index ({err})") from err
         return spans
 
-    def _mcap_files(self) -> list[Any] | None:
-        """One :class:`McapRecordingReader` per storage file when the bag's storage is MCAP, else ``None``.
+    def _mcap_files(self) -> list[StorageFileReader] | None:
+        """One reader per storage file when the bag's storage is MCAP and a reader for it is registered, else ``None``.
 
         rosbag2's MCAP files are complete MCAP recordings: reading them with robodata's MCAP reader gives
         topic spans from the message indexes (no decompression) and its threaded, zero-copy chunk reads;
         rosbags still provides the bag's metadata, the type store and the ``.mcap.zstd`` (file mode) handling.
         """
-        if self.ros1 or not self._storages or not all(isinstance(s, RosbagsMcapStorage) for s in self._storages):
+        open_file = self.STORAGE_FILE_READERS.get("mcap")
+        if open_file is None or self.ros1 or not self._storages:
+            return None
+        if not all(isinstance(s, RosbagsMcapStorage) for s in self._storages):
             return None
         if self._mcaps is None:
-            from robodata.readers.mcap_reader import McapRecordingReader
-
-            self._mcaps = [McapRecordingReader(Path(s.path)) for s in self._storages]
+            self._mcaps = [open_file(Path(s.path)) for s in self._storages]
         return self._mcaps
 
     def _storage_spans(self, storage: Any) -> dict[int, tuple[int | None, int | None, int]]:
@@ -384,12 +257,13 @@ class RosbagsRecordingReader(RecordingReader):
         streams: list[Iterator[tuple[str, str, int, Any]]] = []
         mcaps = self._mcap_files()
         if mcaps is not None:
-            spans = []
+            spans: list[tuple[int, int, StorageFileReader, set[str]]] = []
             for mr in mcaps:
                 have = {t for t, info in mr.topics().items() if info.count}
                 mine = have if wanted is None else have & wanted
-                if mine:
-                    spans.append((mr.start_ns, mr.end_ns, mr, mine))
+                start, end = mr.start_ns, mr.end_ns
+                if mine and start is not None and end is not None:  # a file with messages has a time span
+                    spans.append((start, end, mr, mine))
             spans.sort(key=lambda x: x[0])
             streams = [mr.raw_messages(mine) for _, _, mr, mine in spans]
             sequential = all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
