@@ -245,7 +245,7 @@ PHASES = [
     (("robodata/ingest.py", "_probe"), "probe: first message of each topic, build decoders"),
     (("mcap_reader.py", "messages"), "reader: read + decompress + CRC + decode (all)"),
     (("mcap_reader.py", "_chunk_records"), "  of which read + zstd of chunks (+ CRC32 if validated)"),
-    (("rosbag_reader.py", "decode"), "  of which CDR decode (rosbags)"),
+    (("typesys.py", "decode"), "  of which CDR decode (rosbags)"),
     (("robodata/ingest.py", "_convert"), "msgconv.to_array: message -> numpy (all features)"),
     (("robodata/ingest.py", "finalize"), "sync: pick camera frames per reference tick (+ image convert)"),
     (("robodata/ingest.py", "flush_images"), "write images: np.stack 16 frames + h5py"),

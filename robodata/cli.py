@@ -92,6 +92,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """``robodata run pipeline.yaml``: the declarative pipeline on Ray Data (the Python API's runner)."""
+    from robodata.api import pipeline
+
+    result = pipeline(args.pipeline).run()
+    print(result.to_json() if args.json else result.summary())
+    return 0 if result.ok else 1
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from robodata.inspect import format_inspection, inspect_path
 
@@ -119,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="write canonical episodes here without Dagster")
     s.add_argument("--topic-map", help="topic map YAML (with --out)")
     s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("run", help="run a pipeline YAML (sources, stages, validators, output) on Ray Data")
+    s.add_argument("pipeline", help="the pipeline YAML")
+    s.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("inspect", help="what is in a bag, MCAP, HDF5 episode file or LeRobot dataset")
     s.add_argument("path")

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import fsspec
 
+from robodata import pathkind
 from robodata.atomic import atomic_path
 from robodata.errors import RobodataError
 from robodata.partitions import recording_key
 from robodata.storage import DataStore
 
-RECORDING_SUFFIXES = (".mcap", ".bag", ".db3", ".hdf5", ".h5")
+RECORDING_SUFFIXES = pathkind.RECORDING_SUFFIXES + pathkind.HDF5_SUFFIXES  # files the sensor takes
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 REGISTRY = "registry/recordings"
 _SKIP_SUFFIXES = (".active", ".partial", ".tmp", ".part", ".crdownload")

@@ -20,8 +20,8 @@ def slugify(name: str) -> str:
     return (slug[:MAX_SLUG].rstrip("-_")) or "recording"
 
 
-def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    """A short hash of a file's (or a bag folder's) bytes: the same content gives the same key."""
+def content_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The 128-bit BLAKE2b digest (32 hex digits) of a file's (or a bag folder's) bytes and relative names."""
     p = Path(path)
     h = hashlib.blake2b(digest_size=16)
     files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
@@ -31,7 +31,12 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
         with open(f, "rb") as fh:
             while block := fh.read(chunk):
                 h.update(block)
-    return h.hexdigest()[:HASH_LEN]
+    return h.hexdigest()
+
+
+def content_hash(path: str | Path) -> str:
+    """A short hash of a file's (or a bag folder's) bytes: the same content gives the same key."""
+    return content_digest(path)[:HASH_LEN]
 
 
 def recording_key(path: str | Path, digest: str | None = None) -> str:

@@ -52,3 +52,23 @@ def release_path(release: str) -> str:
 
 def registry_path(key: str) -> str:
     return f"{REGISTRY}/{key}.json"
+
+
+# The Python API's working store (beside its output unless configured): the same tier layout as the
+# platform's store for canonical episodes, plus one-episode parts, changed arrays and per-run records.
+PIPELINE = "pipeline"
+
+
+def pipeline_part_path(part_id: str) -> str:
+    """A one-episode LeRobot v3.0 part, named by everything that shapes it (resume skips it when present)."""
+    return f"{PIPELINE}/parts/{part_id}"
+
+
+def pipeline_arrays_path(signature: str) -> str:
+    """Low-dim arrays a stage changed (``.npz``), named by their content."""
+    return f"{PIPELINE}/arrays/{signature}.npz"
+
+
+def pipeline_run_path(run_id: str) -> str:
+    """One run's records: events (failures, drops, quarantines) and its result."""
+    return f"{PIPELINE}/runs/{run_id}"

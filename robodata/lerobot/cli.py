@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from robodata.errors import RobodataError
-from robodata.lerobot.convert import HDF5_SUFFIXES, convert
+from robodata.lerobot.convert import convert
 from robodata.lerobot.errors import LeRobotError
-from robodata.lerobot.layout import INFO_PATH, VERSIONS, V30
+from robodata.lerobot.layout import VERSIONS, V30
+from robodata.pathkind import PathKind, kind_of
 from robodata.lerobot.validate import exit_code, validate_dataset
 
 
@@ -38,18 +39,19 @@ def add_subcommands(subparsers: Any) -> None:
 def _convert(args: argparse.Namespace) -> int:
     src = Path(args.src)
     hdf5_opts = {"video_codec": args.codec, "crf": args.crf, "task": args.task}
-    if src.is_file() and src.suffix.lower() in HDF5_SUFFIXES:
+    if not src.exists():
+        raise LeRobotError(f"{src}: no such file or folder")
+    kind = kind_of(src)
+    if kind is PathKind.ISAACLAB_HDF5:
         if args.topic_map:
             print(f"note: {args.topic_map} is not used: {src} is already an episode store", file=sys.stderr)
         report = convert(src, args.dst, to=args.to, **hdf5_opts)
-    elif src.is_dir() and (src / INFO_PATH).exists():
+    elif kind is PathKind.LEROBOT:
         if args.topic_map:
             print(f"note: {args.topic_map} is not used: {src} is a LeRobot dataset", file=sys.stderr)
         report = convert(src, args.dst, to=args.to)
-    elif src.exists():
-        report = _convert_recording(src, args, hdf5_opts)
     else:
-        raise LeRobotError(f"{src}: no such file or folder")
+        report = _convert_recording(src, args, hdf5_opts)
     print(f"wrote {report.path}: {report.episodes} episodes, {report.frames} frames in {report.seconds:.1f} s")
     return 0
 

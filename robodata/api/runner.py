@@ -1,0 +1,612 @@
+"""The Python API's runner: a pipeline of library stages on Ray Data.
+
+Two streaming passes over real ``ray.data`` datasets:
+
+1. **episodes**: recordings -> (ingest stage, per recording, published into the working store) -> episode
+   rows -> the user's stages -> validators -> metrics -> small metadata rows (arrays a stage changed are
+   saved by content). The driver keeps only metadata rows, so memory is flat in the number of recordings.
+2. **parts**: kept episodes (after exact-duplicate removal, decided on the driver in episode-id order so
+   the outcome does not depend on scheduling) -> one-episode LeRobot v3.0 parts, each published under a name
+   derived from everything that shapes it. A rerun after a kill skips the parts already published.
+
+The parts are then joined (video remuxed, not re-encoded) into the output, which the dataset validators check
+on the staging copy before it is published; a failed output goes to quarantine.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robodata import plugins
+from robodata import store_layout as layout
+from robodata.api.errors import PipelineError
+from robodata.api.extensions import ARRAY_COLUMNS, REQUIRED_COLUMNS, Datasource, Metric, PipelineStage, Validator
+from robodata.api.result import PipelineResult
+from robodata.api.spec import ComponentSpec, PipelineSpec
+from robodata.config import ProjectConfig, load_config
+from robodata.errors import RobodataError
+from robodata.stages.base import Finding, stage_and_publish
+from robodata.storage import DataStore
+
+LINEAGE_PATH = "meta/robodata_lineage.json"  # in the output: which input each episode came from [extension]
+
+
+# ---- what every worker needs (pickled into each Ray task) --------------------------------------------------
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    work_url: str
+    spec: PipelineSpec
+    project: ProjectConfig
+    datasources: list[Datasource]
+    codec: dict[str, Any] = field(default_factory=dict)
+    gx: bool = False
+
+    @functools.cached_property
+    def work(self) -> DataStore:
+        return DataStore(self.work_url)
+
+    def event(self, kind: str, ident: str, **data: Any) -> None:
+        """Record a drop, failure or quarantine in the working store (the driver reads them after the pass)."""
+        digest = hashlib.blake2b(f"{kind}:{ident}".encode(), digest_size=12).hexdigest()
+        rel = f"{layout.pipeline_run_path(self.run_id)}/events/{kind}-{digest}.json"
+        with self.work.write_path(rel) as tmp:
+            tmp.write_text(json.dumps({"kind": kind, **data}, default=str))
+
+
+def _signature(action: np.ndarray, state: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in (action, state):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# ---- pass 1: recordings -> episode rows --------------------------------------------------------------------
+
+
+@contextmanager
+def _local(url: str) -> Iterator[Path]:
+    """A local path for a recording URL (itself when local, a downloaded copy otherwise)."""
+    if "://" not in url or url.startswith("file://"):
+        yield Path(url.removeprefix("file://"))
+        return
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    tmp = Path(tempfile.mkdtemp(prefix="robodata-src-"))
+    try:
+        dst = tmp / path.rstrip("/").rsplit("/", 1)[-1]
+        fs.get(path, str(dst), recursive=fs.isdir(path))
+        yield dst
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _low_dim(es: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``action`` and ``observation.state`` of one episode, as the LeRobot writer will write them."""
+    from robodata.formats.isaaclab import ACTIONS, OBS_GROUP, STATES
+
+    g = es.group(name)
+    obs = g[OBS_GROUP]
+    n = es.num_samples(name)
+    states = es.schema.of_role("state")
+    if states and all(f.name in obs for f in states):
+        state = np.concatenate([obs[f.name][:n].reshape(n, -1) for f in states], axis=1)
+    elif STATES in g:
+        state = g[STATES][:n].reshape(n, -1)
+    else:
+        state = np.zeros((n, 0), np.float32)
+    return np.asarray(g[ACTIONS][:n], np.float32).reshape(n, -1), np.asarray(state, np.float32)
+
+
+def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """One recording -> its canonical store (ingested once, then reused) -> one row per episode."""
+    from robodata.formats.isaaclab import EpisodeStore
+    from robodata.partitions import content_digest, slugify
+    from robodata.stages.tiers import IngestStage
+
+    source = ctx.datasources[item["source_index"]]
+    try:
+        with _local(item["url"]) as path:
+            key = f"{slugify(item['name'])}-{content_digest(path)}"
+            stage = IngestStage(ctx.project.tiers.raw_teleop)
+            rel = stage.output_path(key)
+            if not ctx.work.exists(rel):
+                tm = _topic_map(ctx, source, item["name"])
+                tier = ctx.project.tiers.raw_teleop
+
+                def work(staged: Path) -> Any:
+                    return source.ingest(path, staged, tm, min_frames=tier.min_episode_frames,
+                                         max_frames=tier.max_episode_frames)
+
+                outcome = stage_and_publish(stage.name, ctx.work, rel, work, stage.validators() if ctx.gx else [])
+                if not outcome.published:
+                    first = outcome.findings[0] if outcome.findings else "failed"
+                    raise PipelineError(f"{item['url']}: failed the ingest checks ({first}); "
+                                        f"kept in quarantine at {outcome.quarantined}")
+    except RobodataError as err:
+        ctx.event("failed", item["url"], source=item["url"], stage="ingest", error=str(err))
+        return []
+    rows = []
+    with ctx.work.read_path(rel) as local, EpisodeStore(local) as es:
+        for name in es.demo_names:
+            action, state = _low_dim(es, name)
+            attrs = es.attrs(name)
+            success = attrs.get("success")
+            rows.append({
+                "episode_id": f"{key}/{name}", "recording": key, "source": item["url"], "store": rel,
+                "demo": name, "num_frames": int(len(action)), "fps": float(es.schema.fps),
+                "task": str(attrs.get("task") or es.schema.task or ctx.spec.task or Path(item["name"]).stem),
+                "success": None if success is None else bool(success),
+                "action": action, "observation.state": state, "_signature": _signature(action, state),
+            })
+    ctx.event("ingested", key, recording=key, source=item["url"], episodes=[r["episode_id"] for r in rows],
+              frames=sum(r["num_frames"] for r in rows))
+    return rows
+
+
+def _topic_map(ctx: RunContext, source: Datasource, name: str) -> Any:
+    from robodata.topicmap import load_topic_map
+
+    ref = source.topic_map or ctx.spec.topic_map
+    if ref is not None:
+        return load_topic_map(ref)
+    return ctx.project.topic_map_for(name) if source.needs_topic_map else None
+
+
+# ---- the user's stages, with per-episode failure isolation ------------------------------------------------
+
+
+def _check_row(stage: str, row: dict[str, Any], before: dict[str, Any] | None) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in row]
+    if missing:
+        raise PipelineError(f"stage {stage!r} returned the wrong schema: missing column(s) {', '.join(missing)}")
+    n = int(row["num_frames"])
+    for col in ARRAY_COLUMNS:
+        arr = np.asarray(row[col])
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise PipelineError(f"stage {stage!r} returned the wrong schema: {col} has shape {arr.shape}, "
+                                f"expected ({n}, D)")
+    if before is not None:
+        if row["episode_id"] != before["episode_id"]:
+            raise PipelineError(f"stage {stage!r} changed episode_id ({before['episode_id']} -> {row['episode_id']})")
+        if n != int(before["num_frames"]):
+            raise PipelineError(f"stage {stage!r} changed the number of frames ({before['num_frames']} -> {n}); "
+                                "stages change values, not episode lengths")
+
+
+def _rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    n = len(batch["episode_id"]) if "episode_id" in batch else len(next(iter(batch.values()), []))
+    return [{k: v[i] for k, v in batch.items()} for i in range(n)]
+
+
+def _batch(rows: list[dict[str, Any]], like: dict[str, Any]) -> dict[str, Any]:
+    cols = list(rows[0]) if rows else list(like)
+    out: dict[str, Any] = {}
+    for c in cols:
+        vals = [r[c] for r in rows]
+        if c in ARRAY_COLUMNS or (vals and isinstance(vals[0], np.ndarray)):
+            arr = np.empty(len(vals), dtype=object)
+            arr[:] = vals
+            out[c] = arr
+        else:
+            out[c] = np.asarray(vals) if vals else np.asarray(like[c])[:0]
+    return out
+
+
+def _run_episode_hook(ctx: RunContext, stage: PipelineStage, row: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        out = stage.process_episode(dict(row))
+        if out is None:
+            ctx.event("dropped", row["episode_id"], episode_id=row["episode_id"], stage=stage.label,
+                      reason=f"dropped by stage {stage.label!r}")
+            return []
+        _check_row(stage.label, out, row)
+        return [out]
+    except Exception as err:  # noqa: BLE001 - a user's stage failing one episode fails only that episode
+        msg = str(err) if isinstance(err, PipelineError) else f"stage {stage.label!r} raised {type(err).__name__}: {err}"
+        ctx.event("failed", row["episode_id"], episode_id=row["episode_id"], stage=stage.label,
+                  error=f"{msg} (episode {row['episode_id']})")
+        return []
+
+
+def _run_batch_hook(ctx: RunContext, stage: PipelineStage, batch: dict[str, Any]) -> dict[str, Any]:
+    rows = _rows(batch)
+
+    def one(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = stage.process_batch(_batch(rs, batch))
+        got = _rows(out)
+        before = {r["episode_id"]: r for r in rs}
+        for r in got:
+            _check_row(stage.label, r, before.get(r.get("episode_id")))
+        return got
+
+    try:
+        out_rows = one(rows)
+    except Exception:  # noqa: BLE001 - find the episode(s) that fail, one at a time
+        out_rows = []
+        for r in rows:
+            try:
+                out_rows += one([r])
+            except Exception as err:  # noqa: BLE001
+                msg = str(err) if isinstance(err, PipelineError) else \
+                    f"stage {stage.label!r} raised {type(err).__name__}: {err}"
+                ctx.event("failed", r["episode_id"], episode_id=r["episode_id"], stage=stage.label,
+                          error=f"{msg} (episode {r['episode_id']})")
+    kept = {r["episode_id"] for r in out_rows}
+    for r in rows:
+        if r["episode_id"] not in kept:
+            ctx.event("dropped", r["episode_id"], episode_id=r["episode_id"], stage=stage.label,
+                      reason=f"dropped by stage {stage.label!r}")
+    return _batch(out_rows, batch)
+
+
+def apply_stage(ds: Any, stage: PipelineStage, ctx: RunContext, gpus: float) -> Any:
+    stage.seed = ctx.spec.seed
+    need = min(stage.num_gpus, ctx.spec.num_gpus) if gpus else 0.0
+    if stage.overrides("process"):
+        try:
+            return stage.process(ds)
+        except Exception as err:  # noqa: BLE001 - building the user's Ray Data plan
+            raise PipelineError(f"stage {stage.label!r}: process() raised {type(err).__name__}: {err}") from err
+    if stage.overrides("process_batch"):
+        return ds.map_batches(functools.partial(_run_batch_hook, ctx, stage), batch_format="numpy",
+                              batch_size=stage.batch_size or ctx.spec.batch_size, num_gpus=need or None)
+    return ds.flat_map(functools.partial(_run_episode_hook, ctx, stage), num_gpus=need or None)
+
+
+# ---- validators, metrics, and the small rows the driver keeps ---------------------------------------------
+
+
+def validate_row(ctx: RunContext, validators: Sequence[Validator], row: dict[str, Any]) -> list[dict[str, Any]]:
+    findings: list[Finding] = []
+    for v in validators:
+        try:
+            found = list(v.validate_episode(row) or ())
+        except Exception as err:  # noqa: BLE001 - a broken validator fails its check on this episode, named
+            found = [Finding(v.label, f"validator raised {type(err).__name__}: {err}", "error", row["episode_id"])]
+        for f in found:
+            f.where = f.where or row["episode_id"]
+            if f.severity == "error" and not v.blocking:
+                f.severity = "warning"
+        findings += found
+    if findings:
+        ctx.event("findings", row["episode_id"], episode_id=row["episode_id"], findings=[f.to_json() for f in findings])
+    if any(f.severity == "error" for f in findings):
+        ctx.event("quarantined", row["episode_id"], episode_id=row["episode_id"],
+                  findings=[f.to_json() for f in findings if f.severity == "error"])
+        return []
+    return [row]
+
+
+def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]) -> dict[str, Any]:
+    """Metrics, and the arrays a stage changed saved by content; the row the driver keeps has no arrays."""
+    values: dict[str, float] = {}
+    for m in metrics:
+        try:
+            values.update({k if k == m.label else f"{m.label}.{k}": float(v) for k, v in m.compute(row).items()})
+        except Exception as err:  # noqa: BLE001 - a broken metric is reported, the episode goes on
+            ctx.event("failed_metric", f"{m.label}:{row['episode_id']}", episode_id=row["episode_id"],
+                      stage=m.label, error=f"metric {m.label!r} raised {type(err).__name__}: {err}")
+    action = np.asarray(row["action"], np.float32)
+    state = np.asarray(row["observation.state"], np.float32)
+    sig = _signature(action, state)
+    changed = sig != row["_signature"]
+    if changed:
+        rel = layout.pipeline_arrays_path(sig)
+        if not ctx.work.exists(rel):
+            with ctx.work.write_path(rel) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, action=action, state=state)
+    return {"episode_id": row["episode_id"], "recording": row["recording"], "source": row["source"],
+            "store": row["store"], "demo": row["demo"], "num_frames": int(row["num_frames"]), "task": row["task"],
+            "signature": sig, "arrays": layout.pipeline_arrays_path(sig) if changed else "",
+            "metrics": json.dumps(values)}
+
+
+# ---- pass 2: episodes -> one-episode LeRobot parts ---------------------------------------------------------
+
+
+def part_id(ctx: RunContext, row: dict[str, Any]) -> str:
+    doc = {"episode": row["episode_id"], "signature": row["signature"], "task": row["task"], "codec": ctx.codec}
+    return hashlib.blake2b(json.dumps(doc, sort_keys=True).encode(), digest_size=12).hexdigest()
+
+
+def _with_arrays(src: Path, demo: str, arrays: Path, out: Path) -> None:
+    """A one-demo copy of ``src`` whose action and state are the ones a stage produced."""
+    import h5py
+
+    from robodata.formats.isaaclab import ACTIONS, DATA_GROUP, OBS_GROUP, STATES, EpisodeStore
+
+    with EpisodeStore(src) as es:
+        states = es.schema.of_role("state")
+    with np.load(arrays) as z:
+        action, state = z["action"], z["state"]
+    with h5py.File(src, "r") as fi, h5py.File(out, "w") as fo:
+        data = fo.create_group(DATA_GROUP)
+        for k, v in fi[DATA_GROUP].attrs.items():
+            data.attrs[k] = v
+        fi.copy(fi[DATA_GROUP][demo], data, name=demo)
+        g = data[demo]
+        del g[ACTIONS]
+        g.create_dataset(ACTIONS, data=action)
+        obs = g[OBS_GROUP]
+        if states and all(f.name in obs for f in states):
+            col = 0
+            for f in states:
+                shape, width = obs[f.name].shape, int(np.prod(obs[f.name].shape[1:]))
+                dtype = obs[f.name].dtype
+                del obs[f.name]
+                obs.create_dataset(f.name, data=state[:, col:col + width].reshape(shape).astype(dtype))
+                col += width
+        elif STATES in g and state.shape[1]:
+            del g[STATES]
+            g.create_dataset(STATES, data=state)
+
+
+def write_part(ctx: RunContext, row: dict[str, Any]) -> dict[str, Any]:
+    from robodata.lerobot import write_shard
+    from robodata.stages.tiers import write_episode_part
+
+    rel = layout.pipeline_part_path(part_id(ctx, row))
+    out = {"episode_id": row["episode_id"], "part": rel, "resumed": False, "error": ""}
+    try:
+        if ctx.work.exists(rel):
+            out["resumed"] = True
+        elif not row["arrays"]:
+            write_episode_part(ctx.work, row["store"], row["demo"], rel, ctx.codec, task=row["task"])
+        else:
+            with ctx.work.read_path(row["store"]) as src, ctx.work.read_path(row["arrays"]) as arr, \
+                    tempfile.TemporaryDirectory(prefix="robodata-ep-") as tmp, ctx.work.write_path(rel) as dst:
+                one = Path(tmp) / "episode.hdf5"
+                _with_arrays(src, row["demo"], arr, one)
+                write_shard(one, dst, episodes=[row["demo"]], task=row["task"], **ctx.codec)
+    except RobodataError as err:
+        out["error"] = f"writing LeRobot: {err}"
+    return out
+
+
+# ---- the driver -------------------------------------------------------------------------------------------
+
+
+def _component(kind: str, spec: ComponentSpec | Any) -> Any:
+    if not isinstance(spec, ComponentSpec):
+        return spec
+    cls = plugins.get(kind, spec.type)
+    try:
+        return cls(**spec.options)
+    except TypeError as err:
+        raise PipelineError(f"{kind[:-1]} {spec.type!r}: bad options {spec.options} ({err})") from err
+
+
+def _work_url(spec: PipelineSpec) -> str:
+    if spec.work_dir:
+        return spec.work_dir
+    out = spec.output.rstrip("/")
+    parent, _, name = out.rpartition("/")
+    return f"{parent}/.{name}.robodata"
+
+
+def _ray_init(spec: PipelineSpec) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    keep = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "ROBODATA_STORAGE_OPTIONS", "PYTHONPATH")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "namespace": "robodata",
+                            "runtime_env": {"env_vars": env}}
+    if spec.ray_address:
+        ray.init(address=spec.ray_address, **opts)
+    else:
+        ray.init(include_dashboard=False, object_store_memory=512 * 1024 * 1024, **opts)
+
+
+def _quiet_ray_data() -> None:
+    """The result object is the report; Ray Data's own progress lines are for debugging (RAY_DATA_VERBOSE=1)."""
+    import logging
+
+    from ray.data import DataContext
+
+    if not os.environ.get("RAY_DATA_VERBOSE"):
+        DataContext.get_current().enable_progress_bars = False
+        DataContext.get_current().print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def _read_events(work: DataStore, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    rel = f"{layout.pipeline_run_path(run_id)}/events"
+    for name in work.listdir(rel):
+        if not name.endswith(".json"):
+            continue
+        with work.read_path(f"{rel}/{name}") as p:
+            ev = json.loads(p.read_text())
+        out.setdefault(ev.pop("kind"), []).append(ev)
+    for rows in out.values():
+        rows.sort(key=lambda e: str(e.get("episode_id") or e.get("recording") or e.get("source")))
+    return out
+
+
+class Pipeline:
+    """Sources -> ingest -> your stages -> validators -> dedup -> LeRobot output, on Ray Data.
+
+    Build one with :func:`robodata.pipeline` or :class:`robodata.PipelineBuilder`; :meth:`run` returns a
+    :class:`~robodata.api.result.PipelineResult`.
+    """
+
+    def __init__(self, spec: PipelineSpec, *, stages: Sequence[Any] = (), validators: Sequence[Any] = (),
+                 metrics: Sequence[Any] = (), datasources: Sequence[Datasource] = (),
+                 project: ProjectConfig | None = None):
+        self.spec = spec
+        self.project = project or load_config(spec.config)
+        self.stages: list[PipelineStage] = [_component("stages", s) for s in [*spec.stages, *stages]]
+        self.validators: list[Validator] = [_component("validators", v) for v in [*spec.validators, *validators]]
+        self.metrics: list[Metric] = [_component("metrics", m) for m in [*spec.metrics, *metrics]]
+        self.datasources: list[Datasource] = [*self._spec_sources(), *datasources]
+        for kind, objs, base in (("stage", self.stages, PipelineStage), ("validator", self.validators, Validator),
+                                 ("metric", self.metrics, Metric), ("datasource", self.datasources, Datasource)):
+            for o in objs:
+                if not isinstance(o, base):
+                    raise PipelineError(f"{kind} {o!r} is not a robodata.{base.__name__}")
+
+    def _spec_sources(self) -> list[Datasource]:
+        out = []
+        for s in self.spec.sources:
+            cls = plugins.get("datasources", s.type)
+            out.append(cls(s.path, topic_map=s.topic_map, pattern=s.pattern, **s.options))
+        return out
+
+    def run(self, run_id: str | None = None) -> PipelineResult:
+        import importlib.util
+
+        import ray
+
+        from robodata.parallel import gpus_available
+        from robodata.stages.tiers import codec_options
+
+        t0 = time.perf_counter()
+        spec = self.spec
+        run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        _ray_init(spec)
+        _quiet_ray_data()
+        gpus = gpus_available()
+        items = [{"name": it.name, "url": it.url, "source_index": i}
+                 for i, src in enumerate(self.datasources) for it in src.list()]
+        if not items:
+            raise PipelineError(f"no recordings found in {', '.join(s.path for s in self.datasources)}")
+        ctx = RunContext(run_id, _work_url(spec), spec, self.project, self.datasources,
+                         codec_options(self.project.tiers.lerobot, min(gpus, spec.num_gpus)),
+                         importlib.util.find_spec("great_expectations") is not None)
+        result = PipelineResult(run_id, "", spec.format, False, num_gpus=min(gpus, spec.num_gpus))
+        if spec.num_gpus > gpus:
+            result.notes.append(f"num_gpus={spec.num_gpus:g} asked, the Ray cluster has {gpus:g}: "
+                                "GPU stages run on what there is")
+        if not ctx.gx:
+            result.notes.append("great-expectations is not installed: the ingest checks ran in the readers only")
+
+        # Pass 1: recordings -> episode rows -> stages -> validators -> metrics -> metadata rows.
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.flat_map(functools.partial(ingest_item, ctx))
+        for stage in self.stages:
+            ds = apply_stage(ds, stage, ctx, gpus)
+        if self.validators:
+            ds = ds.flat_map(functools.partial(validate_row, ctx, self.validators))
+        ds = ds.map(functools.partial(finalize_row, ctx, self.metrics))
+        rows = sorted(ds.iter_rows(), key=lambda r: r["episode_id"])
+        events = _read_events(ctx.work, run_id)
+
+        # Exact duplicates, decided here in episode-id order (the same choice on every run).
+        kept, seen = [], {}
+        for r in rows:
+            twin = seen.get(r["signature"]) if spec.dedup else None
+            if twin is not None:
+                result.duplicates.append({"episode_id": r["episode_id"], "twin": twin, "source": r["source"]})
+                continue
+            seen[r["signature"]] = r["episode_id"]
+            kept.append(dict(r))
+
+        # Pass 2: one-episode parts (skipped when an earlier run published them).
+        parts: dict[str, dict[str, Any]] = {}
+        if kept:
+            pds = ray.data.from_items(kept, override_num_blocks=min(len(kept), 64))
+            for p in pds.map(functools.partial(write_part, ctx)).iter_rows():
+                parts[p["episode_id"]] = dict(p)
+        written = []
+        for r in kept:
+            p = parts.get(r["episode_id"], {"error": "no part was written"})
+            if p["error"]:
+                result.failed.append({"episode_id": r["episode_id"], "stage": "lerobot", "error": p["error"]})
+            else:
+                written.append((r, p))
+                result.resumed_episodes += int(p["resumed"])
+
+        ingested = events.get("ingested", [])
+        result.recordings = [{"key": e["recording"], "source": e["source"], "episodes": len(e["episodes"]),
+                              "frames": e["frames"]} for e in ingested]
+        result.episodes_in = sum(len(e["episodes"]) for e in ingested)
+        result.dropped = events.get("dropped", [])
+        result.failed = events.get("failed", []) + events.get("failed_metric", []) + result.failed
+        result.quarantined = events.get("quarantined", [])
+        result.findings = [f for e in events.get("findings", []) for f in e["findings"]]
+        result.metrics = _aggregate_metrics([json.loads(r["metrics"]) for r, _ in written])
+        if written:
+            self._publish(ctx, written, result)
+        else:
+            result.notes.append("no episode reached the output: nothing was published")
+        result.seconds = round(time.perf_counter() - t0, 3)
+        with ctx.work.write_path(f"{layout.pipeline_run_path(run_id)}/result.json") as tmp:
+            tmp.write_text(result.to_json())
+        return result
+
+    def _publish(self, ctx: RunContext, written: list[tuple[dict[str, Any], dict[str, Any]]],
+                 result: PipelineResult) -> None:
+        from robodata.lerobot import aggregate, validate_dataset
+        from robodata.lerobot.layout import INFO_PATH
+
+        spec = self.spec
+        out = spec.output.rstrip("/")
+        parent, _, name = out.rpartition("/")
+        target = DataStore(parent or ".")
+        lineage = [{"episode_index": i, "episode_id": r["episode_id"], "recording": r["recording"],
+                    "source": r["source"], "demo": r["demo"], "part": p["part"]} for i, (r, p) in enumerate(written)]
+        with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
+            local = []
+            for i, (_, p) in enumerate(written):
+                if ctx.work.local:
+                    local.append(ctx.work.local_path(p["part"]))
+                else:
+                    with ctx.work.read_path(p["part"]) as src:
+                        shutil.copytree(src, Path(tmp) / f"{i:06d}")
+                    local.append(Path(tmp) / f"{i:06d}")
+            with target.staged(name) as staged:
+                aggregate(local, staged, version=spec.version, repo_id=spec.repo_id)
+                (staged / LINEAGE_PATH).write_text(json.dumps({"run_id": result.run_id, "episodes": lineage}, indent=1))
+                findings = [Finding("lerobot_layout", f.message, "error" if f.severity == "error" else "warning",
+                                    f.where) for f in validate_dataset(staged)]
+                for v in self.validators:
+                    try:
+                        findings += [f for f in v.validate_dataset(staged) or ()]
+                    except Exception as err:  # noqa: BLE001 - a broken dataset validator blocks, named
+                        findings.append(Finding(v.label, f"validate_dataset raised {type(err).__name__}: {err}"))
+                info = json.loads((staged / INFO_PATH).read_text())
+                blocking = [f for f in findings if f.severity == "error"]
+                result.findings += [f.to_json() for f in findings]
+                if blocking:
+                    result.quarantine = target.quarantine(staged, name, [f.to_json() for f in findings])
+                    result.notes.append(f"the output failed {len(blocking)} blocking check(s): {blocking[0]}")
+                else:
+                    result.output = target.publish(staged, name)
+                    result.published = True
+        result.episodes_out = int(info.get("total_episodes", 0))
+        result.frames_out = int(info.get("total_frames", 0))
+        result.lineage = lineage
+
+
+def _aggregate_metrics(per_episode: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    keys = sorted({k for m in per_episode for k in m})
+    out = {}
+    for k in keys:
+        vals = np.asarray([m[k] for m in per_episode if k in m], np.float64)
+        out[k] = {"mean": float(vals.mean()), "min": float(vals.min()), "max": float(vals.max()),
+                  "count": float(len(vals))}
+    return out

@@ -1,0 +1,130 @@
+"""The declarative pipeline: one YAML (or dict) that both runners read.
+
+.. code-block:: yaml
+
+    sources:
+      - type: mcap
+        path: s3://bucket/bags/
+    output: s3://bucket/curated/
+    num_gpus: 4
+    batch_size: 1024
+
+Every key does something; an unknown key is an error naming it. Relative local paths resolve against the
+file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from robodata.api.errors import PipelineError
+from robodata.topicmap import format_validation_error
+
+Format = Literal["lerobot-v3", "lerobot-v2.1"]
+FORMAT_VERSIONS = {"lerobot-v3": "v3.0", "lerobot-v2.1": "v2.1"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSpec(_Strict):
+    """Where recordings are: a datasource ``type`` (``auto``, ``mcap``, ``rosbag``, ``ros2``, ``hdf5``, or a
+    plugin's), a path or URL (a file or a folder, searched recursively), an optional topic map and pattern."""
+
+    type: str = "auto"
+    path: str
+    topic_map: str | dict[str, Any] | None = None
+    pattern: str = "*"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ComponentSpec(BaseModel):
+    """A stage, validator or metric by registered name; every other key is passed to its constructor."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PipelineSpec(_Strict):
+    sources: list[SourceSpec]
+    output: str
+    format: Format = "lerobot-v3"
+    num_gpus: float = Field(0, ge=0, description="GPUs the pipeline may use (GPU stages, NVENC) where Ray has them")
+    batch_size: int = Field(64, ge=1, description="rows per batch for batch stages and validators")
+    seed: int = Field(0, description="handed to every stage (deterministic augmentation, sampling)")
+    stages: list[ComponentSpec] = Field(default_factory=list)
+    validators: list[ComponentSpec] = Field(default_factory=list)
+    metrics: list[ComponentSpec] = Field(default_factory=list)
+    dedup: bool = Field(True, description="drop exact duplicate episodes (same content under any file name)")
+    topic_map: str | dict[str, Any] | None = Field(None, description="for message recordings without their own")
+    config: str | None = Field(None, description="a robodata project config: topic maps by pattern, codec, bounds")
+    ray_address: str | None = Field(None, description="a Ray cluster; default: the embedded Ray")
+    work_dir: str | None = Field(None, description="staging, resume state, quarantine (default: beside output)")
+    repo_id: str = "local/robodata"
+    task: str | None = Field(None, description="task text for episodes that carry none")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, v: Any) -> Any:
+        items = [v] if isinstance(v, (str, dict)) else list(v or [])
+        if not items:
+            raise ValueError("at least one source")
+        return [{"path": s} if isinstance(s, str) else s for s in items]
+
+    @model_validator(mode="after")
+    def _output(self) -> PipelineSpec:
+        if not self.output.strip("/"):
+            raise ValueError("output must name a folder or URL")
+        return self
+
+    @property
+    def version(self) -> str:
+        return FORMAT_VERSIONS[self.format]
+
+    def resolved(self, base: Path) -> PipelineSpec:
+        """A copy with relative local paths made absolute against ``base``."""
+
+        def fix(p: Any) -> Any:
+            if isinstance(p, str) and "://" not in p and not Path(p).is_absolute():
+                return str((base / p).resolve())
+            return p
+
+        out = self.model_copy(deep=True)
+        out.output = fix(out.output)
+        out.work_dir = fix(out.work_dir)
+        out.config = fix(out.config)
+        out.topic_map = fix(out.topic_map)
+        for s in out.sources:
+            s.path, s.topic_map = fix(s.path), fix(s.topic_map)
+        return out
+
+
+def load_spec(source: str | Path | dict[str, Any]) -> PipelineSpec:
+    """Read a pipeline spec from YAML (or a dict); errors name the file and the key."""
+    if isinstance(source, dict):
+        data, where, base = source, "<pipeline>", Path.cwd()
+    else:
+        path = Path(source)
+        where, base = str(path), path.resolve().parent
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError as err:
+            raise PipelineError(f"{path}: pipeline file not found") from err
+        except yaml.YAMLError as err:
+            raise PipelineError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise PipelineError(f"{where}: a pipeline is a mapping of keys (sources, output, ...)")
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as err:
+        raise PipelineError(format_validation_error(err, where)) from err
+    return spec.resolved(base)
