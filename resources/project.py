@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+
 import dagster as dg
+from pydantic import PrivateAttr
 
 from robodata.config import ProjectConfig, load_config
 from robodata.landing import LandingZone
@@ -19,9 +21,18 @@ class ProjectResource(dg.ConfigurableResource):
 
     config_path: str = ""
     overrides_json: str = "{}"
+    _resolved: ProjectConfig | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Resolve the config once when a run (or a sensor tick) starts; every access in it sees that one."""
+        self._resolved = load_config(self.config_path or None, json.loads(self.overrides_json or "{}"))
 
     @property
     def config(self) -> ProjectConfig:
+        if self._resolved is not None:
+            return self._resolved
+        # Outside a run (a direct call on the definitions' instance): the environment may have changed since
+        # the last call, so nothing is cached here.
         return load_config(self.config_path or None, json.loads(self.overrides_json or "{}"))
 
     def store(self) -> DataStore:

@@ -56,7 +56,8 @@ class RawTeleopConfig(_Strict):
     max_episode_frames: int = Field(200_000, ge=1)
     rate_tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative deviation of a stream's rate")
     max_partitions_per_run: int = Field(1, ge=1)
-    image_compression: Literal["none", "lzf", "gzip"] = "none"
+    image_compression: Literal["none", "lzf", "gzip"] = Field(
+        "none", description="compression of camera frames in the canonical HDF5 (lzf: fast; gzip: smaller)")
 
 
 class LeRobotConfig(_Strict):
@@ -94,8 +95,6 @@ class ProjectConfig(_Strict):
     topic_map: str | dict[str, Any] | None = None
     ray: RayConfig = RayConfig()
     num_gpus: float = Field(0, ge=0)
-    batch_size: int = Field(64, ge=1)
-    seed: int = 0
     tiers: TiersConfig = TiersConfig()
     demo: DemoConfig = DemoConfig()
 

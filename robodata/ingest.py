@@ -29,6 +29,7 @@ from robodata.formats.isaaclab import (
     DemoWriter,
     EpisodeSchema,
     EpisodeStore,
+    ImageCompression,
     EpisodeStoreError,
     EpisodeStoreWriter,
     FeatureSpec,
@@ -145,8 +146,11 @@ def ingest_recording(
     min_frames: int | None = None,
     max_frames: int = 10**9,
     progress: Callable[[float], None] | None = None,
+    image_compression: ImageCompression = "none",
 ) -> IngestReport:
     """Turn a recording into an Isaac Lab HDF5 episode store at ``out_path`` (written atomically).
+
+    ``image_compression`` (``none``, ``lzf``, ``gzip``) compresses camera frames in the store, per frame.
 
     Raises:
         IngestError: the path is missing or no recording/HDF5 store, the recording is unreadable, empty, lacks
@@ -159,11 +163,13 @@ def ingest_recording(
     except PathKindError as err:
         raise IngestError(str(err)) from err
     if info.kind is PathKind.ISAACLAB_HDF5:
-        report = _ingest_hdf5(path, Path(out_path), min_frames=min_frames or 1, max_frames=max_frames)
+        report = _ingest_hdf5(path, Path(out_path), min_frames=min_frames or 1, max_frames=max_frames,
+                              image_compression=image_compression)
     else:
         if topic_map is None:
             raise IngestError(f"{path}: a message recording needs a topic map (none is configured for this file)")
-        report = _MessageIngest(info, Path(out_path), topic_map, min_frames, max_frames, progress).run()
+        report = _MessageIngest(info, Path(out_path), topic_map, min_frames, max_frames, progress,
+                                image_compression).run()
     report.seconds = time.perf_counter() - t0
     report.bytes_written = Path(out_path).stat().st_size
     return report
@@ -174,7 +180,8 @@ def ingest_recording(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int) -> IngestReport:
+def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
+                 image_compression: ImageCompression = "none") -> IngestReport:
     try:
         src = EpisodeStore(path)
     except EpisodeStoreError as err:
@@ -185,7 +192,8 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int) -> 
             raise IngestError(f"{path}: /data holds no demo_N groups (no episodes)")
         schema = src.schema
         with EpisodeStoreWriter(out, schema, env_name=src.env_args.get("env_name", "robodata"),
-                                env_kwargs=src.env_args.get("env_kwargs", {})) as dst:
+                                env_kwargs=src.env_args.get("env_kwargs", {}),
+                                image_compression=image_compression) as dst:
             for name in src.demo_names:
                 n = src.num_samples(name)
                 if n < min_frames:
@@ -656,8 +664,10 @@ class _MessageIngest:
         min_frames: int | None,
         max_frames: int,
         progress: Callable[[float], None] | None,
+        image_compression: ImageCompression = "none",
     ):
         self.info = info
+        self.image_compression = image_compression
         self.path, self.out, self.tm = info.path, out, tm
         self.min_frames = min_frames or tm.episodes.min_frames
         self.max_frames = max_frames
@@ -777,7 +787,8 @@ class _MessageIngest:
             {f.name: schema_shape(schema, f.name) for f in self.lowdim}, source=self.path,
         )  # fmt: skip
         self.writer = EpisodeStoreWriter(self.out, schema, env_name=f"robodata/{self.path.name}",
-                                         env_kwargs={"fps": tm.fps, "source": self.path.name})  # fmt: skip
+                                         env_kwargs={"fps": tm.fps, "source": self.path.name},
+                                         image_compression=self.image_compression)  # fmt: skip
         try:
             self.closer = EpisodeCloser(
                 self.writer, self.streams, self.report, min_frames=self.min_frames, max_frames=self.max_frames,

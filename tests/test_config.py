@@ -54,10 +54,43 @@ def test_secrets_refused(tmp_path):
 
 
 def test_overrides():
-    o = parse_overrides(["tiers.lerobot.crf=28", "seed=3", "tiers.lerobot.version=v2.1"])
-    assert o == {"tiers": {"lerobot": {"crf": 28, "version": "v2.1"}}, "seed": 3}
+    o = parse_overrides(["tiers.lerobot.crf=28", "num_gpus=1", "tiers.lerobot.version=v2.1"])
+    assert o == {"tiers": {"lerobot": {"crf": 28, "version": "v2.1"}}, "num_gpus": 1}
     cfg = load_config(None, o)
-    assert cfg.tiers.lerobot.crf == 28 and cfg.seed == 3 and cfg.tiers.lerobot.version == "v2.1"
+    assert cfg.tiers.lerobot.crf == 28 and cfg.num_gpus == 1 and cfg.tiers.lerobot.version == "v2.1"
+
+
+@pytest.mark.parametrize("key", ["seed", "batch_size"])
+def test_keys_that_would_do_nothing_are_refused(tmp_path, key):
+    """The project config once had top-level seed/batch_size that nothing read: they are errors now (the
+    Python API's pipeline spec has its own, honoured ones)."""
+    f = tmp_path / "c.yaml"
+    f.write_text(f"{key}: 3\n")
+    with pytest.raises(ConfigError, match=key):
+        load_config(f)
+
+
+def test_image_compression_is_applied_to_camera_frames(tmp_path):
+    import h5py
+    import numpy as np
+
+    from robodata.ingest import ingest_recording
+    from robodata.topicmap import load_topic_map
+    from tests.recordings import SMALL_TOPIC_MAP, make_mcap
+
+    src = make_mcap(tmp_path / "r.mcap", 40)
+    tm = load_topic_map(SMALL_TOPIC_MAP)
+    sizes, frames = {}, {}
+    for mode in ("none", "gzip"):
+        out = tmp_path / f"{mode}.hdf5"
+        ingest_recording(src, out, tm, image_compression=mode)
+        with h5py.File(out) as f:
+            ds = f["data/demo_0/obs/cam"]
+            assert ds.compression == (None if mode == "none" else "gzip")
+            frames[mode] = ds[()]
+        sizes[mode] = out.stat().st_size
+    np.testing.assert_array_equal(frames["none"], frames["gzip"])
+    assert sizes["gzip"] < sizes["none"]
 
 
 def test_topic_map_errors(tmp_path):

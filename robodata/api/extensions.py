@@ -115,11 +115,12 @@ class Datasource(_Named):
         return sorted(items, key=lambda i: i.url)
 
     def ingest(self, recording: Path, out: Path, topic_map: TopicMap | None, *, min_frames: int,
-               max_frames: int) -> IngestReport:
+               max_frames: int, image_compression: str = "none") -> IngestReport:
         """Write ``recording``'s episodes as a canonical store at ``out`` (default: robodata's readers)."""
         from robodata.ingest import ingest_recording
 
-        return ingest_recording(recording, out, topic_map, min_frames=min_frames, max_frames=max_frames)
+        return ingest_recording(recording, out, topic_map, min_frames=min_frames, max_frames=max_frames,
+                                image_compression=image_compression)  # type: ignore[arg-type]
 
 
 # ---- stages -------------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
 
                 def work(staged: Path) -> Any:
                     return source.ingest(path, staged, tm, min_frames=tier.min_episode_frames,
-                                         max_frames=tier.max_episode_frames)
+                                         max_frames=tier.max_episode_frames, image_compression=tier.image_compression)
 
                 outcome = stage_and_publish(stage.name, ctx.work, rel, work, stage.validators() if ctx.gx else [])
                 if not outcome.published:

@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
@@ -68,6 +68,13 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
 )
 
 ROLES = ("state", "action", "image", "pose", "extra")
+
+
+ImageCompression = Literal["none", "lzf", "gzip"]
+IMAGE_COMPRESSIONS: tuple[str, ...] = ("none", "lzf", "gzip")
+# Camera frames are chunked one per chunk; lzf is fast, gzip level 4 smaller (both readable by any HDF5).
+_COMPRESSION_ARGS: dict[str, dict[str, Any]] = {"none": {}, "lzf": {"compression": "lzf"},
+                                                "gzip": {"compression": "gzip", "compression_opts": 4}}
 
 
 class EpisodeStoreError(RobodataError):
@@ -179,12 +186,14 @@ class DemoWriter:
         if ds is None:
             is_image = len(frame_shape) == 3 and np.dtype(dtype) == np.uint8
             chunk_t = 1 if is_image else self._chunk
+            compression = self._store.image_compression if is_image else "none"
             ds = self._g.create_dataset(
                 path,
                 shape=(0, *frame_shape),
                 maxshape=(None, *frame_shape),
                 dtype=dtype,
                 chunks=(chunk_t, *frame_shape),
+                **_COMPRESSION_ARGS[compression],
             )
             self._ds[path] = ds
         elif ds.shape[1:] != tuple(frame_shape):
@@ -346,9 +355,14 @@ class EpisodeStoreWriter:
         env_name: str = "robodata",
         env_kwargs: Mapping[str, Any] | None = None,
         chunk_frames: int = 256,
+        image_compression: ImageCompression = "none",
     ):
+        if image_compression not in IMAGE_COMPRESSIONS:
+            raise EpisodeStoreError(f"{path}: image_compression {image_compression!r} is not one of "
+                                    f"{', '.join(IMAGE_COMPRESSIONS)}")
         self.path = Path(path)
         self.schema = schema
+        self.image_compression = image_compression
         self._atomic = AtomicPath(self.path, kind="file")
         self._tmp = self._atomic.tmp
         self._f = h5py.File(self._tmp, "w")

@@ -115,7 +115,8 @@ class IngestStage(Stage[RawTeleopConfig]):
 
         c = self.config
         return ingest_recording(recording, staged, topic_map, min_frames=c.min_episode_frames,
-                                max_frames=c.max_episode_frames, progress=progress)
+                                max_frames=c.max_episode_frames, progress=progress,
+                                image_compression=c.image_compression)
 
     def validators(self) -> list[OutputValidator]:
         return [RawFramesValid(self.config), RawEpisodesValid(self.config)]
