@@ -1,0 +1,94 @@
+"""A separate plugin package (tests/plugin_example) installed with pip, used by name from a pipeline YAML."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PLUGIN = Path(__file__).parent / "plugin_example"
+ROBODATA = Path(sys.executable).parent / "robodata"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """The plugin pip-installed into its own folder (kept off the shared venv), put on PYTHONPATH."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(PLUGIN)],
+                   check=True, timeout=600)
+    assert list(site.glob("robodata_example_plugin-*.dist-info"))
+    return site
+
+
+def _run(site: Path, pipeline: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    return subprocess.run([str(ROBODATA), "run", str(pipeline), "--json"], capture_output=True, text=True,
+                          env=env, timeout=900)
+
+
+def _trajectory(path: Path, n: int, amp: float) -> np.ndarray:
+    t = np.arange(n) / 20.0
+    v = np.stack([amp * np.sin(t), amp * np.cos(t)], axis=1)
+    x = np.cumsum(v, axis=0) / 20.0
+    table = np.column_stack([t, x, v])
+    path.write_text("t,x,y,vx,vy\n" + "\n".join(",".join(f"{c:.6f}" for c in row) for row in table) + "\n")
+    return table
+
+
+def test_plugin_datasource_stage_validator_and_metric_by_name(plugin_site, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    calm = _trajectory(runs / "calm.csv", 40, 0.5)
+    _trajectory(runs / "gentle.csv", 30, 0.8)
+    _trajectory(runs / "wild.csv", 30, 5.0)
+    (tmp_path / "p.yaml").write_text("""
+sources:
+  - type: csv_episodes
+    path: runs/
+    options: {fps: 20}
+stages:
+  - {type: smooth_actions, window: 5}
+validators:
+  - {type: max_abs_action, limit: 2.0}
+metrics:
+  - {type: path_length}
+output: out/
+""")
+    proc = _run(plugin_site, tmp_path / "p.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    assert res["published"] and res["episodes_in"] == 3 and res["episodes_out"] == 2
+    [q] = res["quarantined"]
+    assert "wild-csv" in q["episode_id"] and q["findings"][0]["check"] == "max_abs_action"
+    assert res["metrics"]["path_length"]["count"] == 2
+    # The stage's smoothing reached the written actions.
+    lineage = json.loads((tmp_path / "out" / "meta" / "robodata_lineage.json").read_text())["episodes"]
+    first = next(e["episode_index"] for e in lineage if e["source"].endswith("calm.csv"))
+    t = pq.read_table(next((tmp_path / "out" / "data").rglob("*.parquet"))).to_pandas()
+    written = np.stack(t[t.episode_index == first]["action"].to_numpy())
+    raw = calm[:, 3:5]
+    padded = np.pad(raw, ((2, 2), (0, 0)), mode="edge")
+    expected = np.stack([np.convolve(padded[:, j], np.ones(5) / 5, mode="valid") for j in range(2)], axis=1)
+    np.testing.assert_allclose(written, expected, atol=1e-5)
+    assert not np.allclose(written, raw, atol=1e-3)
+
+
+def test_a_plugin_that_fails_to_import_is_one_clear_error(plugin_site, tmp_path):
+    (tmp_path / "data").mkdir()
+    _trajectory(tmp_path / "data" / "a.csv", 20, 0.5)
+    (tmp_path / "p.yaml").write_text("sources: [{type: csv_episodes, path: data/}]\n"
+                                     "stages: [{type: broken_stage}]\noutput: out/\n")
+    proc = _run(plugin_site, tmp_path / "p.yaml")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: robodata.stages plugin 'broken_stage'")
+    assert "robodata-example-plugin" in err[0] and "RuntimeError: this plugin needs a robot arm driver" in err[0]
+    assert not (tmp_path / "out").exists()
