@@ -34,7 +34,19 @@ import numpy as np
 from robodata import plugins
 from robodata import store_layout as layout
 from robodata.api.errors import PipelineError
-from robodata.api.extensions import ARRAY_COLUMNS, REQUIRED_COLUMNS, Datasource, Metric, PipelineStage, Validator
+from robodata.api.episodes import (
+    EpisodeEvent,
+    Row,
+    batch_of,
+    episode_rows,
+    rows_of,
+    run_batch_hook,
+    run_episode_hook,
+    signature,
+    validate_episode,
+    write_store,
+)
+from robodata.api.extensions import Datasource, Metric, PipelineStage, Validator
 from robodata.api.result import PipelineResult
 from robodata.api.spec import ComponentSpec, PipelineSpec
 from robodata.config import ProjectConfig, load_config
@@ -70,15 +82,6 @@ class RunContext:
             tmp.write_text(json.dumps({"kind": kind, **data}, default=str))
 
 
-def _signature(action: np.ndarray, state: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for a in (action, state):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 # ---- pass 1: recordings -> episode rows --------------------------------------------------------------------
 
 
@@ -100,26 +103,8 @@ def _local(url: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _low_dim(es: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``action`` and ``observation.state`` of one episode, as the LeRobot writer will write them."""
-    from robodata.formats.isaaclab import ACTIONS, OBS_GROUP, STATES
-
-    g = es.group(name)
-    obs = g[OBS_GROUP]
-    n = es.num_samples(name)
-    states = es.schema.of_role("state")
-    if states and all(f.name in obs for f in states):
-        state = np.concatenate([obs[f.name][:n].reshape(n, -1) for f in states], axis=1)
-    elif STATES in g:
-        state = g[STATES][:n].reshape(n, -1)
-    else:
-        state = np.zeros((n, 0), np.float32)
-    return np.asarray(g[ACTIONS][:n], np.float32).reshape(n, -1), np.asarray(state, np.float32)
-
-
 def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
     """One recording -> its canonical store (ingested once, then reused) -> one row per episode."""
-    from robodata.formats.isaaclab import EpisodeStore
     from robodata.partitions import content_digest, slugify
     from robodata.stages.tiers import IngestStage
 
@@ -145,19 +130,9 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
     except RobodataError as err:
         ctx.event("failed", item["url"], source=item["url"], stage="ingest", error=str(err))
         return []
-    rows = []
-    with ctx.work.read_path(rel) as local, EpisodeStore(local) as es:
-        for name in es.demo_names:
-            action, state = _low_dim(es, name)
-            attrs = es.attrs(name)
-            success = attrs.get("success")
-            rows.append({
-                "episode_id": f"{key}/{name}", "recording": key, "source": item["url"], "store": rel,
-                "demo": name, "num_frames": int(len(action)), "fps": float(es.schema.fps),
-                "task": str(attrs.get("task") or es.schema.task or ctx.spec.task or Path(item["name"]).stem),
-                "success": None if success is None else bool(success),
-                "action": action, "observation.state": state, "_signature": _signature(action, state),
-            })
+    with ctx.work.read_path(rel) as local:
+        rows = episode_rows(local, key=key, source=item["url"], rel=rel,
+                            default_task=ctx.spec.task or Path(item["name"]).stem)
     ctx.event("ingested", key, recording=key, source=item["url"], episodes=[r["episode_id"] for r in rows],
               frames=sum(r["num_frames"] for r in rows))
     return rows
@@ -172,91 +147,24 @@ def _topic_map(ctx: RunContext, source: Datasource, name: str) -> Any:
     return ctx.project.topic_map_for(name) if source.needs_topic_map else None
 
 
-# ---- the user's stages, with per-episode failure isolation ------------------------------------------------
+# ---- the user's stages, validators and metrics on Ray Data ------------------------------------------------
 
 
-def _check_row(stage: str, row: dict[str, Any], before: dict[str, Any] | None) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in row]
-    if missing:
-        raise PipelineError(f"stage {stage!r} returned the wrong schema: missing column(s) {', '.join(missing)}")
-    n = int(row["num_frames"])
-    for col in ARRAY_COLUMNS:
-        arr = np.asarray(row[col])
-        if arr.ndim != 2 or arr.shape[0] != n:
-            raise PipelineError(f"stage {stage!r} returned the wrong schema: {col} has shape {arr.shape}, "
-                                f"expected ({n}, D)")
-    if before is not None:
-        if row["episode_id"] != before["episode_id"]:
-            raise PipelineError(f"stage {stage!r} changed episode_id ({before['episode_id']} -> {row['episode_id']})")
-        if n != int(before["num_frames"]):
-            raise PipelineError(f"stage {stage!r} changed the number of frames ({before['num_frames']} -> {n}); "
-                                "stages change values, not episode lengths")
+def _record(ctx: RunContext, events: list[EpisodeEvent]) -> None:
+    for e in events:
+        ctx.event(e.kind, e.episode_id, **e.to_json())
 
 
-def _rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    n = len(batch["episode_id"]) if "episode_id" in batch else len(next(iter(batch.values()), []))
-    return [{k: v[i] for k, v in batch.items()} for i in range(n)]
-
-
-def _batch(rows: list[dict[str, Any]], like: dict[str, Any]) -> dict[str, Any]:
-    cols = list(rows[0]) if rows else list(like)
-    out: dict[str, Any] = {}
-    for c in cols:
-        vals = [r[c] for r in rows]
-        if c in ARRAY_COLUMNS or (vals and isinstance(vals[0], np.ndarray)):
-            arr = np.empty(len(vals), dtype=object)
-            arr[:] = vals
-            out[c] = arr
-        else:
-            out[c] = np.asarray(vals) if vals else np.asarray(like[c])[:0]
+def _episode_hook(ctx: RunContext, stage: PipelineStage, row: Row) -> list[Row]:
+    out, events = run_episode_hook(stage, row)
+    _record(ctx, events)
     return out
 
 
-def _run_episode_hook(ctx: RunContext, stage: PipelineStage, row: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        out = stage.process_episode(dict(row))
-        if out is None:
-            ctx.event("dropped", row["episode_id"], episode_id=row["episode_id"], stage=stage.label,
-                      reason=f"dropped by stage {stage.label!r}")
-            return []
-        _check_row(stage.label, out, row)
-        return [out]
-    except Exception as err:  # noqa: BLE001 - a user's stage failing one episode fails only that episode
-        msg = str(err) if isinstance(err, PipelineError) else f"stage {stage.label!r} raised {type(err).__name__}: {err}"
-        ctx.event("failed", row["episode_id"], episode_id=row["episode_id"], stage=stage.label,
-                  error=f"{msg} (episode {row['episode_id']})")
-        return []
-
-
-def _run_batch_hook(ctx: RunContext, stage: PipelineStage, batch: dict[str, Any]) -> dict[str, Any]:
-    rows = _rows(batch)
-
-    def one(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = stage.process_batch(_batch(rs, batch))
-        got = _rows(out)
-        before = {r["episode_id"]: r for r in rs}
-        for r in got:
-            _check_row(stage.label, r, before.get(r.get("episode_id")))
-        return got
-
-    try:
-        out_rows = one(rows)
-    except Exception:  # noqa: BLE001 - find the episode(s) that fail, one at a time
-        out_rows = []
-        for r in rows:
-            try:
-                out_rows += one([r])
-            except Exception as err:  # noqa: BLE001
-                msg = str(err) if isinstance(err, PipelineError) else \
-                    f"stage {stage.label!r} raised {type(err).__name__}: {err}"
-                ctx.event("failed", r["episode_id"], episode_id=r["episode_id"], stage=stage.label,
-                          error=f"{msg} (episode {r['episode_id']})")
-    kept = {r["episode_id"] for r in out_rows}
-    for r in rows:
-        if r["episode_id"] not in kept:
-            ctx.event("dropped", r["episode_id"], episode_id=r["episode_id"], stage=stage.label,
-                      reason=f"dropped by stage {stage.label!r}")
-    return _batch(out_rows, batch)
+def _batch_hook(ctx: RunContext, stage: PipelineStage, batch: dict[str, Any]) -> dict[str, Any]:
+    out, events = run_batch_hook(stage, rows_of(batch))
+    _record(ctx, events)
+    return batch_of(out, batch)
 
 
 def apply_stage(ds: Any, stage: PipelineStage, ctx: RunContext, gpus: float) -> Any:
@@ -268,29 +176,19 @@ def apply_stage(ds: Any, stage: PipelineStage, ctx: RunContext, gpus: float) -> 
         except Exception as err:  # noqa: BLE001 - building the user's Ray Data plan
             raise PipelineError(f"stage {stage.label!r}: process() raised {type(err).__name__}: {err}") from err
     if stage.overrides("process_batch"):
-        return ds.map_batches(functools.partial(_run_batch_hook, ctx, stage), batch_format="numpy",
+        return ds.map_batches(functools.partial(_batch_hook, ctx, stage), batch_format="numpy",
                               batch_size=stage.batch_size or ctx.spec.batch_size, num_gpus=need or None)
-    return ds.flat_map(functools.partial(_run_episode_hook, ctx, stage), num_gpus=need or None)
+    return ds.flat_map(functools.partial(_episode_hook, ctx, stage), num_gpus=need or None)
 
 
 # ---- validators, metrics, and the small rows the driver keeps ---------------------------------------------
 
 
-def validate_row(ctx: RunContext, validators: Sequence[Validator], row: dict[str, Any]) -> list[dict[str, Any]]:
-    findings: list[Finding] = []
-    for v in validators:
-        try:
-            found = list(v.validate_episode(row) or ())
-        except Exception as err:  # noqa: BLE001 - a broken validator fails its check on this episode, named
-            found = [Finding(v.label, f"validator raised {type(err).__name__}: {err}", "error", row["episode_id"])]
-        for f in found:
-            f.where = f.where or row["episode_id"]
-            if f.severity == "error" and not v.blocking:
-                f.severity = "warning"
-        findings += found
+def validate_row(ctx: RunContext, validators: Sequence[Validator], row: Row) -> list[Row]:
+    keep, findings = validate_episode(validators, row)
     if findings:
         ctx.event("findings", row["episode_id"], episode_id=row["episode_id"], findings=[f.to_json() for f in findings])
-    if any(f.severity == "error" for f in findings):
+    if not keep:
         ctx.event("quarantined", row["episode_id"], episode_id=row["episode_id"],
                   findings=[f.to_json() for f in findings if f.severity == "error"])
         return []
@@ -308,7 +206,7 @@ def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]
                       stage=m.label, error=f"metric {m.label!r} raised {type(err).__name__}: {err}")
     action = np.asarray(row["action"], np.float32)
     state = np.asarray(row["observation.state"], np.float32)
-    sig = _signature(action, state)
+    sig = signature(action, state)
     changed = sig != row["_signature"]
     if changed:
         rel = layout.pipeline_arrays_path(sig)
@@ -330,38 +228,6 @@ def part_id(ctx: RunContext, row: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(doc, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
-def _with_arrays(src: Path, demo: str, arrays: Path, out: Path) -> None:
-    """A one-demo copy of ``src`` whose action and state are the ones a stage produced."""
-    import h5py
-
-    from robodata.formats.isaaclab import ACTIONS, DATA_GROUP, OBS_GROUP, STATES, EpisodeStore
-
-    with EpisodeStore(src) as es:
-        states = es.schema.of_role("state")
-    with np.load(arrays) as z:
-        action, state = z["action"], z["state"]
-    with h5py.File(src, "r") as fi, h5py.File(out, "w") as fo:
-        data = fo.create_group(DATA_GROUP)
-        for k, v in fi[DATA_GROUP].attrs.items():
-            data.attrs[k] = v
-        fi.copy(fi[DATA_GROUP][demo], data, name=demo)
-        g = data[demo]
-        del g[ACTIONS]
-        g.create_dataset(ACTIONS, data=action)
-        obs = g[OBS_GROUP]
-        if states and all(f.name in obs for f in states):
-            col = 0
-            for f in states:
-                shape, width = obs[f.name].shape, int(np.prod(obs[f.name].shape[1:]))
-                dtype = obs[f.name].dtype
-                del obs[f.name]
-                obs.create_dataset(f.name, data=state[:, col:col + width].reshape(shape).astype(dtype))
-                col += width
-        elif STATES in g and state.shape[1]:
-            del g[STATES]
-            g.create_dataset(STATES, data=state)
-
-
 def write_part(ctx: RunContext, row: dict[str, Any]) -> dict[str, Any]:
     from robodata.lerobot import write_shard
     from robodata.stages.tiers import write_episode_part
@@ -377,8 +243,10 @@ def write_part(ctx: RunContext, row: dict[str, Any]) -> dict[str, Any]:
             with ctx.work.read_path(row["store"]) as src, ctx.work.read_path(row["arrays"]) as arr, \
                     tempfile.TemporaryDirectory(prefix="robodata-ep-") as tmp, ctx.work.write_path(rel) as dst:
                 one = Path(tmp) / "episode.hdf5"
-                _with_arrays(src, row["demo"], arr, one)
-                write_shard(one, dst, episodes=[row["demo"]], task=row["task"], **ctx.codec)
+                with np.load(arr) as z:
+                    changed = {**row, "action": z["action"], "observation.state": z["state"], "_signature": ""}
+                write_store(src, one, [changed])
+                write_shard(one, dst, task=row["task"], **ctx.codec)
     except RobodataError as err:
         out["error"] = f"writing LeRobot: {err}"
     return out
