@@ -29,7 +29,14 @@ def build_definitions() -> dg.Definitions:
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
         raw_teleop = build_raw_teleop(cfg.tiers.raw_teleop.max_partitions_per_run)
         from robodata_dagster.assets.augmented_videos import augmented_videos
-        from robodata_dagster.assets.lerobot import lerobot_dataset, lerobot_episodes
+        from robodata_dagster.assets.custom_stages import build_custom_stage_assets, source_tiers_after
+        from robodata_dagster.assets.lerobot import build_lerobot_episodes, lerobot_dataset
+
+        # A configured pipeline YAML's stages (a plugin's or robodata's): one asset each, before lerobot_episodes.
+        spec = cfg.pipeline_spec()
+        custom = build_custom_stage_assets(spec)
+        lerobot_episodes = build_lerobot_episodes(custom[-1].key.path[-1] if custom else "augmented_videos",
+                                                  source_tiers_after(spec))
         from robodata_dagster.assets.policy_checkpoint import policy_checkpoint, policy_weekly_schedule, train_policy_job
         from robodata_dagster.assets.synthetic_demos import synthetic_demos
     ingest_job = dg.define_asset_job(
@@ -39,7 +46,7 @@ def build_definitions() -> dg.Definitions:
     )
     recording_job = dg.define_asset_job(
         "process_recordings",
-        selection=dg.AssetSelection.assets(raw_teleop, synthetic_demos, augmented_videos, lerobot_episodes),
+        selection=dg.AssetSelection.assets(raw_teleop, synthetic_demos, augmented_videos, *custom, lerobot_episodes),
         description="Every per-recording tier for the selected recordings (what automation does tier by tier).",
     )
     synthetic_job = dg.define_asset_job(
@@ -54,13 +61,19 @@ def build_definitions() -> dg.Definitions:
         "write_lerobot_episodes", selection=dg.AssetSelection.assets(lerobot_episodes),
         description="LeRobot shards for the selected recordings (normally started by automation).",
     )
+    stage_jobs = [dg.define_asset_job(
+        "pipeline_stages", selection=dg.AssetSelection.assets(*custom),
+        description="The pipeline YAML's own stages for the selected recordings (normally started by automation).",
+    )] if custom else []
     release_job = dg.define_asset_job(
         "cut_release", selection=dg.AssetSelection.assets(lerobot_dataset),
         description="Assemble the LeRobot release from every recording's episodes.",
     )
     return dg.Definitions(
-        assets=[raw_teleop, synthetic_demos, augmented_videos, lerobot_episodes, lerobot_dataset, policy_checkpoint],
-        jobs=[ingest_job, synthetic_job, augment_job, episodes_job, recording_job, release_job, train_policy_job],
+        assets=[raw_teleop, synthetic_demos, augmented_videos, *custom, lerobot_episodes, lerobot_dataset,
+                policy_checkpoint],
+        jobs=[ingest_job, synthetic_job, augment_job, *stage_jobs, episodes_job, recording_job, release_job,
+              train_policy_job],
         sensors=[build_new_recordings_sensor(ingest_job)],
         schedules=[build_release_schedule(release_job), policy_weekly_schedule],
         resources={"project": project, "ray_cluster": make_ray_resource(cfg)},

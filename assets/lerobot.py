@@ -29,12 +29,11 @@ from robodata_dagster.resources.project import ProjectResource
 SOURCE_TIERS = (layout.AUGMENTED_VIDEOS, layout.SYNTHETIC_DEMOS, layout.RAW_TELEOP)
 
 
-def source_for(store: DataStore, key: str) -> tuple[str, str]:
-    for tier in SOURCE_TIERS:
-        rel = layout.episodes_path(tier, key)
-        if store.exists(rel):
-            return tier, rel
-    raise RobodataError(f"recording {key}: no upstream episodes in {store.root} (tiers tried: {', '.join(SOURCE_TIERS)})")
+def source_for(store: DataStore, key: str, tiers: tuple[str, ...] = SOURCE_TIERS) -> tuple[str, str]:
+    try:
+        return layout.latest_episodes(store.exists, key, tiers)
+    except LookupError as err:
+        raise RobodataError(f"{err} (store {store.root})") from err
 
 
 def _write_part(store_url: str, src_rel: str, episode: str, part_rel: str, opts: dict):
@@ -54,65 +53,74 @@ def _local_parts(store: DataStore, rels: list[str], tmp: Path) -> list[Path]:
     return out
 
 
-@dg.asset(
-    name="lerobot_episodes",
-    partitions_def=recordings_partitions,
-    deps=[dg.AssetDep("augmented_videos")],  # reads the most processed tier present
-    group_name="recording_tiers",
-    kinds={"ray", "lerobot", "parquet"},
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
-    check_specs=check_specs("lerobot_episodes", LeRobotShardStage.checks),
-    description="The episodes of one recording as a LeRobot v3.0 shard (video per camera, parquet, stats).",
-)
-def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
-    from robodata.formats.isaaclab import EpisodeStore
+def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
+                           source_tiers: tuple[str, ...] = SOURCE_TIERS) -> dg.AssetsDefinition:
+    """The per-recording LeRobot shard, after ``upstream`` (the last recording tier or a pipeline stage)."""
 
-    cfg = project.config
-    store = project.store()
-    key = context.partition_key
-    tier, src_rel = source_for(store, key)
-    with store.read_path(src_rel) as src, EpisodeStore(src) as es:
-        demos = list(es.demo_names)
-    if not demos:
-        raise dg.Failure(f"{store.url(src_rel)}: no episodes to convert", allow_retries=False)
-    opts = codec_options(cfg.tiers.lerobot, gpus_available())
-    parts_rel = layout.shard_parts_path(key)
-    t0 = time.perf_counter()
-    store.remove(parts_rel)
-    args = [(store.root, src_rel, d, f"{parts_rel}/{i:06d}", opts) for i, d in enumerate(demos)]
-    results = run_tasks(_write_part, args, num_cpus=1,
-                        num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
-    bad = [(d, r.error) for d, r in zip(demos, results) if not r.ok]
-    if bad:
-        store.remove(parts_rel)
-        raise dg.Failure("; ".join(f"{d}: {e}" for d, e in bad), allow_retries=False)
-    parts = [r.value for r in results]
-    with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
-        local = _local_parts(store, [p.rel for p in parts], Path(tmp))
-        outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
-    store.remove(parts_rel)
-    rep = outcome.report
-    frames = sum(p.frames for p in parts)
-    elapsed = time.perf_counter() - t0
-    with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
-        version = dataset_digest(root)
-    return dg.MaterializeResult(
-        metadata={
-            "source_tier": tier,
-            "episodes": rep.episodes,
-            "frames": frames,
-            "tasks": dg.MetadataValue.json(rep.tasks),
-            "video_keys": dg.MetadataValue.json(rep.video_keys),
-            "codec": parts[0].codec,
-            "frames_per_s": round(frames / elapsed, 1) if elapsed else 0.0,
-            "bytes": rep.bytes,
-            "published": outcome.published,
-            "path": dg.MetadataValue.path(outcome.url or outcome.quarantined),
-        },
-        check_results=[check_result(c) for c in outcome.checks],
-        data_version=dg.DataVersion(version),
+    @dg.asset(
+        name="lerobot_episodes",
+        partitions_def=recordings_partitions,
+        deps=[dg.AssetDep(upstream)],  # reads the most processed tier present
+        group_name="recording_tiers",
+        kinds={"ray", "lerobot", "parquet"},
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        check_specs=check_specs("lerobot_episodes", LeRobotShardStage.checks),
+        description="The episodes of one recording as a LeRobot v3.0 shard (video per camera, parquet, stats).",
     )
+    def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
+        from robodata.formats.isaaclab import EpisodeStore
+
+        cfg = project.config
+        store = project.store()
+        key = context.partition_key
+        tier, src_rel = source_for(store, key, source_tiers)
+        with store.read_path(src_rel) as src, EpisodeStore(src) as es:
+            demos = list(es.demo_names)
+        if not demos:
+            raise dg.Failure(f"{store.url(src_rel)}: no episodes to convert", allow_retries=False)
+        opts = codec_options(cfg.tiers.lerobot, gpus_available())
+        parts_rel = layout.shard_parts_path(key)
+        t0 = time.perf_counter()
+        store.remove(parts_rel)
+        args = [(store.root, src_rel, d, f"{parts_rel}/{i:06d}", opts) for i, d in enumerate(demos)]
+        results = run_tasks(_write_part, args, num_cpus=1,
+                            num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
+        bad = [(d, r.error) for d, r in zip(demos, results) if not r.ok]
+        if bad:
+            store.remove(parts_rel)
+            raise dg.Failure("; ".join(f"{d}: {e}" for d, e in bad), allow_retries=False)
+        parts = [r.value for r in results]
+        with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
+            local = _local_parts(store, [p.rel for p in parts], Path(tmp))
+            outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
+        store.remove(parts_rel)
+        rep = outcome.report
+        frames = sum(p.frames for p in parts)
+        elapsed = time.perf_counter() - t0
+        with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
+            version = dataset_digest(root)
+        return dg.MaterializeResult(
+            metadata={
+                "source_tier": tier,
+                "episodes": rep.episodes,
+                "frames": frames,
+                "tasks": dg.MetadataValue.json(rep.tasks),
+                "video_keys": dg.MetadataValue.json(rep.video_keys),
+                "codec": parts[0].codec,
+                "frames_per_s": round(frames / elapsed, 1) if elapsed else 0.0,
+                "bytes": rep.bytes,
+                "published": outcome.published,
+                "path": dg.MetadataValue.path(outcome.url or outcome.quarantined),
+            },
+            check_results=[check_result(c) for c in outcome.checks],
+            data_version=dg.DataVersion(version),
+        )
+
+    return lerobot_episodes
+
+
+lerobot_episodes = build_lerobot_episodes()
 
 
 def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:

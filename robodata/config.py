@@ -97,6 +97,9 @@ class ProjectConfig(_Strict):
     num_gpus: float = Field(0, ge=0)
     tiers: TiersConfig = TiersConfig()
     demo: DemoConfig = DemoConfig()
+    # A pipeline YAML (the Python API's declarative form) whose stages and validators the platform adds as
+    # tiers between the recording tiers and lerobot_episodes (each stage its own asset).
+    pipeline: str | None = None
 
     # Where the file came from (relative paths in it resolve against its folder).
     source_file: str | None = Field(None, exclude=True)
@@ -149,6 +152,15 @@ class ProjectConfig(_Strict):
             cand = self.base_dir / p
             p = cand if cand.exists() else Path(__file__).parent.parent / p
         return load_topic_map(p)
+
+    def pipeline_spec(self) -> Any:
+        """The configured pipeline spec (a robodata.api.spec.PipelineSpec), or None."""
+        if not self.pipeline:
+            return None
+        from robodata.api.spec import load_spec
+
+        p = Path(self.pipeline)
+        return load_spec(p if p.is_absolute() else self.base_dir / p)
 
     def topic_map_for(self, filename: str) -> TopicMap | None:
         """The topic map for a landed file: the first source whose pattern matches, else the default."""

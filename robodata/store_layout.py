@@ -6,10 +6,13 @@ asks this module instead of formatting a path itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 RAW_TELEOP = "raw_teleop"
 SYNTHETIC_DEMOS = "synthetic_demos"
 AUGMENTED_VIDEOS = "augmented_videos"
 EPISODE_TIERS = (RAW_TELEOP, SYNTHETIC_DEMOS, AUGMENTED_VIDEOS)  # tiers holding canonical episode stores
+CUSTOM_STAGES = "stages"  # the outputs of users' pipeline stages: stages/<name>/<key>.hdf5
 
 LEROBOT_SHARDS = "lerobot/episodes"
 RELEASES = "lerobot/releases"
@@ -24,6 +27,23 @@ def episodes_path(tier: str, key: str) -> str:
     if tier not in EPISODE_TIERS:
         raise ValueError(f"{tier!r} is not an episode tier ({', '.join(EPISODE_TIERS)})")
     return f"{tier}/{key}.hdf5"
+
+
+def custom_stage_path(stage: str, key: str) -> str:
+    """A recording's episodes after a user's pipeline stage (a plugin's or robodata's) in the platform."""
+    return f"{CUSTOM_STAGES}/{stage}/{key}.hdf5"
+
+
+def latest_episodes(exists: Callable[[str], bool], key: str, tiers: Sequence[str]) -> tuple[str, str]:
+    """The first of ``tiers`` (most processed first) holding ``key``'s episodes: ``(tier, path)``.
+
+    ``tiers`` name episode tiers or ``stages/<name>`` for a user's stage; raises LookupError naming them."""
+    for tier in tiers:
+        rel = custom_stage_path(tier.split("/", 1)[1], key) if tier.startswith(f"{CUSTOM_STAGES}/") \
+            else episodes_path(tier, key)
+        if exists(rel):
+            return tier, rel
+    raise LookupError(f"recording {key}: no episodes in any of {', '.join(tiers)}")
 
 
 def overview_path(tier: str, key: str) -> str:

@@ -92,3 +92,64 @@ def test_a_plugin_that_fails_to_import_is_one_clear_error(plugin_site, tmp_path)
     assert len(err) == 1 and err[0].startswith("error: robodata.stages plugin 'broken_stage'")
     assert "robodata-example-plugin" in err[0] and "RuntimeError: this plugin needs a robot arm driver" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+DAGSTER_SCRIPT = r'''
+import json, sys
+import numpy as np
+from pathlib import Path
+import pyarrow.parquet as pq
+from robodata.config import load_config
+from robodata.landing import LandingZone
+from robodata_dagster.runs import instance_and_defs, run_partitions, tick_sensor
+from tests.recordings import make_mcap
+
+cfg = load_config()
+instance, defs = instance_and_defs(cfg)
+graph = defs.resolve_asset_graph()
+deps = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys) for k in graph.get_all_asset_keys()}
+src = make_mcap(Path(sys.argv[1]) / "wave.mcap", 50)
+LandingZone(cfg.landing_url).land(src)
+keys = [r.partition_key for r in tick_sensor(instance, defs)[0]]
+out = {"deps": deps, "keys": keys, "runs": {}}
+for job in ("ingest_recordings", "pipeline_stages", "write_lerobot_episodes"):
+    out["runs"][job] = [(o.success, o.error) for o in run_partitions(instance, defs, job, keys)]
+out["runs"]["cut_release"] = [(o.success, o.error) for o in run_partitions(instance, defs, "cut_release", [""])]
+latest = json.loads((Path(cfg.storage_url) / "lerobot/releases/latest.json").read_text())
+t = pq.read_table(next(Path(latest["path"], "data").rglob("*.parquet"))).to_pandas()
+out["actions"] = np.stack(t["action"].to_numpy()).tolist()
+raw = Path(cfg.storage_url) / "raw_teleop" / f"{keys[0]}.hdf5"
+import h5py
+with h5py.File(raw) as f:
+    out["raw_actions"] = f["data/demo_0/actions"][()].tolist()
+print("RESULT" + json.dumps(out))
+'''
+
+
+def test_plugin_stage_is_its_own_asset_in_the_dagster_runner(plugin_site, tmp_path):
+    """The same pipeline YAML in the platform: the plugin's stage is an asset between the recording tiers and
+    lerobot_episodes, and its effect reaches the release."""
+    from tests.recordings import SMALL_TOPIC_MAP
+
+    (tmp_path / "map.yaml").write_text(json.dumps(SMALL_TOPIC_MAP))
+    (tmp_path / "p.yaml").write_text("stages: [{type: smooth_actions, window: 5}]\n"
+                                     "validators: [{type: max_abs_action, limit: 100}]\n")
+    (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\n"
+                                            "sources: [{pattern: '*.mcap', topic_map: map.yaml}]\n"
+                                            "pipeline: p.yaml\n")
+    env = {**os.environ, "PYTHONPATH": f"{plugin_site}{os.pathsep}{Path(__file__).parents[1]}",
+           "ROBODATA_CONFIG": str(tmp_path / "robodata.yaml")}
+    for k in ("ROBODATA_HOME", "DAGSTER_HOME"):
+        env.pop(k, None)
+    proc = subprocess.run([sys.executable, "-c", DAGSTER_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=1200, cwd=Path(__file__).parents[1])
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    out = json.loads(line[len("RESULT"):])
+    assert out["deps"]["smooth_actions"] == ["augmented_videos"]
+    assert out["deps"]["lerobot_episodes"] == ["smooth_actions"]
+    assert all(ok for runs in out["runs"].values() for ok, _ in runs), out["runs"]
+    raw = np.asarray(out["raw_actions"])
+    padded = np.pad(raw, ((2, 2), (0, 0)), mode="edge")
+    smooth = np.stack([np.convolve(padded[:, j], np.ones(5) / 5, mode="valid") for j in range(raw.shape[1])], axis=1)
+    np.testing.assert_allclose(np.asarray(out["actions"]), smooth, atol=1e-5)

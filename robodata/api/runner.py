@@ -325,6 +325,10 @@ class Pipeline:
     def __init__(self, spec: PipelineSpec, *, stages: Sequence[Any] = (), validators: Sequence[Any] = (),
                  metrics: Sequence[Any] = (), datasources: Sequence[Datasource] = (),
                  project: ProjectConfig | None = None):
+        if not datasources:
+            spec.require_runnable()
+        elif not spec.output.strip("/"):
+            raise PipelineError("the pipeline: no output (a folder or URL for the LeRobot dataset)")
         self.spec = spec
         self.project = project or load_config(spec.config)
         self.stages: list[PipelineStage] = [_component("stages", s) for s in [*spec.stages, *stages]]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from robodata.api.errors import PipelineError
 from robodata.topicmap import format_validation_error
@@ -55,8 +55,11 @@ class ComponentSpec(BaseModel):
 
 
 class PipelineSpec(_Strict):
-    sources: list[SourceSpec]
-    output: str
+    # Both are needed to run (robodata run, robodata.pipeline); the platform, which takes only the stages and
+    # validators of a pipeline YAML (its sources are the landing zone, its output the release), accepts
+    # a YAML without them.
+    sources: list[SourceSpec] = Field(default_factory=list)
+    output: str = ""
     format: Format = "lerobot-v3"
     num_gpus: float = Field(0, ge=0, description="GPUs the pipeline may use (GPU stages, NVENC) where Ray has them")
     batch_size: int = Field(64, ge=1, description="rows per batch for batch stages and validators")
@@ -76,15 +79,14 @@ class PipelineSpec(_Strict):
     @classmethod
     def _sources(cls, v: Any) -> Any:
         items = [v] if isinstance(v, (str, dict)) else list(v or [])
-        if not items:
-            raise ValueError("at least one source")
         return [{"path": s} if isinstance(s, str) else s for s in items]
 
-    @model_validator(mode="after")
-    def _output(self) -> PipelineSpec:
+    def require_runnable(self, where: str = "the pipeline") -> None:
+        """What running needs beyond what the platform needs: sources and an output."""
+        if not self.sources:
+            raise PipelineError(f"{where}: no sources (give at least one path or URL under 'sources')")
         if not self.output.strip("/"):
-            raise ValueError("output must name a folder or URL")
-        return self
+            raise PipelineError(f"{where}: no output (a folder or URL for the LeRobot dataset)")
 
     @property
     def version(self) -> str:
@@ -99,7 +101,7 @@ class PipelineSpec(_Strict):
             return p
 
         out = self.model_copy(deep=True)
-        out.output = fix(out.output)
+        out.output = fix(out.output) if out.output else ""
         out.work_dir = fix(out.work_dir)
         out.config = fix(out.config)
         out.topic_map = fix(out.topic_map)
