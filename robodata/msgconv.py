@@ -39,7 +39,8 @@ _FIELD_TOKEN = re.compile(r"\s*(?:\.?([A-Za-z_][A-Za-z0-9_]*)|\[(-?\d+)\])")
 IMAGE_TYPES = ("sensor_msgs/msg/Image",)
 COMPRESSED_IMAGE_TYPES = ("sensor_msgs/msg/CompressedImage",)
 _RGB_LIKE = {"rgb8": (3, (0, 1, 2)), "bgr8": (3, (2, 1, 0)), "rgba8": (4, (0, 1, 2)), "bgra8": (4, (2, 1, 0))}
-_DEPTH = {"16uc1": np.dtype("uint16"), "mono16": np.dtype("uint16"), "32fc1": np.dtype("float32")}
+_DEPTH: dict[str, np.dtype] = {"16uc1": np.dtype("uint16"), "mono16": np.dtype("uint16"),
+                               "32fc1": np.dtype("float32")}
 
 
 class MessageConversionError(RobodataError):
@@ -269,7 +270,7 @@ def _select(msg: Any, field: str | None, msgtype: str, select: list[str]) -> np.
                 f"{msgtype}: no transform to child frame {', '.join(map(repr, missing))} in this message "
                 f"(it has: {', '.join(sorted(by_child)) or 'none'})"
             )
-        return np.concatenate([_geometry(by_child[f.lstrip("/")]) for f in select])  # type: ignore[list-item]
+        return np.concatenate([_geometry(by_child[f.lstrip("/")]) for f in select])
     raise MessageConversionError(
         f"{msgtype}: select applies to sensor_msgs/JointState (joint names) and tf2_msgs/TFMessage (child frames)"
     )
@@ -318,8 +319,8 @@ def image_to_array(img: Any, where: str = "sensor_msgs/msg/Image") -> np.ndarray
         dt = _DEPTH[enc].newbyteorder(">" if int(getattr(img, "is_bigendian", 0)) else "<")
         if step < w * dt.itemsize:
             raise MessageConversionError(f"{where}: step {step} is shorter than a {enc} row of width {w}")
-        px = rows[:, : w * dt.itemsize].copy().view(dt).reshape(h, w)
-        return px.astype(np.float32)
+        depth = rows[:, : w * dt.itemsize].copy().view(dt).reshape(h, w)
+        return depth.astype(np.float32)
     raise MessageConversionError(
         f"{where}: image encoding {img.encoding!r} is not supported "
         "(rgb8, bgr8, rgba8, bgra8, mono8, 16UC1, mono16, 32FC1)"

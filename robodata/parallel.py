@@ -43,8 +43,8 @@ def run_tasks(
     """
     try:
         import ray
-    except ImportError:  # pragma: no cover - ray is a hard dependency, kept optional for the library
-        ray = None
+    except ImportError:  # the bare library (no [ray] extra): run in-process
+        ray = None  # type: ignore[assignment]
     if not (use_ray and ray is not None and ray.is_initialized()) or len(args) == 0:
         out = []
         for a in args:

@@ -119,7 +119,8 @@ def _run_suite(name: str, df: pd.DataFrame, expectations: list[Any]) -> list[Exp
             observed = f"{result['unexpected_count']} unexpected of {result.get('element_count')}"
             if result.get("partial_unexpected_list"):
                 observed += f", e.g. {result['partial_unexpected_list'][:3]}"
-        out.append(ExpectationResult(cfg.type, cfg.kwargs.get("column"), bool(r.success), {"observed": observed}))
+        kind, column = (cfg.type, cfg.kwargs.get("column")) if cfg is not None else ("expectation", None)
+        out.append(ExpectationResult(kind, column, bool(r.success), {"observed": observed}))
     return out
 
 

@@ -587,3 +587,20 @@ def test_mcap_chunk_compressions(tmp_path, compression):
     with open_recording(path) as r:
         assert len(r._chunks) == 3  # noqa: SLF001
         assert [m.data.data for m in r.messages()] == [f"message {i}" for i in range(100)]
+
+
+def test_mcap_ros2_fallback_decoder_reads_the_stored_schema(tmp_path):
+    """The slower mcap_ros2 decoder (used for schemas rosbags' generator refuses) decodes what the fast path
+    does; it once received the schema's fields in the wrong order and could never have worked."""
+    from robodata.readers.mcap_reader import McapRecordingReader
+    from tests.recordings import make_mcap
+
+    path = make_mcap(tmp_path / "r.mcap", 5)
+    with McapRecordingReader(path) as r:
+        ch = next(c for c in r._channels.values() if c.topic == "/joint_states")
+        fast = r._decoder(ch)
+        slow = r._mcap_ros2_decoder(ch, r._schemas[ch.schema_id])
+        raw = next(view for _, cid, view in r._iter_raw(None) if cid == ch.id)
+        a, b = fast(raw), slow(raw)
+    assert list(a.name) == list(b.name) == ["j1", "j2"]
+    assert list(a.position) == list(b.position)

@@ -41,7 +41,8 @@ __all__ = [
 
 def _split(items: Any, base: type) -> tuple[list[Any], list[Any]]:
     """Objects of ``base`` given directly, and names/specs to look up as plugins."""
-    objs, specs = [], []
+    objs: list[Any] = []
+    specs: list[Any] = []
     for it in [items] if isinstance(items, (str, dict, base)) else list(items or []):
         (objs if isinstance(it, base) else specs).append(it if not isinstance(it, str) else {"type": it})
     return objs, specs

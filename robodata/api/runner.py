@@ -377,7 +377,7 @@ class Pipeline:
             result.notes.append("great-expectations is not installed: the ingest checks ran in the readers only")
 
         # Pass 1: recordings -> episode rows -> stages -> validators -> metrics -> metadata rows.
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.flat_map(functools.partial(ingest_item, ctx))
         for stage in self.stages:
             ds = apply_stage(ds, stage, ctx, gpus)
@@ -388,7 +388,8 @@ class Pipeline:
         events = _read_events(ctx.work, run_id)
 
         # Exact duplicates, decided here in episode-id order (the same choice on every run).
-        kept, seen = [], {}
+        kept: list[dict[str, Any]] = []
+        seen: dict[str, str] = {}
         for r in rows:
             twin = seen.get(r["signature"]) if spec.dedup else None
             if twin is not None:

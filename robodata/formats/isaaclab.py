@@ -285,7 +285,7 @@ class DemoWriter:
         """Append one frame (``obs`` values are single-frame arrays)."""
         batch = {k: np.asarray(v)[None] for k, v in obs.items()}
         act = None if action is None else np.asarray(action, np.float32)[None]
-        extra = {}
+        extra: dict[str, Any] = {}
         if kw.get("states") is not None:
             extra["states"] = np.asarray(kw["states"])[None]
         if kw.get("datagen") is not None:

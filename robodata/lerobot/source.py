@@ -7,6 +7,8 @@ the index columns shifted, and where its video lies (file, from, to) for every c
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +211,7 @@ def table_features(meta: DatasetMeta) -> list[str]:
     return keys
 
 
-def open_all(paths: Sequence[str | Path]) -> list[DatasetMeta]:
+def open_all(paths: Sequence[str | os.PathLike[str]]) -> list[DatasetMeta]:
     if not paths:
         raise LeRobotError("no datasets to read (the list of shards is empty)")
     return [read_meta(p) for p in paths]

@@ -92,7 +92,7 @@ class ImageStats:
         out: Stats = {"min": mins, "max": maxs, "mean": mean, "std": std}
         for key, q in zip(QUANTILE_KEYS, QUANTILES, strict=True):
             out[key] = np.array([levels[min(255, int(np.searchsorted(row, q)))] for row in cum])
-        shaped = {k: v.reshape(-1, 1, 1) for k, v in out.items()}
+        shaped: dict[str, np.ndarray] = {k: v.reshape(-1, 1, 1) for k, v in out.items()}
         shaped["count"] = np.array([self.frames], dtype=np.int64)
         return shaped
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -112,7 +112,7 @@ class VideoSettings:
 def nvenc_available() -> bool:
     """Whether an h264_nvenc encoder actually opens here (the codec is in PyAV's wheels; a GPU may not be)."""
     try:
-        ctx = av.codec.CodecContext.create(GPU_CODEC, "w")
+        ctx = cast("av.video.codeccontext.VideoCodecContext", av.codec.CodecContext.create(GPU_CODEC, "w"))
         ctx.width, ctx.height, ctx.pix_fmt = 64, 64, "yuv420p"
         ctx.time_base = Fraction(1, 30)
         ctx.open()
@@ -187,7 +187,8 @@ class CameraEncoder:
         tb = Fraction(1, self.fps)
         try:
             with av.open(str(self.path), "w") as out:
-                stream = out.add_stream(self.settings.codec, rate=self.fps, options=self.settings.options())
+                stream = cast("av.VideoStream", out.add_stream(self.settings.codec, rate=self.fps,
+                                                                options=self.settings.options()))
                 stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.settings.pix_fmt
                 stream.time_base = tb
                 while True:
@@ -246,17 +247,25 @@ def _open(path: Path) -> av.container.InputContainer:
     return c
 
 
+def _time_base(s: Any, path: Path) -> Fraction:
+    tb = s.time_base
+    if tb is None:
+        raise LeRobotError(f"{path}: the video stream has no time base")
+    return Fraction(tb)
+
+
 def probe(path: str | Path) -> VideoProbe:
     """Container facts and packet timestamps of ``path`` (demux only, no decoding)."""
     path = Path(path)
     c = _open(path)
     try:
         s = c.streams.video[0]
+        stb = _time_base(s, path)
         pts, keys = [], []
         for p in c.demux(s):
             if p.pts is None or p.size == 0:
                 continue
-            pts.append(float(p.pts * s.time_base))
+            pts.append(float(p.pts * stb))
             keys.append(p.is_keyframe)
         order = np.argsort(pts, kind="stable")
         return VideoProbe(
@@ -276,12 +285,13 @@ def decode(path: str | Path, from_ts: float = 0.0, to_ts: float = float("inf")) 
     c = _open(path)
     try:
         s = c.streams.video[0]
+        stb = _time_base(s, path)
         if from_ts > 0:
-            c.seek(max(0, round(from_ts / s.time_base) - 1), backward=True, any_frame=False, stream=s)
+            c.seek(max(0, round(from_ts / stb) - 1), backward=True, any_frame=False, stream=s)
         for frame in c.decode(s):
             if frame.pts is None:
                 continue
-            t = float(frame.pts * s.time_base)
+            t = float(frame.pts * stb)
             if t < from_ts - 1e-4:
                 continue
             if t >= to_ts - 1e-4:
@@ -310,14 +320,15 @@ def copy_packets(
                 s = c.streams.video[0]
                 if ostream is None:
                     ostream = out.add_stream_from_template(template=s, opaque=True)
-                    ostream.time_base = s.time_base
-                    otb = s.time_base
+                    otb = _time_base(s, Path(path))
+                    ostream.time_base = otb
                 elif (s.codec_context.name, s.width, s.height) != (ostream.codec_context.name, ostream.width, ostream.height):
                     raise LeRobotError(
                         f"{path}: video {s.codec_context.name} {s.width}x{s.height} cannot be joined to "
                         f"{ostream.codec_context.name} {ostream.width}x{ostream.height}"
                     )
-                itb = s.time_base
+                itb = _time_base(s, Path(path))
+                assert otb is not None  # set with the output stream, from the first input
                 shift = offset_s - from_s
                 first = True
                 n = 0

@@ -739,14 +739,14 @@ class McapRecordingReader(RecordingReader):
             counts = {cid: (c[0], c[1], c[2]) for cid, c in acc.items()}
         out: dict[str, TopicInfo] = {}
         for cid, ch in sorted(self._channels.items()):
-            n, first, last = counts.get(cid, (0, None, None))
+            n, lo, hi = counts.get(cid) or (0, None, None)
             t = out.get(ch.topic)
             if t is None:
-                out[ch.topic] = TopicInfo(ch.topic, self._msgtype(ch), n, first, last, ch.encoding)
-            elif n:
+                out[ch.topic] = TopicInfo(ch.topic, self._msgtype(ch), n, lo, hi, ch.encoding)
+            elif n and lo is not None and hi is not None:
                 t.count += n
-                t.first_ns = first if t.first_ns is None else min(t.first_ns, first)  # type: ignore[type-var]
-                t.last_ns = last if t.last_ns is None else max(t.last_ns, last)  # type: ignore[type-var]
+                t.first_ns = lo if t.first_ns is None else min(t.first_ns, lo)
+                t.last_ns = hi if t.last_ns is None else max(t.last_ns, hi)
         return out
 
     def _unknown_channel(self, lt: int, cid: int) -> RecordingError:
@@ -836,7 +836,7 @@ class McapRecordingReader(RecordingReader):
         from mcap_ros2.decoder import DecoderFactory
 
         try:
-            fn = DecoderFactory().decoder_for("cdr", McapSchema(schema.id, schema.name, schema.encoding, schema.data))
+            fn = DecoderFactory().decoder_for("cdr", McapSchema(id=schema.id, data=schema.data, encoding=schema.encoding, name=schema.name))
         except Exception as err:  # noqa: BLE001
             raise RecordingError(
                 f"{self.path}: cannot decode topic {ch.topic}: the schema of {schema.name} stored in the file does not "

@@ -81,7 +81,7 @@ class _Cdr:
         self.offset += len(b)
 
     def blob(self, data: bytes | bytearray | memoryview | np.ndarray) -> None:
-        buf = data
+        buf: Any = data
         if isinstance(data, np.ndarray):
             buf = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
         self.u32(len(buf))

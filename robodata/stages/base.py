@@ -152,8 +152,10 @@ class Stage(ABC, Generic[ConfigT]):
         """Where this stage's output for ``key`` is published in the store."""
 
     @abstractmethod
-    def work(self, staged: Path, key: str, **inputs: Any) -> Any:
-        """Do the work, writing the output at ``staged``; returns the stage's report."""
+    def work(self, *args: Any, **kwargs: Any) -> Any:
+        """``work(staged, key, **inputs)``: do the work, writing the output at ``staged``; returns the report.
+
+        (Declared with ``*args, **kwargs`` so each stage names its own inputs as keyword parameters.)"""
 
     def validators(self) -> list[OutputValidator]:
         return []
