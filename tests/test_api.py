@@ -211,3 +211,50 @@ seed: 3
     tasks = pq.read_table(tmp_path / "built" / "meta" / "tasks.parquet").to_pandas()
     assert list(tasks.index) == ["wave at the camera"] or "wave at the camera" in tasks.to_string()
     assert _digests(tmp_path / "built") == _digests(tmp_path / "from_yaml")
+
+
+def test_a_killed_run_started_again_ends_with_the_same_output(bags, tmp_path):
+    """SIGKILL of `robodata run` (and everything it started) once its first parts are published; the rerun
+    skips them and its output equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    def yaml_for(out: str, work: str) -> Path:
+        p = tmp_path / f"{out}.yaml"
+        p.write_text(json.dumps({"sources": [{"type": "mcap", "path": str(bags)}], "output": out,
+                                 "work_dir": work, "topic_map": SMALL_TOPIC_MAP}))
+        return p
+
+    robodata_bin = Path(sys.executable).parent / "robodata"
+    parts = tmp_path / "work" / "pipeline" / "parts"
+    proc = subprocess.Popen([str(robodata_bin), "run", str(yaml_for("killed", "work"))], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    family: set[int] = set()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            family |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            break
+        if parts.exists() and any(not p.name.startswith(".") for p in parts.iterdir()):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid in family:  # Ray's own processes, wherever their session is
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(timeout=60)
+    killed_out = tmp_path / "killed"
+    if killed_out.exists():  # only ever a complete, published output
+        assert (killed_out / "meta" / "info.json").exists()
+    again = robodata.pipeline(str(yaml_for("killed", "work"))).run()
+    full = robodata.pipeline(str(yaml_for("full", "work_full"))).run()
+    assert again.ok and full.ok and again.resumed_episodes >= 1
+    assert _digests(killed_out) == _digests(tmp_path / "full")
