@@ -258,3 +258,22 @@ def test_a_killed_run_started_again_ends_with_the_same_output(bags, tmp_path):
     full = robodata.pipeline(str(yaml_for("full", "work_full"))).run()
     assert again.ok and full.ok and again.resumed_episodes >= 1
     assert _digests(killed_out) == _digests(tmp_path / "full")
+
+
+def test_a_published_lerobot_dataset_is_recurated(realdata, tmp_path):
+    """Held-out data: the real SO-101 LeRobot v3.0 dataset (recorded by others) through the API, two episodes."""
+    src = realdata / "lerobot_v3_so101"
+    res = robodata.pipeline([{"type": "lerobot", "path": str(src), "options": {"episodes": [0, 2]}}],
+                            str(tmp_path / "so101"), stages=[{"type": "set_task", "task": "pick the cube"}],
+                            validators=["finite_values"]).run()
+    assert res.ok and res.episodes_in == 2 and res.episodes_out == 2, res.summary()
+    info = json.loads((tmp_path / "so101" / "meta" / "info.json").read_text())
+    src_info = json.loads((src / "meta" / "info.json").read_text())
+    assert info["fps"] == src_info["fps"] and info["features"]["action"]["shape"] == [6]
+    src_eps = pq.read_table(next((src / "meta" / "episodes").rglob("*.parquet"))).to_pandas()
+    want = int(src_eps[src_eps.episode_index == 0]["length"].iloc[0]) + int(src_eps[src_eps.episode_index == 2]["length"].iloc[0])
+    assert res.frames_out == want
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/so101", root=tmp_path / "so101", video_backend="pyav")
+    assert ds.num_episodes == 2 and ds[0]["task"] == "pick the cube"

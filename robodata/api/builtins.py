@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from robodata import pathkind
-from robodata.api.extensions import Datasource, Metric, PipelineStage, Validator
+from pathlib import Path
+
+from robodata.api.extensions import Datasource, Metric, PipelineStage, SourceItem, Validator
 from robodata.stages.base import Finding
 
 # ---- datasources --------------------------------------------------------------------------------------------
@@ -43,6 +45,45 @@ class IsaacLabSource(Datasource):
     name = "hdf5"
     suffixes = pathkind.HDF5_SUFFIXES
     needs_topic_map = False
+
+
+class LeRobotSource(Datasource):
+    """Published LeRobot datasets (v2.0, v2.1, v3.0): re-curate one (filter, relabel, re-validate, convert).
+
+    ``episodes: [0, 3]`` takes only those episode indices."""
+
+    name = "lerobot"
+    needs_topic_map = False
+
+    def __init__(self, path: str, episodes: list[int] | None = None, **kw: Any):
+        super().__init__(path, **kw)
+        self.episodes = episodes
+
+    def list(self) -> list[SourceItem]:
+        import fsspec
+
+        from robodata.lerobot.layout import INFO_PATH
+
+        fs, root = fsspec.core.url_to_fs(self.path)
+        proto = self.path.split("://", 1)[0] + "://" if "://" in self.path else ""
+        found = sorted(p[: -len(INFO_PATH) - 1] for p in fs.find(root) if p.endswith("/" + INFO_PATH))
+        if not found:
+            from robodata.api.errors import PipelineError
+
+            raise PipelineError(f"{self.path}: no LeRobot dataset (no {INFO_PATH}) here or below")
+        return [SourceItem(p.rstrip("/").rsplit("/", 1)[-1], proto + p, 0, True) for p in found]
+
+    def ingest(self, recording: Path, out: Path, topic_map: Any, *, min_frames: int, max_frames: int,
+               image_compression: str = "none") -> Any:
+        from robodata.formats.isaaclab import EpisodeStore
+        from robodata.ingest import EpisodeReport, IngestReport
+        from robodata.lerobot.importer import import_lerobot
+
+        summary = import_lerobot(recording, out, episodes=self.episodes)
+        fps = float(summary["fps"])
+        with EpisodeStore(out) as es:
+            eps = [EpisodeReport(n, es.num_samples(n), es.num_samples(n) / fps, 0, None) for n in es.demo_names]
+        return IngestReport(str(recording), str(out), eps, fps=fps)
 
 
 class AnyRecordingSource(Datasource):
