@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from robodata.errors import RobodataError
+from robodata.errors import RobodataError, extra_hint, require
 
 
 class Progress:
@@ -65,6 +65,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    require("robodata record", "mujoco", "gymnasium_robotics")
     from robodata.sim.recorder import record_session
 
     out = Path(args.out)
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with extra_hint(f"robodata {args.command}"):  # a missing optional layer: one line naming the extra
+            return int(args.func(args) or 0)
     except RobodataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

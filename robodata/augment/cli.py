@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from robodata.errors import require
+
 
 def add_subcommands(subparsers: Any) -> None:
     """Add ``export-video`` and ``augment`` to an ``argparse`` subparsers object (each sets ``func``)."""
@@ -36,6 +38,8 @@ def _export(args: argparse.Namespace) -> int:
     from robodata.augment.pipeline import plan, run_clips
 
     controls = [c for c in args.controls.split(",") if c]
+    if "edge" in controls:  # edge controls are computed in torch (clips fail one by one without it)
+        require("robodata export-video (edge controls)", "torch")
     cfg = _cfg(cameras=args.camera or "all", codec=args.codec, crf=args.crf, controls=controls)
     clips = plan(args.src, cfg)
     run = run_clips(args.src, args.out, clips, cfg.model_copy(update={"engine": "cosmos"}), use_ray=False)
@@ -47,6 +51,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _augment(args: argparse.Namespace) -> int:
+    require("robodata augment", "torch")  # the local engine runs in torch (clips would fail one by one without it)
     from robodata.augment.checks import check_store
     from robodata.augment.merge import merge_variants
     from robodata.augment.pipeline import masks_of, plan, run_clips, variants_from

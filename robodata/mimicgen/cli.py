@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from robodata.errors import MissingExtraError, extra_hint
 from robodata.formats.isaaclab_layout import EEF_POSE, SUBTASK_TERM_SIGNALS, datagen_path
 from robodata.mimicgen.annotate import rising_edges, step_signal, write_signals
 from robodata.mimicgen.errors import MimicGenError
@@ -92,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     add_subcommands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
-    except MimicGenError as err:
+        with extra_hint("robodata-annotate"):
+            return args.func(args)
+    except (MimicGenError, MissingExtraError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
