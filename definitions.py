@@ -7,7 +7,10 @@ import warnings
 
 import dagster as dg
 
+from robodata.config import ProjectConfig
+
 from robodata_dagster.assets.raw_teleop import build_raw_teleop
+from robodata_dagster.resources.engines import engine_resources
 from robodata_dagster.resources.project import default_project
 from robodata_dagster.resources.ray import make_ray_resource
 from robodata_dagster.sensors.new_recordings import build_new_recordings_sensor
@@ -21,9 +24,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
+    """The code location for ``cfg`` (default: the project config the environment names). Engines, the
+    pipeline stages and the graph's shape follow the config; the CLI builds it from its ``--set`` overrides."""
     project = default_project()
-    cfg = project.config
+    cfg = cfg or project.config
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta in Dagster 1.13; we use it deliberately (multi-run backfills).
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
@@ -76,7 +81,8 @@ def build_definitions() -> dg.Definitions:
               train_policy_job],
         sensors=[build_new_recordings_sensor(ingest_job)],
         schedules=[build_release_schedule(release_job), policy_weekly_schedule],
-        resources={"project": project, "ray_cluster": make_ray_resource(cfg)},
+        # Engines and launchers (local / Isaac Lab Mimic / Cosmos; subprocess / Kubernetes / Ray) as resources.
+        resources={"project": project, "ray_cluster": make_ray_resource(cfg), **engine_resources(cfg)},
     )
 
 defs = build_definitions()

@@ -57,12 +57,14 @@ def prepare_home(cfg: ProjectConfig) -> Path:
 
 
 def instance_and_defs(cfg: ProjectConfig):
+    """The project's Dagster instance and the code location built for ``cfg`` (its ``--set`` overrides too:
+    engines and launchers are resources chosen from it)."""
     prepare_home(cfg)
     import dagster as dg
 
-    from robodata_dagster.definitions import defs
+    from robodata_dagster.definitions import build_definitions
 
-    return dg.DagsterInstance.get(), defs
+    return dg.DagsterInstance.get(), build_definitions(cfg)
 
 
 def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[list[Any], str | None]:

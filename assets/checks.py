@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -33,4 +34,30 @@ def merged_results(per_partition: Sequence[Sequence[CheckResult]]) -> list[dg.As
         merged = CheckResult(first.name, all(c.passed for c in group), first.blocking,
                              [f for c in group for f in c.findings])
         out.append(check_result(merged))
+    return out
+
+
+def metadata_values(report: Mapping[str, Any], *, paths: Sequence[str] = (), images: Mapping[str, str] | None = None,
+                    code: Sequence[str] = ()) -> dict[str, Any]:
+    """A stage's plain summary as Dagster metadata: dicts and lists as JSON, the keys in ``paths`` as paths, PNG
+    bytes under ``images`` (key -> caption) inlined, the keys in ``code`` as code blocks; None and empty images
+    left out."""
+    from robodata.plots import markdown_image
+
+    images = images or {}
+    out: dict[str, Any] = {}
+    for k, v in report.items():
+        if v is None:
+            continue
+        if k in images:
+            if v:
+                out[k] = dg.MetadataValue.md(markdown_image(v, images[k]))
+        elif k in paths:
+            out[k] = dg.MetadataValue.path(str(v))
+        elif k in code:
+            out[k] = dg.MetadataValue.md(f"```\n{v}\n```")
+        elif isinstance(v, (dict, list, tuple)):
+            out[k] = dg.MetadataValue.json(list(v) if isinstance(v, tuple) else v)
+        else:
+            out[k] = v
     return out

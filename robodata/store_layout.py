@@ -56,6 +56,11 @@ def videos_path(key: str) -> str:
     return f"{AUGMENTED_VIDEOS}/{key}"
 
 
+def failed_demos_path(key: str) -> str:
+    """The failed generation trials of a recording, kept apart for analysis (``datagen.keep_failed``)."""
+    return f"{SYNTHETIC_DEMOS}/{key}.failed.hdf5"
+
+
 def shard_path(key: str) -> str:
     """A recording's episodes as a LeRobot v3.0 dataset (the per-recording shard of a release)."""
     return f"{LEROBOT_SHARDS}/{key}"
@@ -72,6 +77,17 @@ def release_path(release: str) -> str:
 
 def registry_path(key: str) -> str:
     return f"{REGISTRY}/{key}.json"
+
+
+def policy_run_path(run: str) -> str:
+    """A training run's output folder (checkpoints, trainer log, result), where a resumed run continues."""
+    return f"{POLICY_RUNS}/{run}"
+
+
+def policy_candidate_path(run: str) -> str:
+    """A training run's candidate record (checkpoint, metrics, eval): published once it passed the
+    not-worse-than-promoted check, quarantined otherwise; only a published one is promoted to POLICY_LATEST."""
+    return f"{POLICY_RUNS}/{run}.candidate.json"
 
 
 # The Python API's working store (beside its output unless configured): the same tier layout as the

@@ -38,9 +38,13 @@ def _materialize(tmp_path, recorded, tier_cfg):
     class NoRay(dg.ConfigurableResource):
         pass
 
+    from robodata.config import load_config
+    from robodata_dagster.resources.engines import engine_resources
+
     res = dg.materialize(
         [augmented_videos], partition_key=KEY, instance=instance, raise_on_error=False,
-        resources={"project": ProjectResource(config_path=str(cfg)), "ray_cluster": NoRay()},
+        resources={"project": ProjectResource(config_path=str(cfg)), "ray_cluster": NoRay(),
+                   **engine_resources(load_config(str(cfg)))},  # the engine the config names
     )
     return res, store
 

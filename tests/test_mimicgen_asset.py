@@ -11,12 +11,18 @@ import h5py
 import pytest
 import yaml
 
-from robodata_dagster.assets.synthetic_demos import STANDIN_COMMAND, synthetic_demos, synthetic_demos_path
-from robodata_dagster.resources.project import ProjectResource
+from robodata import store_layout as layout
 from robodata.config import load_config
 from robodata.formats.isaaclab import EpisodeStore
+from robodata_dagster.assets.synthetic_demos import STANDIN_COMMAND, synthetic_demos
+from robodata_dagster.resources.engines import engine_resources
+from robodata_dagster.resources.project import ProjectResource
 
 HW = (48, 64)
+
+
+def synthetic_demos_path(key: str) -> str:
+    return layout.episodes_path(layout.SYNTHETIC_DEMOS, key)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +46,11 @@ def _materialize(home, key, tier, ray=None):
     cfg_file.write_text(yaml.safe_dump({"home": str(home / "proj"), "tiers": {"synthetic_demos": tier}}))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("recordings", [key])
-    resources = {"project": ProjectResource(config_path=str(cfg_file)), "ray_cluster": ray or _NoRay()}
+    cfg = load_config(str(cfg_file))
+    resources = {"project": ProjectResource(config_path=str(cfg_file)), "ray_cluster": ray or _NoRay(),
+                 **engine_resources(cfg)}  # the engine the config names, as definitions.py picks it
     return dg.materialize([synthetic_demos], partition_key=key, instance=instance, resources=resources,
-                          raise_on_error=False), load_config(str(cfg_file))
+                          raise_on_error=False), cfg
 
 
 class _NoRay(dg.ConfigurableResource):

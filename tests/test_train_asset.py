@@ -60,9 +60,11 @@ def _train(project, **run_cfg):
     import dagster as dg
 
     from robodata_dagster.assets.policy_checkpoint import PolicyRunConfig, policy_checkpoint
+    from robodata_dagster.resources.engines import engine_resources
     from robodata_dagster.resources.project import ProjectResource
 
-    res = dg.materialize([policy_checkpoint], instance=project["instance"], resources={"project": ProjectResource()},
+    res = dg.materialize([policy_checkpoint], instance=project["instance"],
+                         resources={"project": ProjectResource(), **engine_resources(project["cfg"])},
                          run_config=dg.RunConfig(ops={"policy_checkpoint": PolicyRunConfig(**run_cfg)}),
                          raise_on_error=False)
     meta = {}
@@ -104,6 +106,7 @@ def test_local_engine_trains_evaluates_tracks_and_registers(project):
     assert "data:image/png;base64" in meta["loss_curve"]
     assert meta["promoted"] is True and checks == {"checkpoint_not_worse_than_promoted": True}
     assert _registry(project) == [1] and _promoted(project)["run"] == meta["run"]
+    assert meta["candidate"] == str(project["store"] / "policy/runs" / f"{meta['run']}.candidate.json")
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{project['cfg'].home_dir}/mlflow/mlflow.db"
@@ -128,6 +131,9 @@ def test_worse_checkpoint_is_not_promoted(project):
     assert meta["promoted"] is False and checks == {"checkpoint_not_worse_than_promoted": False}
     assert "worse than" in meta["promotion"]
     assert _registry(project) == [1] and _promoted(project)["run"] == project["first"]["run"]
+    # its candidate record (checkpoint, metrics, eval) is quarantined, never where promotion looks
+    assert "/quarantine/" in meta["candidate"] and Path(meta["candidate"]).exists()
+    assert not (project["store"] / "policy/runs" / f"{meta['run']}.candidate.json").exists()
 
 
 def test_bad_inputs_fail_clearly_and_touch_nothing(project, tmp_path):

@@ -59,3 +59,36 @@ def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_fram
         return {"demos": len(es.demo_names), "frames": int(sum(lengths)), "successes": successes,
                 "min_len": min(lengths, default=0), "max_len": max(lengths, default=0),
                 "nan_demos": nan, "bad_length_demos": bad_len, "env_name": es.env_args.get(ENV_NAME_KEY, "")}
+
+
+def pipes_entry_argv(output_file: str, min_frames: int, max_frames: int, argv: list[str]) -> list[str]:
+    """``argv`` wrapped by :mod:`robodata.mimicgen.pipes_entry`, which reports the output through Dagster Pipes."""
+    import sys
+
+    return [sys.executable, "-m", "robodata.mimicgen.pipes_entry", "--output_file", str(output_file),
+            "--min_frames", str(min_frames), "--max_frames", str(max_frames), "--", *argv]
+
+
+def isaaclab_checks(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000) -> dict[str, Any]:
+    """The four checks of ``synthetic_demos`` on an Isaac Lab Mimic output, from what it records.
+
+    Success comes from Isaac Lab's own flags (its simulator is not here to replay in); the object-centric
+    invariant cannot be checked, as Isaac Lab Mimic records no per-segment provenance.
+    """
+    from robodata.mimicgen.validate import CHECK_FINITE, CHECK_INVARIANT, CHECK_LENGTHS, CHECK_SUCCESS, Check
+
+    s = summarize_output(path, min_frames, max_frames)
+    failed = s["demos"] - s["successes"]
+    return {
+        CHECK_SUCCESS: Check(CHECK_SUCCESS, failed == 0 and s["demos"] > 0,
+                             {"demos": s["demos"], "successes": s["successes"], "note": "success flags of Isaac Lab"},
+                             "Isaac Lab Mimic wrote no demos" if not s["demos"] else
+                             f"{failed} of {s['demos']} demos are flagged failed by Isaac Lab Mimic"),
+        CHECK_INVARIANT: Check(CHECK_INVARIANT, True, {
+            "checked": False, "reason": "Isaac Lab Mimic records no per-segment provenance to check against"}),
+        CHECK_FINITE: Check(CHECK_FINITE, not s["nan_demos"], {"bad": s["nan_demos"][:20]},
+                            f"{len(s['nan_demos'])} demos hold NaN or inf ({', '.join(s['nan_demos'][:5])})"),
+        CHECK_LENGTHS: Check(CHECK_LENGTHS, not s["bad_length_demos"], {"out_of_bounds": s["bad_length_demos"][:20]},
+                             f"{len(s['bad_length_demos'])} demos are outside [{min_frames}, {max_frames}] frames "
+                             f"({', '.join(s['bad_length_demos'][:5])})"),
+    }

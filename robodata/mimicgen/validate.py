@@ -15,8 +15,6 @@ import numpy as np
 from robodata.formats.isaaclab import EpisodeStore
 from robodata.formats.isaaclab_layout import EEF_POSE, SUCCESS_ATTR, TARGET_EEF_POSE, demo_path
 from robodata.mimicgen.config import SubtaskConfig
-from robodata.mimicgen.poses import pose_error, relative_to
-from robodata.mimicgen.source import episode_objects, load_sources
 
 CHECK_SUCCESS = "kept_demos_succeed_in_sim"
 CHECK_INVARIANT = "object_centric_invariant"
@@ -29,6 +27,11 @@ class Check:
     name: str
     passed: bool
     details: dict[str, Any] = field(default_factory=dict)
+    message: str = ""  # when it failed: one sentence saying what (demos named)
+
+
+def _frames_of(row: dict[str, Any]) -> str:
+    return f"{row['demo']}: {row['frames']}"
 
 
 def _replay_success(sim, ep) -> bool:
@@ -56,9 +59,15 @@ def validate_generated(
     sim=None,
 ) -> dict[str, Check]:
     """Run the four blocking checks of ``synthetic_demos`` on a written store."""
+    from robodata.mimicgen.poses import pose_error, relative_to  # SciPy: only where a store is checked
+    from robodata.mimicgen.source import episode_objects, load_sources
+
     sources = {s.name: s for s in load_sources(source_path, subtasks, successful_only=False)}
     by_name = {s.name: s for s in subtasks}
-    succ_bad, inv_rows, nan_bad, len_bad = [], {}, [], []
+    succ_bad: list[str] = []
+    inv_rows: dict[str, dict[str, Any]] = {}
+    nan_bad: list[dict[str, Any]] = []
+    len_bad: list[dict[str, Any]] = []
     replayed = 0
     track = []
     with EpisodeStore(gen_path) as es:
@@ -110,13 +119,22 @@ def validate_generated(
     for r in inv_rows.values():
         r["max_pos_err_m"] = float(f"{r['max_pos_err_m']:.3g}")
         r["max_rot_err_rad"] = float(f"{r['max_rot_err_rad']:.3g}")
+    off = {k: r for k, r in inv_rows.items() if r["max_pos_err_m"] > tolerance or r["max_rot_err_rad"] > tolerance
+           or r["missing_source"]}
     return {
-        CHECK_SUCCESS: Check(CHECK_SUCCESS, not succ_bad, {"failed": succ_bad[:20], "replayed": replayed}),
+        CHECK_SUCCESS: Check(CHECK_SUCCESS, not succ_bad, {"failed": succ_bad[:20], "replayed": replayed},
+                             f"{len(succ_bad)} kept demos do not succeed when replayed in the simulator "
+                             f"({', '.join(succ_bad[:5])})"),
         CHECK_INVARIANT: Check(CHECK_INVARIANT, inv_ok, {
             "per_subtask": inv_rows, "tolerance": tolerance,
             "median_tracking_error_m": float(f"{np.median(track):.3g}") if track else None,
-        }),
-        CHECK_FINITE: Check(CHECK_FINITE, not nan_bad, {"bad": nan_bad[:20]}),
+        }, "no demo records its segments' source provenance" if not inv_rows else
+           "target poses in the object frame differ from the source's beyond the tolerance "
+           f"{tolerance:g} in subtasks {sorted(off)} ({off})"),
+        CHECK_FINITE: Check(CHECK_FINITE, not nan_bad, {"bad": nan_bad[:20]},
+                            f"{len(nan_bad)} demos hold NaN or inf ({', '.join(b['demo'] for b in nan_bad[:5])})"),
         CHECK_LENGTHS: Check(CHECK_LENGTHS, not len_bad, {"out_of_bounds": len_bad[:20], "min": min_frames,
-                                                          "max": max_frames}),
+                                                          "max": max_frames},
+                             f"{len(len_bad)} demos are outside [{min_frames}, {max_frames}] frames "
+                             f"({', '.join(_frames_of(b) for b in len_bad[:5])})"),
     }

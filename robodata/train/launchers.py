@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from robodata.stages.engines import PipesLaunch, ray_job_submission
 from robodata.train.commands import TrainCommand
 from robodata.train.config import PolicyConfig
 
-ENTRYPOINT = "python -m robodata.train.pipes_entry"
+PIPES_ENTRY = "robodata.train.pipes_entry"
+ENTRYPOINT = f"python -m {PIPES_ENTRY}"
 
 
 def k8s_pod_spec(cfg: PolicyConfig) -> dict[str, Any]:
@@ -44,11 +47,19 @@ def remap_for_volume(cmd: TrainCommand, k8s, store_root: str | Path) -> TrainCom
 
 def ray_job_params(cfg: PolicyConfig, env: dict[str, str]) -> dict[str, Any]:
     """``submit_job_params`` for ``PipesRayJobClient``: the Pipes entry as the job, GPUs as its resources."""
-    params: dict[str, Any] = {"entrypoint": ENTRYPOINT, "runtime_env": {"env_vars": dict(env)},
-                              "entrypoint_num_gpus": cfg.num_gpus, "entrypoint_num_cpus": 1}
-    if cfg.ray.working_dir:
-        params["runtime_env"]["working_dir"] = cfg.ray.working_dir
-    return params
+    return ray_job_submission(ENTRYPOINT, env, gpus=cfg.num_gpus, working_dir=cfg.ray.working_dir)
+
+
+def trainer_launch(cfg: PolicyConfig, cmd: TrainCommand, store_root: str | Path) -> PipesLaunch:
+    """The trainer's Pipes entry as one launch, with what each launcher needs: the command spec in the
+    environment (paths on the pod's volume for Kubernetes), the GPU pod spec, the Ray job's GPUs."""
+    from robodata.train.pipes_entry import spec_env
+
+    spec = spec_env(cmd, log_steps=cfg.log_steps, batch_size=cfg.batch_size)
+    pod = spec_env(remap_for_volume(cmd, cfg.k8s, store_root), log_steps=cfg.log_steps, batch_size=cfg.batch_size)
+    return PipesLaunch([sys.executable, "-m", PIPES_ENTRY], env=spec, label=f"trainer: {cmd.shell()}",
+                       image=cfg.k8s.image, namespace=cfg.k8s.namespace, pod_spec=k8s_pod_spec(cfg), pod_env=pod,
+                       gpus=cfg.num_gpus, ray_working_dir=cfg.ray.working_dir)
 
 
 def loss_curve_png(curve: list[dict], title: str = "") -> bytes:

@@ -72,7 +72,7 @@ class PolicyTracker:
         for i in range(0, len(ms), 500):
             self.client.log_batch(run_id, metrics=ms[i:i + 500])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, float | None], step: int = 0) -> None:
         for k, v in metrics.items():
             if v is not None:
                 self.client.log_metric(run_id, k, float(v), step=step)
@@ -97,7 +97,7 @@ class PolicyTracker:
             return None
         return max(versions, key=lambda v: int(v.version)) if versions else None
 
-    def register(self, model: str, run_id: str, source: str, tags: dict[str, str]) -> str:
+    def register(self, model: str, run_id: str, source: str, tags: dict[str, Any]) -> str:
         from mlflow.exceptions import MlflowException
 
         try:
