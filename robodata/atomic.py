@@ -56,9 +56,13 @@ class AtomicWriteError(RobodataError):
 
 
 def partial_name(dest: str | os.PathLike[str]) -> Path:
-    """A fresh temporary sibling of ``dest``: ``.<name>.partial-<8 hex digits>`` in the same folder."""
+    """A fresh temporary sibling of ``dest``: ``.<name>.partial-<8 hex digits><suffix>`` in the same folder.
+
+    The suffix of ``dest`` is kept at the end (``.rec.hdf5.partial-1a2b3c4d.hdf5``) because tools that write
+    the staged file themselves add theirs otherwise: Isaac Lab's recorder appends ``.hdf5`` to an output
+    path without it, and would write beside the staging path instead of at it."""
     dest = Path(dest)
-    return dest.with_name(f".{dest.name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
+    return dest.with_name(f".{dest.name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}{dest.suffix}")
 
 
 def is_partial(path: str | os.PathLike[str]) -> bool:

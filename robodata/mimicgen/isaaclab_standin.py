@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.input_file}: not an Isaac Lab dataset (no /{DATA_GROUP})", file=sys.stderr)
             return 1
     rng = np.random.default_rng(0)
-    out = Path(args.output_file)
+    # As Isaac Lab's HDF5DatasetFileHandler.create does: an output path without ".hdf5" gets it appended.
+    out = Path(args.output_file if args.output_file.endswith(".hdf5") else args.output_file + ".hdf5")
     out.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(out, "w") as f:
         data = f.create_group(DATA_GROUP)
