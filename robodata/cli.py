@@ -72,7 +72,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for i in range(args.sessions):
         name = f"{args.name}_{i:02d}"
-        rep = record_session(out, name, n_episodes=args.episodes, seed=args.seed + i,
+        formats = ("mcap", "hdf5") if args.format == "both" else (args.format,)
+        rep = record_session(out, name, n_episodes=args.episodes, seed=args.seed + i, formats=formats,
                              image_hw=tuple(args.image_hw), progress=Progress(f"recording {name}"))
         print(f"{name}: {rep}")
     return 0
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default="teleop_session")
     s.add_argument("--image-hw", type=int, nargs=2, default=[96, 128])
+    s.add_argument("--format", choices=["mcap", "hdf5", "both"], default="both",
+                   help="ROS 2 MCAP (as a robot records), Isaac Lab HDF5 (as a simulator does), or both")
     s.set_defaults(func=cmd_record)
 
     s = sub.add_parser("ingest", help="ingest a recording (through Dagster, or straight to --out HDF5)")
