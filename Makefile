@@ -17,13 +17,17 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 # Python 3.12: pyenv's 3.12.1 where pyenv manages it, else python3.12 on PATH.
 PYTHON312 := $(shell (PYENV_VERSION=3.12.1 python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null) || (python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null))
 
-.PHONY: demo test ui bench setup setup-test apt-runtime apt-test clean
+.PHONY: demo test lint ui bench setup setup-test apt-runtime apt-test clean
 
 demo: setup
 	$(VENV)/bin/robodata demo
 
-test: setup setup-test
+test: setup setup-test lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 ui: setup
 	$(VENV)/bin/robodata ui

@@ -8,7 +8,6 @@ import warnings
 import dagster as dg
 
 from robodata.config import ProjectConfig
-
 from robodata_dagster.assets.raw_teleop import build_raw_teleop
 from robodata_dagster.resources.engines import engine_resources
 from robodata_dagster.resources.project import default_project
@@ -42,7 +41,11 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
         custom = build_custom_stage_assets(spec)
         lerobot_episodes = build_lerobot_episodes(custom[-1].key.path[-1] if custom else "augmented_videos",
                                                   source_tiers_after(spec))
-        from robodata_dagster.assets.policy_checkpoint import policy_checkpoint, policy_weekly_schedule, train_policy_job
+        from robodata_dagster.assets.policy_checkpoint import (
+            policy_checkpoint,
+            policy_weekly_schedule,
+            train_policy_job,
+        )
         from robodata_dagster.assets.synthetic_demos import synthetic_demos
     ingest_job = dg.define_asset_job(
         "ingest_recordings",

@@ -86,7 +86,7 @@ def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
         args = [(store.root, src_rel, d, f"{parts_rel}/{i:06d}", opts) for i, d in enumerate(demos)]
         results = run_tasks(_write_part, args, num_cpus=1,
                             num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
-        bad = [(d, r.error) for d, r in zip(demos, results) if not r.ok]
+        bad = [(d, r.error) for d, r in zip(demos, results, strict=True) if not r.ok]
         if bad:
             store.remove(parts_rel)
             raise dg.Failure("; ".join(f"{d}: {e}" for d, e in bad), allow_retries=False)

@@ -51,7 +51,7 @@ def build_raw_teleop(max_partitions_per_run: int = 1) -> dg.AssetsDefinition:
                      "landing_root": cfg.landing_url}
         t0 = time.perf_counter()
         results = run_tasks(ingest_partition, [(k, cfg.source_file or "", overrides) for k in keys], num_cpus=1)
-        failed = [(k, r.error) for k, r in zip(keys, results) if not r.ok]
+        failed = [(k, r.error) for k, r in zip(keys, results, strict=True) if not r.ok]
         if failed:
             msg = "; ".join(str(e) for _, e in failed)
             raise dg.Failure(description=msg, metadata={"failed_partitions": [k for k, _ in failed]},
@@ -94,7 +94,7 @@ def build_raw_teleop(max_partitions_per_run: int = 1) -> dg.AssetsDefinition:
             "overview": dg.MetadataValue.md(markdown_image(rep["png"], "trajectories and topic timing")),
         }
         version = hashlib.sha1(
-            ("|".join(f"{k}:{r['topic_map_version']}" for k, r in zip(keys, reports))).encode()
+            ("|".join(f"{k}:{r['topic_map_version']}" for k, r in zip(keys, reports, strict=True))).encode()
         ).hexdigest()[:16]
         return dg.MaterializeResult(metadata=metadata, check_results=check_results,
                                     data_version=dg.DataVersion(version))

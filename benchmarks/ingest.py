@@ -185,9 +185,9 @@ def child(mode: str, rec: Path, out: Path, profile: Path | None) -> None:
         import h5py  # noqa: F401
         import zstandard  # noqa: F401
 
-        import robodata.ingest  # noqa: F401
-        import robodata.msgconv  # noqa: F401
-        import robodata.readers  # noqa: F401
+        import robodata.ingest
+        import robodata.msgconv
+        import robodata.readers
         import robodata.topicmap  # noqa: F401
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
@@ -343,7 +343,7 @@ def main() -> None:
         for s in mem_sizes:
             memory[s] = ing if s == seconds else derive(measure("ingest", recs[s][0], work, repeat=repeat), recs[s][1])
         small, big = (memory[s] for s in mem_sizes)
-        print(f"\nmemory vs recording length, (b) robodata ingest:")
+        print("\nmemory vs recording length, (b) robodata ingest:")
         print(f"{'recording':>10s} {'MB in':>7s} {'seconds':>8s} {'peak RSS MB':>12s} {'RSS after imports':>18s}")
         for s, r in memory.items():
             print(f"{s:9g}s {recs[s][1]['bytes'] / 1e6:7,.0f} {r['seconds']:8.2f} {r['peak_rss_mb']:12.0f} "

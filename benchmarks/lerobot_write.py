@@ -142,7 +142,7 @@ MODES = {"robodata": run_robodata, "lerobot": run_lerobot, "pyav": run_pyav}
 def child(mode: str, store: Path, out: Path) -> None:
     import av  # noqa: F401 - imports are not part of the measured time
 
-    import robodata.formats.isaaclab  # noqa: F401
+    import robodata.formats.isaaclab
 
     if mode == "lerobot":
         import lerobot.datasets.lerobot_dataset  # noqa: F401

@@ -29,10 +29,10 @@ from robodata.formats.isaaclab import (
     DemoWriter,
     EpisodeSchema,
     EpisodeStore,
-    ImageCompression,
     EpisodeStoreError,
     EpisodeStoreWriter,
     FeatureSpec,
+    ImageCompression,
 )
 from robodata.pathkind import HDF5_SUFFIXES, RECORDINGS, PathInfo, PathKind, PathKindError, detect, require
 from robodata.sync import StreamStats, align, pose_to_matrix

@@ -10,7 +10,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def _lerobot_tasks(path: Path) -> list[str]:
         if (meta / "tasks.jsonl").is_file():  # v2.x
             rows = [json.loads(line) for line in (meta / "tasks.jsonl").read_text().splitlines() if line.strip()]
             return [str(r["task"]) for r in sorted(rows, key=lambda r: r.get("task_index", 0))]
-    except Exception as err:  # noqa: BLE001 - one clear error for a damaged tasks file
+    except Exception as err:
         raise InspectError(f"{meta}: cannot read the tasks table ({err})") from err
     return []
 
@@ -185,7 +185,7 @@ def _lerobot_episode_lengths(path: Path) -> list[int]:
         if (meta / "episodes.jsonl").is_file():  # v2.x
             lines = (meta / "episodes.jsonl").read_text().splitlines()
             return [int(json.loads(line)["length"]) for line in lines if line.strip()]
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise InspectError(f"{meta}: cannot read the episodes table ({err})") from err
     return []
 
@@ -222,7 +222,7 @@ def _time(ns: int | None) -> str:
     if ns is None:
         return "-"
     try:
-        when = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+        when = datetime.fromtimestamp(ns / 1e9, tz=UTC)
         return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
         return f"{ns} ns"
@@ -237,7 +237,7 @@ def _table(headers: list[str], rows: list[list[str]], right: Iterable[int] = ())
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
         return "  ".join(padded).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])

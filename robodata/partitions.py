@@ -46,4 +46,4 @@ def recording_key(path: str | Path, digest: str | None = None) -> str:
 
 
 def is_valid_key(key: str) -> bool:
-    return bool(re.fullmatch(r"[a-z0-9][a-z0-9_-]*-[0-9a-f]{%d}" % HASH_LEN, key)) and "..." not in key
+    return bool(re.fullmatch(rf"[a-z0-9][a-z0-9_-]*-[0-9a-f]{{{HASH_LEN}}}", key)) and "..." not in key

@@ -13,7 +13,7 @@ providers of one name are an error naming both.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -40,7 +40,7 @@ def _describe(ep: EntryPoint) -> str:
 def load_entry_point(ep: EntryPoint) -> Any:
     try:
         return ep.load()
-    except Exception as err:  # noqa: BLE001 - any import-time failure of a plugin becomes one clear error
+    except Exception as err:
         raise PluginError(f"{_describe(ep)} failed to import: {type(err).__name__}: {err}") from err
 
 
@@ -54,12 +54,12 @@ def load_entry_points(group: str, *, missing_ok: bool = False) -> dict[str, Any]
         except ImportError:
             if not missing_ok:
                 raise PluginError(f"{_describe(ep)} failed to import (a dependency is missing)") from None
-        except Exception as err:  # noqa: BLE001 - see load_entry_point
+        except Exception as err:
             raise PluginError(f"{_describe(ep)} failed to import: {type(err).__name__}: {err}") from err
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _index(group: str) -> dict[str, EntryPoint]:
     eps: dict[str, EntryPoint] = {}
     for ep in entry_points(group=group):

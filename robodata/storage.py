@@ -17,7 +17,6 @@ import fsspec
 from robodata.atomic import partial_name, publish_path, remove_path
 from robodata.errors import RobodataError
 
-
 QUARANTINE = "quarantine"  # failed outputs, with their findings: never where downstream looks
 
 

@@ -6,9 +6,9 @@ import time
 
 import dagster as dg
 
+from robodata.landing import RecordingEntry, register
 from robodata_dagster.assets.partitions import RECORDINGS
 from robodata_dagster.resources.project import ProjectResource
-from robodata.landing import RecordingEntry, register
 
 SENSOR_NAME = "new_recordings"
 SETTLE_SECONDS = 2.0  # a file must be untouched this long (and the same size as last tick) to be taken

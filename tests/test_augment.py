@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import h5py
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from robodata.augment.clips import load_mask, process_clip
 from robodata.augment.config import AugmentedVideosConfig, LocalEngineConfig
 from robodata.augment.errors import AugmentError
 from robodata.augment.local import LocalAugmenter, draw_params, variant_seed
-from robodata.augment.merge import Variant, merge_variants
+from robodata.augment.merge import merge_variants
 from robodata.augment.pipeline import masks_of, plan, run_clips, variants_from
 from robodata.augment.video import count_frames, read_clip
 from robodata.formats.isaaclab import EpisodeSchema, EpisodeStore, EpisodeStoreWriter, FeatureSpec

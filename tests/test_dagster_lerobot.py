@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import project_home
 
+from tests.conftest import project_home
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +33,8 @@ def project(tmp_path_factory):
 
 def _record_and_ingest(project, name: str, seed: int) -> str:
     from robodata.landing import LandingZone
-    from robodata_dagster.runs import run_partitions, tick_sensor
     from robodata.sim.recorder import record_session
+    from robodata_dagster.runs import run_partitions, tick_sensor
 
     rec = record_session(project["tmp"] / "rec", name, n_episodes=2, seed=seed, image_hw=(48, 64))
     dst = LandingZone(project["cfg"].landing_url).land(rec["mcap"])

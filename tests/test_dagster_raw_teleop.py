@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 from tests.conftest import project_home
+from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent

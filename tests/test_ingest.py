@@ -33,7 +33,7 @@ def test_sim_mcap_to_episodes(sim_session, tmp_path):
     with EpisodeStore(out) as es, EpisodeStore(sim_session["hdf5"]) as truth:
         assert es.schema.fps == 30 and es.schema.task == tm.task
         assert [f.name for f in es.schema.cameras] == ["front", "wrist"]
-        for name, src_name in zip(es.demo_names, truth.demo_names):
+        for name, src_name in zip(es.demo_names, truth.demo_names, strict=True):
             ep, gt = es.read(name), truth.read(src_name)
             n = len(ep)
             # Each camera frame at 30 Hz becomes one frame; frames out of tolerance are dropped and reported.
@@ -55,7 +55,7 @@ def test_sim_mcap_to_episodes(sim_session, tmp_path):
             assert ep.datagen["object_pose"]["cube"].shape == (n, 4, 4)
             assert np.allclose(ep.datagen["eef_pose"]["gripper"][:, :3, 3], ep.obs["eef_pose"][:, :3], atol=1e-5)
             assert ep.datagen["subtask_term_signals"]["grasp"].dtype == bool
-    for name, m in rep.misaligned.items():
+    for m in rep.misaligned.values():
         assert m["worst_offset_ms"] < 1e9
     assert rep.topics["/joint_states"]["rate_hz"] == pytest.approx(100, rel=0.05)
     assert rep.topics["/camera/front/image_raw"]["jitter_ms"] > 0  # driver jitter is measured
@@ -66,7 +66,7 @@ def test_sim_hdf5_passes_through(sim_session, tmp_path):
     rep = ingest_recording(sim_session["hdf5"], out)
     assert len(rep.episodes) == 2
     with EpisodeStore(out) as es, EpisodeStore(sim_session["hdf5"]) as src:
-        for a, b in zip(es.demo_names, src.demo_names):
+        for a, b in zip(es.demo_names, src.demo_names, strict=True):
             ea, eb = es.read(a), src.read(b)
             assert np.array_equal(ea.obs["front"], eb.obs["front"])
             assert np.array_equal(ea.actions, eb.actions)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreWriter, FeatureSpec
-from robodata.lerobot import aggregate, convert, validate_dataset, write_shard
+from robodata.lerobot import LeRobotError, aggregate, convert, validate_dataset, write_shard
 from robodata.lerobot.layout import TASK_ANNOTATION_COLUMN
 from robodata.lerobot.video import decode, probe
 
@@ -208,7 +208,7 @@ def test_failed_write_leaves_previous_dataset_untouched(shards, tmp_path):
     dest = tmp_path / "release"
     shutil.copytree(shards[0], dest)
     before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
-    with pytest.raises(Exception):
+    with pytest.raises(LeRobotError):
         aggregate([shards[0], tmp_path / "missing"], dest)
     assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

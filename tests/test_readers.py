@@ -287,7 +287,7 @@ def test_truncated_mcap_with_complete_chunks_reads_them_when_allowed(tmp_path):
     full = tmp_path / "full.mcap"
     times = _joint_mcap(full)
     with McapRecordingReader(full) as r:
-        chunks = sorted(r._chunks, key=lambda c: c.offset)  # noqa: SLF001 - the test needs the layout
+        chunks = sorted(r._chunks, key=lambda c: c.offset)
     assert len(chunks) > 5
     cut_at = chunks[3].offset + chunks[3].length // 2
     bad = _cut(full, tmp_path / "crashed.mcap", cut_at)
@@ -344,7 +344,7 @@ def _damaged_copy(src: Path, dst: Path, at: int, new: bytes) -> Path:
 def test_corrupt_zstd_chunk_is_one_clear_error(tmp_path):
     src = TALKER_MCAP / "talker.mcap"
     with McapRecordingReader(src) as r:
-        (chunk,) = r._chunks  # noqa: SLF001
+        (chunk,) = r._chunks
     mid = chunk.offset + chunk.length // 2
     flipped = bytes(b ^ 0x5A for b in src.read_bytes()[mid : mid + 16])
     bad = _damaged_copy(src, tmp_path / src.name, mid, flipped)
@@ -356,7 +356,7 @@ def test_corrupt_uncompressed_chunk_is_one_clear_error(tmp_path):
     """rosbag2 writes uncompressed chunks without a CRC: damage to a record's framing is still caught."""
     src = CDR_MCAP / "cdr_test_0.mcap"
     with McapRecordingReader(src) as r:
-        (chunk,) = r._chunks  # noqa: SLF001
+        (chunk,) = r._chunks
     # the chunk's records start after: prefix (9), times and size (24), crc (4), compression "" (4), length (8)
     first_record_length = chunk.offset + 9 + 24 + 4 + 4 + 8 + 1
     bad = _damaged_copy(src, tmp_path / src.name, first_record_length, struct.pack("<Q", 10**9))
@@ -370,7 +370,7 @@ def test_crc_catches_flipped_payload_bytes(tmp_path):
     full = tmp_path / "full.mcap"
     _joint_mcap(full, n=50, chunk_size=100_000)
     with McapRecordingReader(full) as r:
-        (chunk,) = r._chunks  # noqa: SLF001
+        (chunk,) = r._chunks
     bad = tmp_path / "bad.mcap"
     data = bytearray(full.read_bytes())
     for at in range(chunk.offset + chunk.length - 40, chunk.offset + 60, -7):  # find a flip that still decompresses
@@ -401,7 +401,7 @@ def test_mcap_chunks_out_of_time_order_are_merged(tmp_path):
     _joint_mcap(tmp_path / "unsorted.mcap", chunk_size=1024, times=times)
     for workers in (0, 2):
         with McapRecordingReader(tmp_path / "unsorted.mcap", workers=workers) as r:
-            assert len(r._chunks) > 5  # noqa: SLF001
+            assert len(r._chunks) > 5
             got = [m.log_time_ns for m in r.messages()]
         assert got == sorted(times)
 
@@ -563,7 +563,7 @@ def test_recycled_chunk_buffers_never_overwrite_what_the_caller_keeps(tmp_path, 
             w.write("/cam", "sensor_msgs/msg/Image", image_message(1_000_000_000 + k * 1_000_000, "c", np.full((32, 48, 3), k, np.uint8)))
     kept_images, kept_raw = {}, {}
     with McapRecordingReader(path, workers=workers) as r:
-        assert len(r._chunks) >= n // 2  # noqa: SLF001
+        assert len(r._chunks) >= n // 2
         for k, m in enumerate(r.messages()):
             if k % 7 == 0:
                 kept_images[k] = m.data.data  # a numpy view into the chunk buffer
@@ -585,7 +585,7 @@ def test_mcap_chunk_compressions(tmp_path, compression):
         for i in range(100):
             w.write("/n", "std_msgs/msg/String", {"data": f"message {i}"}, log_time_ns=1_000 + i)
     with open_recording(path) as r:
-        assert len(r._chunks) == 3  # noqa: SLF001
+        assert len(r._chunks) == 3
         assert [m.data.data for m in r.messages()] == [f"message {i}" for i in range(100)]
 
 

@@ -11,15 +11,15 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from mcap.reader import make_reader  # noqa: E402
-from mcap_ros2._dynamic import serialize_dynamic  # noqa: E402
-from mcap_ros2.decoder import DecoderFactory  # noqa: E402
+from mcap.reader import make_reader
+from mcap_ros2._dynamic import serialize_dynamic
+from mcap_ros2.decoder import DecoderFactory
 
-from robodata.formats.isaaclab import EpisodeStore  # noqa: E402
-from robodata.ros2 import msgdefs  # noqa: E402
-from robodata.sim import recorder  # noqa: E402
-from robodata.sim.fetch import ARM_JOINTS, FINGER_JOINTS, FetchPickPlace  # noqa: E402
-from robodata.sim.teleop import ScriptedTeleop  # noqa: E402
+from robodata.formats.isaaclab import EpisodeStore
+from robodata.ros2 import msgdefs
+from robodata.sim import recorder
+from robodata.sim.fetch import ARM_JOINTS, FINGER_JOINTS, FetchPickPlace
+from robodata.sim.teleop import ScriptedTeleop
 
 HW = (48, 64)
 RATES = {

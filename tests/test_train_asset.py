@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.conftest import project_home
 
 pytestmark = pytest.mark.slow
@@ -33,8 +34,8 @@ def project(tmp_path_factory):
                                 "eval_max_frames": 30}}}
     cfg_file.write_text(yaml.safe_dump(cfg))
     from robodata.landing import LandingZone
-    from robodata_dagster.runs import run_partitions, tick_sensor
     from robodata.sim.recorder import record_session
+    from robodata_dagster.runs import run_partitions, tick_sensor
 
     with project_home(cfg_file, clear=("MLFLOW_TRACKING_URI",)) as (c, instance, defs):
         rec = record_session(home / "rec", "rec_a", n_episodes=4, seed=11, image_hw=(48, 64))

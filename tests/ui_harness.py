@@ -85,8 +85,8 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
         sys.path.insert(0, str(REPO))
     from robodata.config import load_config
     from robodata.landing import LandingZone
-    from robodata_dagster.runs import instance_and_defs, tick_sensor
     from robodata.sim.recorder import record_session
+    from robodata_dagster.runs import instance_and_defs, tick_sensor
 
     cfg = load_config()
     instance, defs = instance_and_defs(cfg)

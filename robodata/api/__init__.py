@@ -23,6 +23,7 @@ from robodata.stages.base import Finding
 from robodata.topicmap import format_validation_error
 
 __all__ = [
+    "ComponentSpec",
     "Datasource",
     "Finding",
     "Metric",
@@ -33,6 +34,7 @@ __all__ = [
     "PipelineSpec",
     "PipelineStage",
     "SourceItem",
+    "SourceSpec",
     "Validator",
     "load_spec",
     "pipeline",

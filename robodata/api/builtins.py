@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robodata import pathkind
-from pathlib import Path
-
 from robodata.api.extensions import Datasource, Metric, PipelineStage, SourceItem, Validator
 from robodata.stages.base import Finding
 

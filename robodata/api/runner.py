@@ -33,7 +33,6 @@ import numpy as np
 
 from robodata import plugins
 from robodata import store_layout as layout
-from robodata.api.errors import PipelineError
 from robodata.api.episodes import (
     EpisodeEvent,
     Row,
@@ -46,6 +45,7 @@ from robodata.api.episodes import (
     validate_episode,
     write_store,
 )
+from robodata.api.errors import PipelineError
 from robodata.api.extensions import Datasource, Metric, PipelineStage, Validator
 from robodata.api.result import PipelineResult
 from robodata.api.spec import ComponentSpec, PipelineSpec
@@ -173,7 +173,7 @@ def apply_stage(ds: Any, stage: PipelineStage, ctx: RunContext, gpus: float) -> 
     if stage.overrides("process"):
         try:
             return stage.process(ds)
-        except Exception as err:  # noqa: BLE001 - building the user's Ray Data plan
+        except Exception as err:
             raise PipelineError(f"stage {stage.label!r}: process() raised {type(err).__name__}: {err}") from err
     if stage.overrides("process_batch"):
         return ds.map_batches(functools.partial(_batch_hook, ctx, stage), batch_format="numpy",

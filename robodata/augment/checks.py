@@ -98,7 +98,8 @@ def check_store(
                     if not np.array_equal(g[OBS_GROUP][name][()], ds[()]):
                         res[CHECK_LOWDIM].fail(f"{tag}: {obs_path(name)} differs from the source")
                 else:
-                    ds.visititems(lambda k, o, name=name: _cmp_group(k, o, g[OBS_GROUP][name], tag, name, res))
+                    # visititems calls the lambda at once, in this iteration: binding g and tag late is right.
+                    ds.visititems(lambda k, o, name=name: _cmp_group(k, o, g[OBS_GROUP][name], tag, name, res))  # noqa: B023
             idx = np.unique(np.linspace(0, n - 1, min(sample_frames, n)).round().astype(int))
             for c in cams:
                 sv, vv = gs[OBS_GROUP][c][idx], g[OBS_GROUP][c][idx]

@@ -14,6 +14,8 @@ The local engine reads the source frames from the HDF5 (lossless), not back from
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,7 @@ class _Encoders:
         self._queue, self._thread = queue.Queue, threading.Thread
 
     def add(self, name: str, path: Path) -> None:
-        q = self._queue(maxsize=4)
+        q: queue.Queue = self._queue(maxsize=4)
         self._queues[name] = q
 
         def gen():
@@ -115,7 +117,7 @@ def process_clip(
     camera: str,
     out_dir: str | Path,
     cfg: AugmentedVideosConfig | dict[str, Any],
-    variants: list[tuple[int, int]] = (),
+    variants: Sequence[tuple[int, int]] = (),
 ) -> dict[str, Any]:
     """Export one clip (camera + control videos + mask) and, with the local engine, write its variants.
 
@@ -167,7 +169,7 @@ def process_clip(
                     report.params[k] = p.to_json()
                     augmenters[k] = LocalAugmenter(cfg.local, p, hw, camera_salt=sum(map(ord, camera)))
                     enc.add(f"v{k}", variant_path(out_dir, demo, camera, k))
-            masks: list[np.ndarray] = []
+            masks: list[np.ndarray | None] = []
             edge_thr = None
             depth_range = None
             t_aug = 0.0
@@ -201,8 +203,9 @@ def process_clip(
             report.variants[int(name[1:])] = str(f.path)
         else:
             report.files[name] = str(f.path)
-    if all(m is not None for m in masks) and masks:
-        np.savez_compressed(paths["mask"], mask=np.concatenate(masks), width=hw[1])
+    packed = [m for m in masks if m is not None]
+    if masks and len(packed) == len(masks):
+        np.savez_compressed(paths["mask"], mask=np.concatenate(packed), width=hw[1])
         report.files["mask"] = str(paths["mask"])
     report.seconds = {"total": round(time.perf_counter() - t0, 3), "augment": round(t_aug, 3)}
     return report.to_json()

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 CONTROL_KINDS = ("depth", "seg", "edge", "vis")
 
 
+
+Control = Literal["depth", "seg", "edge"]
+CONTROLS: tuple[Control, ...] = ("depth", "seg", "edge")
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,7 +68,7 @@ class AugmentedVideosConfig(_Strict):
     seed: int = 0
     codec: Literal["libx264", "libsvtav1", "h264_nvenc", "auto"] = "libx264"
     crf: int = Field(18, ge=0, le=63)
-    controls: list[Literal["depth", "seg", "edge"]] = Field(default_factory=lambda: ["depth", "seg", "edge"])
+    controls: list[Control] = Field(default_factory=lambda: list(CONTROLS))
     max_demos: int | None = Field(None, ge=1, description="augment only the first N demos (originals are all kept)")
     min_distance: float = Field(4.0, ge=0, description="check: mean |variant - source| (0-255) must exceed this")
     max_masked_residual: float = Field(

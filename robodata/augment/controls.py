@@ -88,6 +88,7 @@ class ControlSource:
             return depth, obs[f"{self.camera}_seg"][s:e].astype(np.uint8)
         if self.source == "sim-replay":
             sim, states = self._sim, self._g[STATES][s:e]
+            assert sim is not None  # set up with the source "sim-replay"
             depth = np.empty(frames.shape[:3], np.float32)
             seg = np.empty(frames.shape[:3], np.uint8)
             for i, st in enumerate(states):
@@ -96,6 +97,7 @@ class ControlSource:
                 seg[i] = sim.render_semantic(self.camera)
             return depth, seg
         if self.source == "estimated":
+            assert self._median is not None  # computed with the source "estimated"
             fg = np.abs(frames.astype(np.int16) - self._median).max(axis=-1) > ESTIMATE_DIFF
             return None, np.where(fg, CLASSES["robot"], CLASSES["background"]).astype(np.uint8)
         return None, None

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from robodata.atomic import atomic_path
-
 from robodata.augment.clips import clip_paths, variant_path
 from robodata.augment.config import CosmosConfig
 from robodata.augment.errors import AugmentError

@@ -203,6 +203,7 @@ class LocalAugmenter:
         import torch.nn.functional as F
 
         k = self.blur
+        assert k is not None  # _blur runs only when a blur kernel was drawn
         r = (len(k) - 1) // 2
         x = F.pad(x, (r, r, r, r), mode="replicate").contiguous(memory_format=torch.channels_last)
         x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)

@@ -167,7 +167,7 @@ def _frames_of(path: str) -> Iterator[np.ndarray]:
 
 
 def _take(it: Iterator[np.ndarray], n: int, path: str) -> np.ndarray:
-    out = [f for _, f in zip(range(n), it)]
+    out = [f for _, f in zip(range(n), it, strict=False)]
     if len(out) != n:
         raise AugmentError(f"{path}: the video ends before the demo does")
     return np.stack(out)

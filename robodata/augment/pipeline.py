@@ -68,7 +68,7 @@ def run_clips(
             for c in clips]
     results = run_tasks(process_clip, args, num_cpus=1, num_gpus=num_gpus, use_ray=use_ray)
     run = ClipRun()
-    for c, r in zip(clips, results):
+    for c, r in zip(clips, results, strict=True):
         if r.ok:
             run.reports[c.name] = r.value
         else:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -71,13 +72,14 @@ def _encode(tmp: Path, path: Path, batches: Iterable[np.ndarray], pts: np.ndarra
     """Encode the batches into the MP4 ``tmp`` (errors name ``path``, the clip's final name); returns frames."""
     n = 0
     with av.open(str(tmp), "w", format="mp4") as out:
-        stream = None
+        stream: av.VideoStream | None = None
         for batch in batches:
             batch = np.asarray(batch)
             if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != np.uint8:
                 raise AugmentError(f"{path}: frames must be uint8 (n, H, W, 3), got {batch.dtype} {batch.shape}")
             if stream is None:
-                stream = out.add_stream(settings.codec, rate=round(fps) or 30, options=settings.options())
+                stream = cast("av.VideoStream", out.add_stream(settings.codec, rate=round(fps) or 30,
+                                                                options=settings.options()))
                 stream.height, stream.width = batch.shape[1] - batch.shape[1] % 2, batch.shape[2] - batch.shape[2] % 2
                 stream.pix_fmt = settings.pix_fmt
                 stream.time_base = TIME_BASE

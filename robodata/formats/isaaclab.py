@@ -45,7 +45,6 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
     DATA_GROUP,
     DATAGEN_GROUP,
     DATAGEN_KINDS,
-    DEMO_PREFIX,
     DEMO_RE,
     ENV_ARGS_ATTR,
     ENV_KWARGS_KEY,

@@ -12,15 +12,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robodata.lerobot import stats as st
 from robodata.atomic import atomic_path
+from robodata.lerobot import stats as st
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema
 from robodata.lerobot.layout import (
     DATA_CHUNK_COLUMN,
     DATA_FILE_COLUMN,
-    DEFAULT_FEATURES,
     DEFAULT_DATA_FILE_SIZE_IN_MB,
+    DEFAULT_FEATURES,
     DEFAULT_VIDEO_FILE_SIZE_IN_MB,
     INFO_PATH,
     MODALITY_PATH,
@@ -35,7 +35,14 @@ from robodata.lerobot.layout import (
 )
 from robodata.lerobot.metadata import DatasetMeta, make_info, read_json, write_episodes_v30, write_json, write_tasks_v30
 from robodata.lerobot.modality import modality_from_features, modality_problems
-from robodata.lerobot.source import SourceEpisode, check_compatible, iter_episodes, merge_tasks, open_all, table_features
+from robodata.lerobot.source import (
+    SourceEpisode,
+    check_compatible,
+    iter_episodes,
+    merge_tasks,
+    open_all,
+    table_features,
+)
 from robodata.lerobot.video import copy_packets
 from robodata.lerobot.writer_v3 import MB, next_file
 

@@ -11,9 +11,9 @@ from typing import Any
 from robodata.errors import RobodataError
 from robodata.lerobot.convert import convert
 from robodata.lerobot.errors import LeRobotError
-from robodata.lerobot.layout import VERSIONS, V30
-from robodata.pathkind import PathKind, kind_of
+from robodata.lerobot.layout import V30, VERSIONS
 from robodata.lerobot.validate import exit_code, validate_dataset
+from robodata.pathkind import PathKind, kind_of
 
 
 def add_subcommands(subparsers: Any) -> None:

@@ -12,8 +12,11 @@ from robodata.lerobot.aggregate import ReleaseReport, aggregate
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import INFO_PATH, V21, V30, VERSIONS
 from robodata.lerobot.writer_v3 import ShardReport, write_shard
-from robodata.pathkind import HDF5_SUFFIXES  # noqa: F401 - re-exported: robodata.lerobot.cli imports it from here
-from robodata.pathkind import PathKind, kind_of
+from robodata.pathkind import (
+    HDF5_SUFFIXES,  # noqa: F401 - re-exported: robodata.lerobot.cli imports it from here
+    PathKind,
+    kind_of,
+)
 
 
 def convert(

@@ -257,7 +257,7 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
         tdf = pd.read_parquet(tpath)
     except FileNotFoundError as err:
         raise LeRobotError(f"{tpath}: file is missing") from err
-    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for bad parquet
+    except Exception as err:
         raise LeRobotError(f"{tpath}: not a readable parquet file ({err})") from err
     if "task" in tdf.columns:
         tdf = tdf.set_index("task")
@@ -269,7 +269,7 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
     for f in files:
         try:
             rows.extend(pq.read_table(f).to_pylist())
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise LeRobotError(f"{f}: not a readable parquet file ({err})") from err
     episodes = []
     for r in sorted(rows, key=lambda r: r["episode_index"]):

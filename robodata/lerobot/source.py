@@ -8,7 +8,6 @@ the index columns shifted, and where its video lies (file, from, to) for every c
 from __future__ import annotations
 
 import os
-
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +77,7 @@ class FileCache:
                 self.table = pq.read_table(path)
             except FileNotFoundError as err:
                 raise LeRobotError(f"{path}: data file is missing") from err
-            except Exception as err:  # noqa: BLE001 - pyarrow raises several types for bad parquet
+            except Exception as err:
                 raise LeRobotError(f"{path}: not a readable parquet file ({err})") from err
             if "episode_index" not in self.table.column_names:
                 raise LeRobotError(f"{path}: lacks the 'episode_index' column")

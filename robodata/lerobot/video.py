@@ -53,7 +53,7 @@ class VideoSettings:
             codec = DEFAULT_CODEC
         try:
             av.codec.Codec(codec, "w")
-        except Exception as err:  # noqa: BLE001 - PyAV raises several types for unknown codecs
+        except Exception as err:
             raise LeRobotError(f"video codec {codec!r} is not available in this PyAV build ({err})") from err
         preset = self.preset
         if preset is None and codec == "libsvtav1":

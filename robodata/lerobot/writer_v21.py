@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robodata.lerobot import stats as st
 from robodata.atomic import atomic_path
+from robodata.lerobot import stats as st
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema
 from robodata.lerobot.layout import (

@@ -42,8 +42,8 @@ from robodata.lerobot.layout import (
     v30_video_path,
     video_column,
 )
-from robodata.lerobot.modality import modality_from_schema
 from robodata.lerobot.metadata import make_info, write_episodes_v30, write_json, write_tasks_v30
+from robodata.lerobot.modality import modality_from_schema
 from robodata.lerobot.video import CameraEncoder, VideoSettings
 
 MB = 1024 * 1024

@@ -106,7 +106,7 @@ class IsaacLabDemoGenerator(DemoGenerator):
                               label=f"Isaac Lab Mimic: {' '.join(argv)}", image=il.image, namespace=il.namespace)
         try:
             result = self.launch(request)
-        except Exception as err:  # noqa: BLE001 - the launchers' errors are their own (private) classes
+        except Exception as err:
             raise MimicGenError(f"Isaac Lab Mimic (engine isaaclab) failed: {err} (its log is in the run's logs)"
                                 ) from err
         return {**result.metadata, "command": " ".join(argv)}

@@ -105,7 +105,7 @@ def cached_sim(image_hw: tuple[int, int], cameras: dict | None = None):
     sim = _SIMS.get(key)
     if sim is None:
         try:
-            sim = FetchPickPlace(image_hw=tuple(image_hw), cameras=cameras or None)
+            sim = FetchPickPlace(image_hw=(int(image_hw[0]), int(image_hw[1])), cameras=cameras or None)
         except SimulatorError as err:
             raise MimicGenError(f"the local simulator failed to start: {err}") from err
         _SIMS[key] = sim
@@ -167,7 +167,7 @@ def run_trial(
     for k, st in enumerate(subtasks):
         T_obj_new = object_pose_now(sim, st.object_ref)
         cuts = [src.segments(subtasks, rng) for src in sources]
-        obj_src = [src.objects[st.object_ref][cut[k].start] for src, cut in zip(sources, cuts)]
+        obj_src = [src.objects[st.object_ref][cut[k].start] for src, cut in zip(sources, cuts, strict=True)]
         i = select_source(st, obj_src, T_obj_new, rng)
         src, seg = sources[i], cuts[i][k]
         targets_seg = transform_segment(src.eef[seg.start:seg.end], obj_src[i], T_obj_new)
@@ -262,7 +262,7 @@ def generate_chunk(
     """Run trials ``indices`` in this process's cached simulator (a Ray task, or in-process)."""
     subtasks = [SubtaskConfig.model_validate(s) for s in subtasks_json]
     schema = EpisodeSchema.from_json(schema_json)
-    hw = tuple(schema.cameras[0].shape[:2]) if schema.cameras else (48, 64)
+    hw = (int(schema.cameras[0].shape[0]), int(schema.cameras[0].shape[1])) if schema.cameras else (48, 64)
     sim = cached_sim(hw, cameras)
     out = []
     for idx in indices:
@@ -417,5 +417,5 @@ def _write(writer: EpisodeStoreWriter, res: TrialResult, seed: int, source: str)
         "failure_reason": res.reason,
     }
     demo = writer.begin_episode(attrs=attrs)
-    demo.extend(**res.frames)
+    demo.extend(**(res.frames or {}))
     demo.close(success=res.success)

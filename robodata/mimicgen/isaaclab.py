@@ -52,7 +52,7 @@ def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_fram
             if not min_frames <= n <= max_frames:
                 bad_len.append(name)
             found: list[str] = []
-            es.group(name).visititems(lambda k, d: found.append(k) if isinstance(d, h5py.Dataset)
+            es.group(name).visititems(lambda k, d: found.append(k) if isinstance(d, h5py.Dataset)  # noqa: B023 - called at once
                                       and d.dtype.kind == "f" and not np.isfinite(d[()]).all() else None)
             if found:
                 nan.append(name)

@@ -53,7 +53,7 @@ class SourceDemo:
         ends = segment_ends(self.signals, [s.term_signal for s in subtasks], len(self), offsets,
                             where=where or self.name)
         starts = [0, *ends[:-1]]
-        return [SubtaskSegment(s.name, s.object_ref, a, b) for s, a, b in zip(subtasks, starts, ends)]
+        return [SubtaskSegment(s.name, s.object_ref, a, b) for s, a, b in zip(subtasks, starts, ends, strict=True)]
 
 
 def episode_objects(ep: Episode, where: str) -> dict[str, np.ndarray]:

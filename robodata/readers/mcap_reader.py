@@ -263,7 +263,7 @@ class McapRecordingReader(RecordingReader):
         except RecordingError:
             self.close()
             raise
-        except Exception as err:  # noqa: BLE001 - a structural failure is one clear error
+        except Exception as err:
             self.close()
             raise RecordingError(f"{self.path}: damaged MCAP file ({err})") from err
 
@@ -547,7 +547,7 @@ class McapRecordingReader(RecordingReader):
                 return memoryview(lz4.frame.decompress(data))
         except RecordingError:
             raise
-        except Exception as err:  # noqa: BLE001 - zstd/lz4 errors differ by library
+        except Exception as err:
             raise RecordingError(
                 f"{self.path}: corrupt MCAP chunk at byte {ch.offset} ({compression} data does not decompress: {err})"
             ) from err
@@ -714,7 +714,7 @@ class McapRecordingReader(RecordingReader):
             self._topics = self._compute_topics()
         except RecordingError:
             raise
-        except Exception as err:  # noqa: BLE001 - a malformed index is one clear error
+        except Exception as err:
             raise RecordingError(f"{self.path}: damaged MCAP index ({err})") from err
         return self._topics
 
@@ -769,7 +769,7 @@ class McapRecordingReader(RecordingReader):
         has no complete message index."""
         try:
             per = self._indexed_times() if not len(self._loose[0]) else None
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise RecordingError(f"{self.path}: damaged MCAP message index ({err})") from err
         if per is None:
             return None
@@ -837,7 +837,7 @@ class McapRecordingReader(RecordingReader):
 
         try:
             fn = DecoderFactory().decoder_for("cdr", McapSchema(id=schema.id, data=schema.data, encoding=schema.encoding, name=schema.name))
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise RecordingError(
                 f"{self.path}: cannot decode topic {ch.topic}: the schema of {schema.name} stored in the file does not "
                 f"parse ({err}); read it with decode=False to get the raw bytes"
@@ -871,7 +871,7 @@ class McapRecordingReader(RecordingReader):
                 return
             except RecordingError:
                 raise
-            except Exception as err:  # noqa: BLE001 - damaged payloads become one clear error
+            except Exception as err:
                 ch = self._channels.get(cid)
                 where = f"topic {ch.topic}, " if ch is not None else ""
                 raise RecordingError(f"{self.path}: cannot decode a message ({where}log time {lt} ns): {err}") from err

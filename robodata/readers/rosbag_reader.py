@@ -87,7 +87,7 @@ class RosbagsRecordingReader(RecordingReader):
             else:  # a lone .db3 (sqlite3 storage since Iron holds its own metadata and definitions)
                 self._reader = Sqlite3Reader(self.path)
             self._reader.open()
-        except Exception as err:  # noqa: BLE001 - every failure to open is one RecordingError
+        except Exception as err:
             raise RecordingError(f"{self.path}: {self._open_problem(err)}") from err
         if self.ros1:
             self.storage = "rosbag1"
@@ -188,7 +188,7 @@ class RosbagsRecordingReader(RecordingReader):
                 spans.update(self._storage_spans(storage))
         except RecordingError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise RecordingError(f"{self.path}: cannot read the bag's index ({err})") from err
         return spans
 
@@ -266,7 +266,7 @@ class RosbagsRecordingReader(RecordingReader):
                     spans.append((start, end, mr, mine))
             spans.sort(key=lambda x: x[0])
             streams = [mr.raw_messages(mine) for _, _, mr, mine in spans]
-            sequential = all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+            sequential = all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
         else:
             for storage in self._storages:
                 conns = [c for c in storage.connections if wanted is None or c.topic in wanted]
@@ -310,7 +310,7 @@ class RosbagsRecordingReader(RecordingReader):
                 return
             except RecordingError:
                 raise
-            except Exception as err:  # noqa: BLE001 - damaged data becomes one clear error
+            except Exception as err:
                 where = f" (topic {topic}, log time {t} ns)" if topic is not None else ""
                 raise RecordingError(f"{self.path}: cannot read a message{where}: {err}") from err
             yield Message(topic, t, d[0], data)

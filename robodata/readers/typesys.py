@@ -135,7 +135,7 @@ class TypeResolver:
         store = get_typestore(Stores.EMPTY)
         try:
             store.register(merged)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise RecordingError(
                 f"{self.path}: the message definitions stored in it do not fit together ({err})"
             ) from err

@@ -190,7 +190,7 @@ class McapRos2Writer:
 
     def _write_raw(self, topic: str, schema: Schema, data: bytes, log_time_ns: int) -> None:
         # mcap_ros2's Writer offers no raw-bytes path; its underlying mcap.writer.Writer does.
-        mcap = self._w._writer  # noqa: SLF001
+        mcap = self._w._writer
         channel = self._raw_channels.get(topic)
         if channel is None:
             channel = mcap.register_channel(topic=topic, message_encoding="cdr", schema_id=schema.id)

@@ -19,10 +19,10 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
+import mujoco
+import numpy as np
 
-from robodata.errors import RobodataError  # noqa: E402
+from robodata.errors import RobodataError
 
 ENV_ID = "FetchPickAndPlace-v4"
 CONTROL_HZ = 30
@@ -123,11 +123,11 @@ class FetchPickPlace:
             raise SimulatorError(f"physics rate {physics_hz} Hz is not a multiple of the control rate {control_hz} Hz")
         try:
             from gymnasium_robotics.envs.fetch.pick_and_place import MujocoFetchPickAndPlaceEnv
-        except Exception as err:  # noqa: BLE001 - import errors of MuJoCo/EGL surface here
+        except Exception as err:
             raise SimulatorError(f"cannot import gymnasium-robotics' Fetch environment ({err})") from err
         try:
             self._env = MujocoFetchPickAndPlaceEnv()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise SimulatorError(f"cannot create the Fetch pick-and-place environment ({err})") from err
         self.model: mujoco.MjModel = self._env.model
         self.data: mujoco.MjData = self._env.data
@@ -162,7 +162,7 @@ class FetchPickPlace:
         self._obj_q = int(self.model.jnt_qposadr[jnt])
         self._obj_v = int(self.model.jnt_dofadr[jnt])
         self._semantic_lut = self._build_semantic_lut()
-        self._goal = np.zeros(3)
+        self._goal: np.ndarray = np.zeros(3)
         self._t0 = 0.0
         self.reset(seed=0)
 
@@ -223,7 +223,7 @@ class FetchPickPlace:
         mujoco_utils.reset_mocap2body_xpos(self.model, self.data)
         mujoco.mj_forward(self.model, self.data)
 
-    def step(self, action: Sequence[float], on_substep: Callable[[float], None] | None = None) -> bool:
+    def step(self, action: Sequence[float] | np.ndarray, on_substep: Callable[[float], None] | None = None) -> bool:
         """Apply a 4-d action ``(dx, dy, dz, gripper)`` in [-1, 1] for one control step; return success.
 
         ``on_substep(t)`` is called after every physics sub-step with the simulated time since reset (s).
@@ -239,7 +239,7 @@ class FetchPickPlace:
         self._env._step_callback()
         return self.is_success()
 
-    def commanded_eef_pos(self, action: Sequence[float]) -> np.ndarray:
+    def commanded_eef_pos(self, action: Sequence[float] | np.ndarray) -> np.ndarray:
         """Where ``action`` asks the end effector to go from the current pose (Fetch's mocap target)."""
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[:3], -1.0, 1.0)
         return self.eef_pose()[:3] + ACTION_SCALE * a

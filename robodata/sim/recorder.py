@@ -160,7 +160,7 @@ def _pose_msg(pose: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _point_msg(xyz: Sequence[float]) -> dict[str, Any]:
+def _point_msg(xyz: Sequence[float] | np.ndarray) -> dict[str, Any]:
     return {"point": {"x": float(xyz[0]), "y": float(xyz[1]), "z": float(xyz[2])}}
 
 
@@ -168,7 +168,7 @@ def _joint_msg(names: list[str], position: np.ndarray, velocity: np.ndarray) -> 
     return {"name": list(names), "position": position.tolist(), "velocity": velocity.tolist(), "effort": []}
 
 
-def _array_msg(values: Sequence[float], label: str = "") -> dict[str, Any]:
+def _array_msg(values: Sequence[float] | np.ndarray, label: str = "") -> dict[str, Any]:
     vals = [float(v) for v in values]
     dim = {"label": label, "size": len(vals), "stride": len(vals)}
     return {"layout": {"dim": [dim], "data_offset": 0}, "data": vals}
@@ -281,7 +281,7 @@ def record_session(
         sigma = {FRONT_TOPIC: 1.5, WRIST_TOPIC: 1.5, JOINT_STATES_TOPIC: 0.8, EEF_POSE_TOPIC: 0.8, **_EXACT}
         bag = _BagWriter(mcap, _DriverClock(clock_rng, sigma))
         mcap.add_metadata(
-            "robodata", {"source": SOURCE, "task": TASK, "robot_type": ROBOT_TYPE, "seed": seed, "env_id": ENV_ID}
+            "robodata", {"source": SOURCE, "task": TASK, "robot_type": ROBOT_TYPE, "seed": str(seed), "env_id": ENV_ID}
         )
     wrist_phase_ns = int(clock_rng.uniform(3, 7) * 1e6)
 

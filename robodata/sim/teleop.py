@@ -133,12 +133,12 @@ class ScriptedTeleop:
         self.retries = 0
         self._phase_steps = 0
         self._pause = 0
-        self._tremor = np.zeros(3)
+        self._tremor: np.ndarray = np.zeros(3)
         self._aim_err = self._new_aim_error()
         self._overshoot_left = True
         self._goal_err = self.rng.normal(0.0, self.params.goal_error, 3)
         self._goal_err[2] = 0.5 * abs(self._goal_err[2])  # nobody aims into the table
-        self._grasp_offset = np.zeros(3)
+        self._grasp_offset: np.ndarray = np.zeros(3)
         self._lift_z = 0.0
         self._gripper = 1.0
         return self.params

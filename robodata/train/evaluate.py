@@ -77,7 +77,7 @@ def load_policy(checkpoint: str | Path, device: str = "cpu"):
         policy = get_policy_class(cfg.type).from_pretrained(str(path), config=cfg)
         pre, post = make_pre_post_processors(cfg, pretrained_path=str(path),
                                              preprocessor_overrides={"device_processor": {"device": device}})
-    except Exception as err:  # noqa: BLE001 - a broken checkpoint is a user-facing error
+    except Exception as err:
         raise EvaluationError(f"{path}: cannot load the checkpoint ({err})") from err
     policy.eval()
     return policy, pre, post
@@ -131,8 +131,8 @@ def _sim_observation(sim, features: dict[str, Any], hw: tuple[int, int] | None) 
     import torch
 
     js = sim.joint_state()
-    by_name = dict(zip(js.names, js.position))
-    by_name.update({f"goal_{a}": v for a, v in zip("xyz", sim.goal)})
+    by_name = dict(zip(js.names, js.position, strict=True))
+    by_name.update({f"goal_{a}": v for a, v in zip("xyz", sim.goal, strict=True)})
     poses = {observation_key("eef_pose"): sim.eef_pose(), observation_key("object_pose"): sim.object_pose()}
     obs: dict[str, Any] = {}
     for key, ft in features.items():

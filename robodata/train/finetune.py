@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robodata.errors import RobodataError
+from robodata import store_layout as layout
 from robodata.atomic import atomic_write_text
+from robodata.errors import RobodataError
 from robodata.lerobot.layout import INFO_PATH, RELEASE_INFO_PATH, V30
 from robodata.lerobot.metadata import read_info
 from robodata.storage import DataStore
@@ -22,7 +23,6 @@ from robodata.train.commands import TrainCommand, build_command
 from robodata.train.config import PolicyConfig
 from robodata.train.evaluate import EvalReport, evaluate_checkpoint, holdout_split
 from robodata.train.runner import RESULT_FILE, TrainResult, dir_bytes, last_checkpoint
-from robodata import store_layout as layout
 
 RELEASES = layout.RELEASES
 LATEST_RELEASE = layout.LATEST
@@ -170,7 +170,8 @@ def compare_with_promoted(cfg: PolicyConfig, plan: RunPlan, ref: ReleaseRef, rep
         prev = {k: v for k, v in promoted.get("metrics", {}).items() if k.startswith("eval_")}
     elif promoted.get("engine") == "lerobot" and promoted.get("checkpoint") and Path(promoted["checkpoint"]).exists():
         try:
-            prev = evaluate(cfg, plan, ref, promoted["checkpoint"]).metrics()
+            again = evaluate(cfg, plan, ref, promoted["checkpoint"])
+            prev = again.metrics() if again is not None else None
         except RobodataError as err:
             return True, f"the promoted checkpoint cannot be evaluated on this release ({err})", None
     if not prev or cfg.promote_metric not in prev or cfg.promote_metric not in report.metrics():

@@ -45,7 +45,7 @@ class PolicyTracker:
             exp = self.client.get_experiment_by_name(experiment)
             self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
                 experiment, artifact_location=artifact_root)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise TrackingError(f"MLflow at {tracking_uri}: cannot open experiment {experiment!r} ({err})") from err
 
     def start_run(self, name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
