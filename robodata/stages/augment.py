@@ -21,7 +21,7 @@ from robodata.augment.checks import CHECK_FRAMES, CHECK_IMAGES, CHECK_LOWDIM, CH
 from robodata.augment.config import AugmentedVideosConfig
 from robodata.augment.engines import ClipAugmenter
 from robodata.augment.errors import AugmentError
-from robodata.stages.base import Finding, OutputValidator, Stage, StageOutcome
+from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage, StageOutcome
 from robodata.stages.engines import require_engine
 from robodata.storage import DataStore
 
@@ -32,23 +32,20 @@ if TYPE_CHECKING:
 SOURCE_TIERS = (layout.SYNTHETIC_DEMOS, layout.RAW_TELEOP)
 
 
-class _Verdicts:
-    """The four checks of one staged store, computed once and shared by the validators; the scene check
-    compares against the robot/object masks the clip tasks of this run wrote (the stage's work sets them)."""
+class _Verdicts(SharedVerdicts[dict[str, CheckOutcome]]):
+    """The four checks of one staged store, shared by the validators; the scene check compares against the
+    robot/object masks the clip tasks of this run wrote (the stage's work sets them)."""
 
     def __init__(self, config: AugmentedVideosConfig):
+        super().__init__()
         self.config = config
         self.masks: dict[tuple[str, str], np.ndarray] = {}
-        self._done: dict[Path, dict[str, CheckOutcome]] = {}
 
-    def on(self, path: Path) -> dict[str, CheckOutcome]:
+    def compute(self, path: Path) -> dict[str, CheckOutcome]:
         from robodata.augment.checks import check_store
 
-        if path not in self._done:
-            c = self.config
-            self._done[path] = check_store(path, self.masks, min_distance=c.min_distance,
-                                           max_masked_residual=c.max_masked_residual)
-        return self._done[path]
+        c = self.config
+        return check_store(path, self.masks, min_distance=c.min_distance, max_masked_residual=c.max_masked_residual)
 
 
 class _AugmentedStoreCheck(OutputValidator):

@@ -56,6 +56,26 @@ class OutputValidator(ABC):
         """The findings on the staged output at ``path`` (empty: it passed)."""
 
 
+VerdictT = TypeVar("VerdictT")
+
+
+class SharedVerdicts(ABC, Generic[VerdictT]):
+    """One computation over a staged output that several validators read their part of: computed once per
+    path, however many validators ask (a GX suite pair, the four checks of a generated or augmented store)."""
+
+    def __init__(self) -> None:
+        self._done: dict[Path, VerdictT] = {}
+
+    @abstractmethod
+    def compute(self, path: Path) -> VerdictT:
+        """The verdicts on the staged output at ``path``."""
+
+    def on(self, path: Path) -> VerdictT:
+        if path not in self._done:
+            self._done[path] = self.compute(path)
+        return self._done[path]
+
+
 @dataclass
 class CheckResult:
     """A validator's verdict on one output (what an asset check shows)."""

@@ -27,27 +27,25 @@ from robodata.mimicgen.validate import (
     CHECK_SUCCESS,
     Check,
 )
-from robodata.stages.base import Finding, OutputValidator, Stage, StageOutcome
+from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage, StageOutcome
 from robodata.stages.engines import require_engine
 from robodata.storage import DataStore
 
 
-class _Verdicts:
-    """The four checks of one staged store, computed once (the engine says how) and shared by the validators.
+class _Verdicts(SharedVerdicts[dict[str, Check]]):
+    """The four checks of one staged store (the engine says how), shared by the validators.
 
     They compare the output with the source demos it was generated from: the stage's work names that source."""
 
     def __init__(self, engine: DemoGenerator, config: SyntheticDemosConfig):
+        super().__init__()
         self.engine, self.config = engine, config
         self.source: Path | None = None
-        self._done: dict[Path, dict[str, Check]] = {}
 
-    def on(self, path: Path) -> dict[str, Check]:
-        if path not in self._done:
-            if self.source is None:
-                raise MimicGenError(f"{path}: checked before the stage generated it (no source demos known)")
-            self._done[path] = self.engine.verify(path, self.source, self.config)
-        return self._done[path]
+    def compute(self, path: Path) -> dict[str, Check]:
+        if self.source is None:
+            raise MimicGenError(f"{path}: checked before the stage generated it (no source demos known)")
+        return self.engine.verify(path, self.source, self.config)
 
 
 class _GeneratedDemosCheck(OutputValidator):

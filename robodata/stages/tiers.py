@@ -15,31 +15,42 @@ from typing import Any, ClassVar
 
 from robodata import store_layout as layout
 from robodata.config import LeRobotConfig, RawTeleopConfig
-from robodata.stages.base import Finding, OutputValidator, Stage
+from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage
 from robodata.storage import DataStore
 from robodata.topicmap import TopicMap
 
 # ---- validators ---------------------------------------------------------------------------------------------
 
 
-class _GxRawSuite(OutputValidator):
-    """Great Expectations on a canonical episode store: one suite of ``validate_raw_episodes``."""
-
-    suite: ClassVar[int] = 0  # 0: frames, 1: episodes
+class RawSuites(SharedVerdicts[tuple[Any, Any]]):
+    """Great Expectations' two raw_teleop suites (frames, episodes) on a canonical store, run once for both."""
 
     def __init__(self, config: RawTeleopConfig):
+        super().__init__()
         self.config = config
-        self.last_metadata: dict[str, Any] = {}
 
-    def validate(self, path: Path) -> list[Finding]:
+    def compute(self, path: Path) -> tuple[Any, Any]:
         from robodata.formats.isaaclab import EpisodeStore
         from robodata.quality import validate_raw_episodes
 
         with EpisodeStore(path) as es:
             fps = es.schema.fps
         c = self.config
-        report = validate_raw_episodes(path, fps=fps, rate_tolerance=c.rate_tolerance, min_frames=c.min_episode_frames,
-                                       max_frames=c.max_episode_frames)[self.suite]
+        return validate_raw_episodes(path, fps=fps, rate_tolerance=c.rate_tolerance, min_frames=c.min_episode_frames,
+                                     max_frames=c.max_episode_frames)
+
+
+class _GxRawSuite(OutputValidator):
+    """Great Expectations on a canonical episode store: one of the two suites of :class:`RawSuites`."""
+
+    suite: ClassVar[int] = 0  # 0: frames, 1: episodes
+
+    def __init__(self, suites: RawSuites):
+        self.suites = suites
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        report = self.suites.on(path)[self.suite]
         self.last_metadata = report.as_metadata()
         return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
                 for r in report.failures]
@@ -119,7 +130,8 @@ class IngestStage(Stage[RawTeleopConfig]):
                                 image_compression=c.image_compression)
 
     def validators(self) -> list[OutputValidator]:
-        return [RawFramesValid(self.config), RawEpisodesValid(self.config)]
+        suites = RawSuites(self.config)
+        return [RawFramesValid(suites), RawEpisodesValid(suites)]
 
 
 # ---- LeRobot shards and releases --------------------------------------------------------------------------
