@@ -1,6 +1,5 @@
 """lerobot_episodes (per recording) and lerobot_dataset (the release): training-ready LeRobot datasets."""
 
-import json
 import shutil
 import tempfile
 import time
@@ -11,6 +10,8 @@ from dagster_ray import RayResource
 
 from robodata import store_layout as layout
 from robodata.errors import RobodataError
+from robodata.lerobot.layout import INFO_PATH
+from robodata.lerobot.metadata import read_info
 from robodata.parallel import gpus_available, run_tasks
 from robodata.stages.tiers import (
     LeRobotShardStage,
@@ -153,7 +154,7 @@ def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource)
         if missing:
             raise dg.Failure(f"tiers.lerobot.recordings names unknown recordings: {missing}", allow_retries=False)
         keys = list(lr.recordings)
-    keys = [k for k in keys if store.exists(f"{layout.shard_path(k)}/meta/info.json")]
+    keys = [k for k in keys if store.exists(f"{layout.shard_path(k)}/{INFO_PATH}")]
     if not keys:
         raise dg.Failure("no recording has a lerobot_episodes shard yet: nothing to release", allow_retries=False)
     versions = _upstream_versions(context.instance, keys)
@@ -164,7 +165,7 @@ def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource)
     stage = ReleaseStage(lr)
     release = release_id(lr, versions)
     rel = stage.output_path(release)
-    reused = store.exists(f"{rel}/meta/info.json")  # the same inputs give the same release: nothing to rewrite
+    reused = store.exists(f"{rel}/{INFO_PATH}")  # the same inputs give the same release: nothing to rewrite
     t0 = time.perf_counter()
     previous = (stage.latest(store) or {}).get("release")
     if reused:
@@ -179,7 +180,7 @@ def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource)
             outcome = stage.run(store, release, shards=shards, recordings=keys, versions=versions)
         checks, published, path = outcome.checks, outcome.published, outcome.url or outcome.quarantined
     with store.read_path(store.rel(path)) as root:
-        info = json.loads((root / "meta" / "info.json").read_text())
+        info = read_info(root)
     if published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old in place
         stage.promote(store, release, keys)
     return dg.MaterializeResult(

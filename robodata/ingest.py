@@ -26,6 +26,13 @@ import numpy as np
 
 from robodata.errors import RobodataError
 from robodata.formats.isaaclab import (
+    ACTIONS,
+    DATAGEN_GROUP,
+    ENV_KWARGS_KEY,
+    ENV_NAME_KEY,
+    NUM_SAMPLES_ATTR,
+    OBS_GROUP,
+    STATES,
     DemoWriter,
     EpisodeSchema,
     EpisodeStore,
@@ -191,8 +198,8 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
         if not src.demo_names:
             raise IngestError(f"{path}: /data holds no demo_N groups (no episodes)")
         schema = src.schema
-        with EpisodeStoreWriter(out, schema, env_name=src.env_args.get("env_name", "robodata"),
-                                env_kwargs=src.env_args.get("env_kwargs", {}),
+        with EpisodeStoreWriter(out, schema, env_name=src.env_args.get(ENV_NAME_KEY, "robodata"),
+                                env_kwargs=src.env_args.get(ENV_KWARGS_KEY, {}),
                                 image_compression=image_compression) as dst:
             for name in src.demo_names:
                 n = src.num_samples(name)
@@ -207,7 +214,7 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
                 if n > 1 and not np.all(np.diff(ts) > 0):
                     bad = int(np.argmax(np.diff(ts) <= 0)) + 1
                     raise IngestError(f"{path}: /data/{name} timestamps are not strictly increasing at frame {bad}")
-                demo = dst.begin_episode(attrs={k: v for k, v in src.attrs(name).items() if k != "num_samples"})
+                demo = dst.begin_episode(attrs={k: v for k, v in src.attrs(name).items() if k != NUM_SAMPLES_ATTR})
                 g = src.group(name)
                 for batch_start in range(0, n, 256):
                     e = min(n, batch_start + 256)
@@ -215,19 +222,19 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
                     for f in schema.features:
                         if f.role == "action":
                             continue
-                        if f.name not in g["obs"]:
+                        if f.name not in g[OBS_GROUP]:
                             if f.role == "extra":
                                 continue
                             raise IngestError(f"{path}: /data/{name}/obs lacks {f.name!r} (present in other demos)")
-                        arr = g["obs"][f.name][batch_start:e]
+                        arr = g[OBS_GROUP][f.name][batch_start:e]
                         _check_finite(arr, path, f"/data/{name}/obs/{f.name}", batch_start)
                         obs[f.name] = arr
-                    actions = g["actions"][batch_start:e]
+                    actions = g[ACTIONS][batch_start:e]
                     _check_finite(actions, path, f"/data/{name}/actions", batch_start)
-                    states = g["states"][batch_start:e] if "states" in g else None
+                    states = g[STATES][batch_start:e] if STATES in g else None
                     datagen = {}
-                    if "datagen_info" in g["obs"]:
-                        for kind, grp in g["obs"]["datagen_info"].items():
+                    if DATAGEN_GROUP in g[OBS_GROUP]:
+                        for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
                             if hasattr(grp, "items"):
                                 datagen[kind] = {k: d[batch_start:e] for k, d in grp.items() if hasattr(d, "shape")}
                     demo.extend(ts[batch_start:e], obs, actions, states=states, datagen=datagen)

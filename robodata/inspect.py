@@ -95,7 +95,7 @@ def inspect_recording(path: Path) -> dict[str, Any]:
 # -- Isaac Lab HDF5 ------------------------------------------------------------------------------------------
 def inspect_episode_store(path: Path) -> dict[str, Any]:
     """Demos, frames, features (role, shape, dtype), fps and success counts of an Isaac Lab HDF5 file."""
-    from robodata.formats.isaaclab import EpisodeStore
+    from robodata.formats.isaaclab import ENV_NAME_KEY, EpisodeStore
 
     with EpisodeStore(path) as store:
         lengths = [store.num_samples(n) for n in store.demo_names]
@@ -108,7 +108,7 @@ def inspect_episode_store(path: Path) -> dict[str, Any]:
             "kind": "isaaclab_hdf5",
             "path": str(path),
             "size_bytes": path.stat().st_size,
-            "env_name": store.env_args.get("env_name", ""),
+            "env_name": store.env_args.get(ENV_NAME_KEY, ""),
             "task": schema.task,
             "robot_type": schema.robot_type,
             "fps": schema.fps,
@@ -125,7 +125,9 @@ def inspect_episode_store(path: Path) -> dict[str, Any]:
 # -- LeRobot -------------------------------------------------------------------------------------------------
 def inspect_lerobot(path: Path) -> dict[str, Any]:
     """codebase_version, fps, robot type, episodes, frames, tasks, features and video keys of a LeRobot dataset."""
-    info_path = path / "meta" / "info.json"
+    from robodata.lerobot.layout import INFO_PATH, MODALITY_PATH
+
+    info_path = path / INFO_PATH
     try:
         info = json.loads(info_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -152,22 +154,24 @@ def inspect_lerobot(path: Path) -> dict[str, Any]:
         ],
         "video_keys": [k for k, v in features.items() if isinstance(v, dict) and v.get("dtype") == "video"],
         "image_keys": [k for k, v in features.items() if isinstance(v, dict) and v.get("dtype") == "image"],
-        "has_modality_json": (path / "meta" / "modality.json").is_file(),
+        "has_modality_json": (path / MODALITY_PATH).is_file(),
     }
 
 
 def _lerobot_tasks(path: Path) -> list[str]:
-    meta = path / "meta"
+    from robodata.lerobot.layout import META_DIR, V21_TASKS_PATH, V30_TASKS_PATH
+
+    meta = path / META_DIR
     try:
-        if (meta / "tasks.parquet").is_file():  # v3.0: the task strings are the index
+        if (path / V30_TASKS_PATH).is_file():  # v3.0: the task strings are the index
             import pandas as pd
 
-            df = pd.read_parquet(meta / "tasks.parquet")
+            df = pd.read_parquet(path / V30_TASKS_PATH)
             if "task_index" in df.columns:
                 df = df.sort_values("task_index")
             return [str(t) for t in (df["task"] if "task" in df.columns else df.index)]
-        if (meta / "tasks.jsonl").is_file():  # v2.x
-            rows = [json.loads(line) for line in (meta / "tasks.jsonl").read_text().splitlines() if line.strip()]
+        if (path / V21_TASKS_PATH).is_file():  # v2.x
+            rows = [json.loads(line) for line in (path / V21_TASKS_PATH).read_text().splitlines() if line.strip()]
             return [str(r["task"]) for r in sorted(rows, key=lambda r: r.get("task_index", 0))]
     except Exception as err:
         raise InspectError(f"{meta}: cannot read the tasks table ({err})") from err
@@ -175,15 +179,17 @@ def _lerobot_tasks(path: Path) -> list[str]:
 
 
 def _lerobot_episode_lengths(path: Path) -> list[int]:
-    meta = path / "meta"
+    from robodata.lerobot.layout import META_DIR, V21_EPISODES_PATH, V30_EPISODES_DIR, V30_EPISODES_GLOB
+
+    meta = path / META_DIR
     try:
-        files = sorted((meta / "episodes").glob("chunk-*/file-*.parquet"))
+        files = sorted((path / V30_EPISODES_DIR).glob(V30_EPISODES_GLOB))
         if files:  # v3.0
             import pyarrow.parquet as pq
 
             return [int(x) for f in files for x in pq.read_table(f, columns=["length"]).column("length").to_pylist()]
-        if (meta / "episodes.jsonl").is_file():  # v2.x
-            lines = (meta / "episodes.jsonl").read_text().splitlines()
+        if (path / V21_EPISODES_PATH).is_file():  # v2.x
+            lines = (path / V21_EPISODES_PATH).read_text().splitlines()
             return [int(json.loads(line)["length"]) for line in lines if line.strip()]
     except Exception as err:
         raise InspectError(f"{meta}: cannot read the episodes table ({err})") from err

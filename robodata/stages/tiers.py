@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from robodata import store_layout as layout
 from robodata.config import LeRobotConfig, RawTeleopConfig
+from robodata.lerobot.layout import META_DIR, RELEASE_INFO_PATH, V30
 from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage
 from robodata.storage import DataStore
 from robodata.topicmap import TopicMap
@@ -181,7 +182,7 @@ class LeRobotShardStage(Stage[LeRobotConfig]):
     def work(self, staged: Path, key: str, *, parts: Sequence[Path]) -> Any:
         from robodata.lerobot import aggregate
 
-        return aggregate(list(parts), staged, version="v3.0", repo_id=f"{self.config.repo_id}-{key}")
+        return aggregate(list(parts), staged, version=V30, repo_id=f"{self.config.repo_id}-{key}")
 
     def validators(self) -> list[OutputValidator]:
         return [LeRobotLayoutValid()]
@@ -191,7 +192,7 @@ def dataset_digest(root: Path) -> str:
     """A digest of a LeRobot dataset's metadata files (info, episodes, stats): changes whenever its content does."""
     h = hashlib.sha1()
     for p in sorted(root.rglob("*")):
-        if p.is_file() and "meta" in p.relative_to(root).parts:
+        if p.is_file() and META_DIR in p.relative_to(root).parts:
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -203,7 +204,6 @@ def release_id(config: LeRobotConfig, shard_versions: dict[str, str]) -> str:
                         ).hexdigest()[:12]
 
 
-RELEASE_MANIFEST = "robodata_release.json"  # in the release's meta/ folder: what went in
 
 
 class ReleaseStage(Stage[LeRobotConfig]):
@@ -222,7 +222,7 @@ class ReleaseStage(Stage[LeRobotConfig]):
 
         c = self.config
         rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id)
-        (staged / "meta" / RELEASE_MANIFEST).write_text(json.dumps(
+        (staged / RELEASE_INFO_PATH).write_text(json.dumps(
             {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version},
             indent=1))
         return rep
