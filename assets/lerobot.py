@@ -1,6 +1,5 @@
 """lerobot_episodes (per recording) and lerobot_dataset (the release): training-ready LeRobot datasets."""
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -10,15 +9,12 @@ from dagster_ray import RayResource
 
 from robodata import store_layout as layout
 from robodata.errors import RobodataError
-from robodata.lerobot.layout import INFO_PATH
-from robodata.lerobot.metadata import read_info
 from robodata.parallel import gpus_available, run_tasks
 from robodata.stages.tiers import (
     LeRobotShardStage,
     ReleaseStage,
     codec_options,
     dataset_digest,
-    release_id,
     write_episode_part,
 )
 from robodata.storage import DataStore
@@ -39,19 +35,6 @@ def source_for(store: DataStore, key: str, tiers: tuple[str, ...] = SOURCE_TIERS
 
 def _write_part(store_url: str, src_rel: str, episode: str, part_rel: str, opts: dict):
     return write_episode_part(DataStore(store_url), src_rel, episode, part_rel, opts)
-
-
-def _local_parts(store: DataStore, rels: list[str], tmp: Path) -> list[Path]:
-    """Local paths of the parts (themselves in a local store; downloaded copies from a remote one)."""
-    out = []
-    for i, rel in enumerate(rels):
-        if store.local:
-            out.append(store.local_path(rel))
-            continue
-        with store.read_path(rel) as part:
-            shutil.copytree(part, tmp / f"{i:06d}")
-        out.append(tmp / f"{i:06d}")
-    return out
 
 
 def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
@@ -93,7 +76,7 @@ def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
             raise dg.Failure("; ".join(f"{d}: {e}" for d, e in bad), allow_retries=False)
         parts = [r.value for r in results]
         with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
-            local = _local_parts(store, [p.rel for p in parts], Path(tmp))
+            local = store.local_copies([p.rel for p in parts], Path(tmp))
             outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
         store.remove(parts_rel)
         rep = outcome.report
@@ -145,60 +128,30 @@ def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[st
     description="One versioned LeRobot release (v3.0, or v2.1 + meta/modality.json for GR00T) of the recordings.",
 )
 def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource):
-    cfg = project.config
-    lr = cfg.tiers.lerobot
+    lr = project.config.tiers.lerobot
     store = project.store()
-    keys = sorted(context.instance.get_dynamic_partitions(RECORDINGS))
-    if lr.recordings != "all":
-        missing = sorted(set(lr.recordings) - set(keys))
-        if missing:
-            raise dg.Failure(f"tiers.lerobot.recordings names unknown recordings: {missing}", allow_retries=False)
-        keys = list(lr.recordings)
-    keys = [k for k in keys if store.exists(f"{layout.shard_path(k)}/{INFO_PATH}")]
-    if not keys:
-        raise dg.Failure("no recording has a lerobot_episodes shard yet: nothing to release", allow_retries=False)
-    versions = _upstream_versions(context.instance, keys)
-    for k in keys:  # shards written outside Dagster still count, by their content
-        if not versions.get(k):
-            with store.read_path(layout.shard_path(k)) as root:
-                versions[k] = dataset_digest(root)
     stage = ReleaseStage(lr)
-    release = release_id(lr, versions)
-    rel = stage.output_path(release)
-    reused = store.exists(f"{rel}/{INFO_PATH}")  # the same inputs give the same release: nothing to rewrite
-    t0 = time.perf_counter()
-    previous = (stage.latest(store) or {}).get("release")
-    if reused:
-        from robodata.stages.base import run_validators
-
-        with store.read_path(rel) as root:
-            checks = run_validators(root, stage.validators())
-        published, path = not any(c.blocking and not c.passed for c in checks), store.url(rel)
-    else:
-        with tempfile.TemporaryDirectory(prefix="robodata-release-") as tmp:
-            shards = _local_parts(store, [layout.shard_path(k) for k in keys], Path(tmp))
-            outcome = stage.run(store, release, shards=shards, recordings=keys, versions=versions)
-        checks, published, path = outcome.checks, outcome.published, outcome.url or outcome.quarantined
-    with store.read_path(store.rel(path)) as root:
-        info = read_info(root)
-    if published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old in place
-        stage.promote(store, release, keys)
+    try:
+        keys = stage.select(store, context.instance.get_dynamic_partitions(RECORDINGS))
+    except RobodataError as err:
+        raise dg.Failure(str(err), allow_retries=False) from err
+    rel = stage.cut(store, keys, _upstream_versions(context.instance, keys))
     return dg.MaterializeResult(
         metadata={
-            "release": release,
+            "release": rel.release,
             "format": lr.version,
-            "reused_existing": reused,
-            "recordings": dg.MetadataValue.json(keys),
-            "upstream_data_versions": dg.MetadataValue.json(versions),
-            "episodes": info.get("total_episodes"),
-            "frames": info.get("total_frames"),
-            "tasks": info.get("total_tasks"),
-            "fps": info.get("fps"),
-            "seconds": round(time.perf_counter() - t0, 2),
-            "path": dg.MetadataValue.path(path),
-            "previous_release": previous or "none",
-            "promoted_to_latest": published,
+            "reused_existing": rel.reused,
+            "recordings": dg.MetadataValue.json(rel.recordings),
+            "upstream_data_versions": dg.MetadataValue.json(rel.versions),
+            "episodes": rel.info.get("total_episodes"),
+            "frames": rel.info.get("total_frames"),
+            "tasks": rel.info.get("total_tasks"),
+            "fps": rel.info.get("fps"),
+            "seconds": round(rel.seconds, 2),
+            "path": dg.MetadataValue.path(rel.url),
+            "previous_release": rel.previous or "none",
+            "promoted_to_latest": rel.published,
         },
-        check_results=[check_result(c) for c in checks],
-        data_version=dg.DataVersion(release),
+        check_results=[check_result(c) for c in rel.checks],
+        data_version=dg.DataVersion(rel.release),
     )

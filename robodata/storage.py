@@ -141,6 +141,18 @@ class DataStore:
             yield tmp
             self.publish(tmp, rel)
 
+    def local_copies(self, rels: list[str], tmp: Path) -> list[Path]:
+        """Local paths of ``rels``: themselves in a local store, copies downloaded under ``tmp`` otherwise."""
+        out = []
+        for i, rel in enumerate(rels):
+            if self.local:
+                out.append(self.local_path(rel))
+                continue
+            dst = tmp / f"{i:06d}"
+            self.fs.get(self.url(rel), str(dst), recursive=True)
+            out.append(dst)
+        return out
+
     @contextlib.contextmanager
     def read_path(self, rel: str) -> Iterator[Path]:
         """Yield a local path holding ``rel`` (the file itself for local stores, a downloaded copy otherwise)."""

@@ -443,14 +443,7 @@ class Pipeline:
         lineage = [{"episode_index": i, "episode_id": r["episode_id"], "recording": r["recording"],
                     "source": r["source"], "demo": r["demo"], "part": p["part"]} for i, (r, p) in enumerate(written)]
         with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
-            local = []
-            for i, (_, p) in enumerate(written):
-                if ctx.work.local:
-                    local.append(ctx.work.local_path(p["part"]))
-                else:
-                    with ctx.work.read_path(p["part"]) as src:
-                        shutil.copytree(src, Path(tmp) / f"{i:06d}")
-                    local.append(Path(tmp) / f"{i:06d}")
+            local = ctx.work.local_copies([p["part"] for _, p in written], Path(tmp))
             with target.staged(name) as staged:
                 aggregate(local, staged, version=spec.version, repo_id=spec.repo_id)
                 (staged / LINEAGE_PATH).write_text(json.dumps({"run_id": result.run_id, "episodes": lineage}, indent=1))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import Any, ClassVar
 
 from robodata import store_layout as layout
 from robodata.config import LeRobotConfig, RawTeleopConfig
-from robodata.lerobot.layout import META_DIR, RELEASE_INFO_PATH, V30
-from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage
+from robodata.errors import RobodataError
+from robodata.lerobot.layout import INFO_PATH, META_DIR, RELEASE_INFO_PATH, V30
+from robodata.lerobot.metadata import read_info
+from robodata.stages.base import CheckResult, Finding, OutputValidator, SharedVerdicts, Stage, run_validators
 from robodata.storage import DataStore
 from robodata.topicmap import TopicMap
 
@@ -206,6 +210,22 @@ def release_id(config: LeRobotConfig, shard_versions: dict[str, str]) -> str:
 
 
 
+@dataclass
+class ReleaseResult:
+    """A cut release: its id and path, whether it passed and became ``latest``, what went in, its checks."""
+
+    release: str
+    url: str
+    published: bool
+    reused: bool
+    previous: str | None
+    recordings: list[str]
+    versions: dict[str, str]
+    checks: list[CheckResult]
+    info: dict[str, Any]
+    seconds: float
+
+
 class ReleaseStage(Stage[LeRobotConfig]):
     """Every selected recording's shard -> one versioned LeRobot release (v3.0, or v2.1 + modality.json)."""
 
@@ -229,6 +249,50 @@ class ReleaseStage(Stage[LeRobotConfig]):
 
     def validators(self) -> list[OutputValidator]:
         return [GxLeRobotFrames(), ReleaseLayoutValid()]
+
+    def select(self, store: DataStore, known: Sequence[str]) -> list[str]:
+        """The recordings this release takes (``recordings: all`` or a list) that have a shard."""
+        keys = sorted(known)
+        if self.config.recordings != "all":
+            missing = sorted(set(self.config.recordings) - set(keys))
+            if missing:
+                raise RobodataError(f"tiers.lerobot.recordings names unknown recordings: {missing}")
+            keys = list(self.config.recordings)
+        keys = [k for k in keys if store.exists(f"{layout.shard_path(k)}/{INFO_PATH}")]
+        if not keys:
+            raise RobodataError("no recording has a lerobot_episodes shard yet: nothing to release")
+        return keys
+
+    def cut(self, store: DataStore, keys: Sequence[str], versions: dict[str, str]) -> ReleaseResult:
+        """Cut (or find) the release of ``keys`` at the shard ``versions``, check it, promote it if it passed.
+
+        A shard without a known version counts by the digest of its content. The same inputs give the same
+        release id: an existing one is re-checked, not rewritten."""
+        t0 = time.perf_counter()
+        versions = dict(versions)
+        for k in keys:
+            if not versions.get(k):
+                with store.read_path(layout.shard_path(k)) as root:
+                    versions[k] = dataset_digest(root)
+        release = release_id(self.config, versions)
+        rel = self.output_path(release)
+        previous = (self.latest(store) or {}).get("release")
+        reused = store.exists(f"{rel}/{INFO_PATH}")
+        if reused:
+            with store.read_path(rel) as root:
+                checks = run_validators(root, self.validators())
+            published, url = not any(c.blocking and not c.passed for c in checks), store.url(rel)
+        else:
+            with tempfile.TemporaryDirectory(prefix="robodata-release-") as tmp:
+                shards = store.local_copies([layout.shard_path(k) for k in keys], Path(tmp))
+                outcome = self.run(store, release, shards=shards, recordings=list(keys), versions=versions)
+            checks, published, url = outcome.checks, outcome.published, outcome.url or outcome.quarantined
+        with store.read_path(store.rel(url)) as root:
+            info = read_info(root)
+        if published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old
+            self.promote(store, release, keys)
+        return ReleaseResult(release, url, published, reused, previous, list(keys), versions, checks, info,
+                             time.perf_counter() - t0)
 
     @staticmethod
     def latest(store: DataStore) -> dict[str, Any] | None:
