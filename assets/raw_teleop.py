@@ -1,7 +1,6 @@
 """raw_teleop: one landed recording -> canonical, time-synced Isaac Lab HDF5 episodes, with GX checks."""
 
 
-import hashlib
 import json
 import time
 from typing import Any
@@ -11,8 +10,9 @@ from dagster_ray import RayResource
 
 from robodata.config import load_config
 from robodata.parallel import run_tasks
+from robodata.plots import markdown_image
 from robodata.stages.base import CheckResult
-from robodata.stages.recordings import ingest_registered
+from robodata.stages.recordings import MAX_DROPPED_FRACTION, ingest_registered, summarize_ingests
 from robodata.stages.tiers import IngestStage
 from robodata_dagster.assets.checks import check_specs, merged_results
 from robodata_dagster.assets.partitions import recordings_partitions
@@ -58,44 +58,16 @@ def build_raw_teleop(max_partitions_per_run: int = 1) -> dg.AssetsDefinition:
                              allow_retries=False)
         checks = [r.value[0] for r in results]
         reports = [r.value[1] for r in results]
-        from robodata.plots import markdown_image
-
-        rep = reports[0]
-        frames = sum(sum(e["frames"] for e in r["episodes"]) for r in reports)
-        duration = sum(sum(e["duration_s"] for e in r["episodes"]) for r in reports)
-        topic_rows = {
-            t: f"{s['rate_hz']} Hz, jitter {s['jitter_ms']} ms, {s['count']} msgs" for t, s in rep["topics"].items()
-        }
-        dropped = sum(sum(e["dropped_frames"] for e in r["episodes"]) for r in reports)
-        total_ref = frames + dropped
-        frac = dropped / total_ref if total_ref else 0.0
+        summary = summarize_ingests(keys, reports, time.perf_counter() - t0)
+        frac = summary["dropped_fraction"]
         check_results = [*merged_results(checks), dg.AssetCheckResult(
-            check_name=CHECK_SYNC, passed=frac <= 0.05, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"dropped_fraction": round(frac, 4), "dropped_frames": dropped},
+            check_name=CHECK_SYNC, passed=frac <= MAX_DROPPED_FRACTION, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"dropped_fraction": frac, "dropped_frames": summary["dropped_frames"]},
         )]
-        elapsed = time.perf_counter() - t0
-        mb = sum(r["bytes_read"] for r in reports) / 1e6
-        metadata = {
-            "recordings": dg.MetadataValue.json([r["source_name"] for r in reports]),
-            "episodes": sum(len(r["episodes"]) for r in reports),
-            "frames": frames,
-            "duration_s": round(duration, 2),
-            "successes": sum(1 for r in reports for e in r["episodes"] if e["success"]),
-            "dropped_frames": dropped,
-            "frames_outside_episodes": sum(r["frames_outside_episodes"] for r in reports),
-            "short_episodes_skipped": sum(r["short_episodes_skipped"] for r in reports),
-            "misaligned_by_feature": dg.MetadataValue.json(rep["misaligned"]),
-            "topics": dg.MetadataValue.json(topic_rows),
-            "reference_rate_hz": round(rep["reference_rate_hz"], 3),
-            "bytes_read": sum(r["bytes_read"] for r in reports),
-            "bytes_written": sum(r["bytes_written"] for r in reports),
-            "ingest_MB_per_s": round(mb / elapsed, 2) if elapsed else 0.0,
-            "path": dg.MetadataValue.path(rep["path"]),
-            "overview": dg.MetadataValue.md(markdown_image(rep["png"], "trajectories and topic timing")),
-        }
-        version = hashlib.sha1(
-            ("|".join(f"{k}:{r['topic_map_version']}" for k, r in zip(keys, reports, strict=True))).encode()
-        ).hexdigest()[:16]
+        version = summary.pop("version")
+        metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in summary.items()}
+        metadata["path"] = dg.MetadataValue.path(summary["path"])
+        metadata["overview"] = dg.MetadataValue.md(markdown_image(reports[0]["png"], "trajectories and topic timing"))
         return dg.MaterializeResult(metadata=metadata, check_results=check_results,
                                     data_version=dg.DataVersion(version))
 

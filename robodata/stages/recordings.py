@@ -65,3 +65,39 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome, dict[
     summary.update(png=png, path=outcome.url or outcome.quarantined, source_name=entry.name,
                    topic_map_version=topic_map_version(topic_map))
     return outcome, summary
+
+
+MAX_DROPPED_FRACTION = 0.05  # the few_frames_out_of_sync warning: more reference frames dropped than this
+
+
+def summarize_ingests(keys: list[str], summaries: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """One run's ingest summaries (one per recording, a ranged backfill has several) as the numbers a person
+    wants to see: episodes, frames, drops, topics of the first, throughput, and the data version (from the
+    recordings' keys and the topic maps that shaped them)."""
+    first = summaries[0]
+    eps = [e for s in summaries for e in s["episodes"]]
+    frames = sum(e["frames"] for e in eps)
+    dropped = sum(e["dropped_frames"] for e in eps)
+    mb = sum(s["bytes_read"] for s in summaries) / 1e6
+    version = hashlib.sha1("|".join(f"{k}:{s['topic_map_version']}" for k, s in zip(keys, summaries, strict=True))
+                           .encode()).hexdigest()[:16]
+    return {
+        "recordings": [s["source_name"] for s in summaries],
+        "episodes": len(eps),
+        "frames": frames,
+        "duration_s": round(sum(e["duration_s"] for e in eps), 2),
+        "successes": sum(1 for e in eps if e["success"]),
+        "dropped_frames": dropped,
+        "dropped_fraction": round(dropped / (frames + dropped), 4) if frames + dropped else 0.0,
+        "frames_outside_episodes": sum(s["frames_outside_episodes"] for s in summaries),
+        "short_episodes_skipped": sum(s["short_episodes_skipped"] for s in summaries),
+        "misaligned_by_feature": first["misaligned"],
+        "topics": {t: f"{v['rate_hz']} Hz, jitter {v['jitter_ms']} ms, {v['count']} msgs"
+                   for t, v in first["topics"].items()},
+        "reference_rate_hz": round(first["reference_rate_hz"], 3),
+        "bytes_read": sum(s["bytes_read"] for s in summaries),
+        "bytes_written": sum(s["bytes_written"] for s in summaries),
+        "ingest_MB_per_s": round(mb / seconds, 2) if seconds else 0.0,
+        "path": first["path"],
+        "version": version,
+    }
