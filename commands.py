@@ -20,7 +20,7 @@ if importlib.util.find_spec("dagster") is None:  # the bare library: the CLI the
 from robodata.cli import Progress, config_from_args
 from robodata.config import parse_overrides
 from robodata.errors import RobodataError
-from robodata.landing import LandingZone
+from robodata.landing import landing_zone
 from robodata_dagster.runs import (
     instance_and_defs,
     prepare_home,
@@ -39,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ov = parse_overrides(args.set or [])
     d = cfg.demo
     instance, defs = instance_and_defs(cfg)
-    landing = LandingZone(cfg.landing_url)
+    landing = landing_zone(cfg)
     print(f"robodata demo: project home {cfg.home_dir}")
     print(f"  1/9 recording {d.recordings} teleop sessions x {d.episodes_per_recording} episodes in the simulator")
     landed = []

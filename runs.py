@@ -145,11 +145,11 @@ def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutco
     """``robodata ingest PATH``: land the file, register its partition, and ingest it now."""
     cfg = load_config(config)
     instance, defs = instance_and_defs(cfg)
-    from robodata.landing import LandingZone, RecordingEntry, register
+    from robodata.landing import RecordingEntry, landing_zone, register
     from robodata.partitions import recording_key
     from robodata.storage import DataStore
 
-    landing = LandingZone(cfg.landing_url)
+    landing = landing_zone(cfg)
     landed = landing.land(path)
     f = next(x for x in landing.list() if x.name == Path(path).name)
     key = recording_key(landed) if "://" not in landing.url else landing.key_for(f)

@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from robodata.config import ProjectConfig, load_config
-from robodata.landing import LandingZone
+from robodata.landing import LandingZone, landing_zone
 from robodata.storage import DataStore
 
 
@@ -39,7 +39,7 @@ class ProjectResource(dg.ConfigurableResource):
         return DataStore(self.config.storage_url)
 
     def landing(self) -> LandingZone:
-        return LandingZone(self.config.landing_url)
+        return landing_zone(self.config)
 
 
 def default_project() -> ProjectResource:

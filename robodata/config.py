@@ -162,6 +162,17 @@ class ProjectConfig(_Strict):
         p = Path(self.pipeline)
         return load_spec(p if p.is_absolute() else self.base_dir / p)
 
+    def datasources(self) -> list[Any]:
+        """The configured pipeline's datasources (robodata.api.Datasource objects): in the platform they say
+        which more landed files are recordings and ingest them (a plugin's CSV reader, say)."""
+        spec = self.pipeline_spec()
+        if spec is None or not spec.sources:
+            return []
+        from robodata import plugins
+
+        return [plugins.get("datasources", s.type)(s.path, topic_map=s.topic_map, pattern=s.pattern, **s.options)
+                for s in spec.sources]
+
     def topic_map_for(self, filename: str) -> TopicMap | None:
         """The topic map for a landed file: the first source whose pattern matches, else the default."""
         for src in self.sources:

@@ -8,9 +8,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
@@ -56,7 +57,11 @@ class RecordingEntry:
 
 
 class LandingZone:
-    def __init__(self, url: str):
+    """Where recordings land. ``accept(name, is_dir)`` admits more kinds than robodata's own (a plugin
+    datasource's files, e.g. CSV trajectories); see :func:`landing_zone`."""
+
+    def __init__(self, url: str, accept: Callable[[str, bool], bool] | None = None):
+        self.accept = accept
         self.url = str(url).rstrip("/")
         if "://" not in self.url:
             Path(self.url).mkdir(parents=True, exist_ok=True)
@@ -77,13 +82,14 @@ class LandingZone:
                 continue
             if info["type"] == "directory":
                 meta = f"{path}/metadata.yaml"
-                if self.fs.exists(meta):  # rosbag2 writes metadata.yaml when recording ends
+                # rosbag2 writes metadata.yaml when recording ends; a plugin may take other folders
+                if self.fs.exists(meta) or (self.accept is not None and self.accept(base, True)):
                     files = [f for f in self.fs.find(path, detail=True).values()]
                     size = sum(int(f.get("size") or 0) for f in files)
-                    mtime = max(_mtime(f) for f in files)
+                    mtime = max((_mtime(f) for f in files), default=_mtime(info))
                     out.append(LandedFile(base, path, size, mtime, True))
                 continue
-            if base.lower().endswith(RECORDING_SUFFIXES):
+            if base.lower().endswith(RECORDING_SUFFIXES) or (self.accept is not None and self.accept(base, False)):
                 out.append(LandedFile(base, path, int(info.get("size") or 0), _mtime(info)))
         return sorted(out, key=lambda f: f.name)
 
@@ -139,6 +145,14 @@ class LandingZone:
     def key_for(self, f: LandedFile) -> str:
         with self.local(f.name) as p:
             return recording_key(p)
+
+
+def landing_zone(cfg: Any, url: str | None = None) -> LandingZone:
+    """The project's landing zone (or the one at ``url``), admitting what the configured pipeline's
+    datasources take besides robodata's own kinds."""
+    sources = cfg.datasources()
+    accept = (lambda name, is_dir: any(s.matches(name, is_dir) for s in sources)) if sources else None
+    return LandingZone(url or cfg.landing_url, accept)
 
 
 def _mtime(info: dict) -> float:

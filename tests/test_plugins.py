@@ -108,7 +108,7 @@ cfg = load_config()
 instance, defs = instance_and_defs(cfg)
 graph = defs.resolve_asset_graph()
 deps = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys) for k in graph.get_all_asset_keys()}
-src = make_mcap(Path(sys.argv[1]) / "wave.mcap", 50)
+src = make_mcap(Path(sys.argv[1]) / "wave.mcap", 50) if sys.argv[2] == "mcap" else Path(sys.argv[2])
 LandingZone(cfg.landing_url).land(src)
 keys = [r.partition_key for r in tick_sensor(instance, defs)[0]]
 out = {"deps": deps, "keys": keys, "runs": {}}
@@ -126,6 +126,19 @@ print("RESULT" + json.dumps(out))
 '''
 
 
+def _platform_run(site: Path, tmp_path: Path, landed: str) -> dict:
+    """DAGSTER_SCRIPT in a fresh process with the plugin on its path and tmp_path/robodata.yaml as config."""
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{Path(__file__).parents[1]}",
+           "ROBODATA_CONFIG": str(tmp_path / "robodata.yaml")}
+    for k in ("ROBODATA_HOME", "DAGSTER_HOME"):
+        env.pop(k, None)
+    proc = subprocess.run([sys.executable, "-c", DAGSTER_SCRIPT, str(tmp_path), landed], capture_output=True,
+                          text=True, env=env, timeout=1200, cwd=Path(__file__).parents[1])
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(line[len("RESULT"):])
+
+
 def test_plugin_stage_is_its_own_asset_in_the_dagster_runner(plugin_site, tmp_path):
     """The same pipeline YAML in the platform: the plugin's stage is an asset between the recording tiers and
     lerobot_episodes, and its effect reaches the release."""
@@ -137,19 +150,29 @@ def test_plugin_stage_is_its_own_asset_in_the_dagster_runner(plugin_site, tmp_pa
     (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\n"
                                             "sources: [{pattern: '*.mcap', topic_map: map.yaml}]\n"
                                             "pipeline: p.yaml\n")
-    env = {**os.environ, "PYTHONPATH": f"{plugin_site}{os.pathsep}{Path(__file__).parents[1]}",
-           "ROBODATA_CONFIG": str(tmp_path / "robodata.yaml")}
-    for k in ("ROBODATA_HOME", "DAGSTER_HOME"):
-        env.pop(k, None)
-    proc = subprocess.run([sys.executable, "-c", DAGSTER_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          env=env, timeout=1200, cwd=Path(__file__).parents[1])
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
-    out = json.loads(line[len("RESULT"):])
+    out = _platform_run(plugin_site, tmp_path, "mcap")
     assert out["deps"]["smooth_actions"] == ["augmented_videos"]
     assert out["deps"]["lerobot_episodes"] == ["smooth_actions"]
     assert all(ok for runs in out["runs"].values() for ok, _ in runs), out["runs"]
     raw = np.asarray(out["raw_actions"])
     padded = np.pad(raw, ((2, 2), (0, 0)), mode="edge")
     smooth = np.stack([np.convolve(padded[:, j], np.ones(5) / 5, mode="valid") for j in range(raw.shape[1])], axis=1)
+    np.testing.assert_allclose(np.asarray(out["actions"]), smooth, atol=1e-5)
+
+
+def test_plugin_datasource_feeds_the_platform(plugin_site, tmp_path):
+    """A CSV trajectory landed in the landing zone: the plugin's datasource (named in the pipeline YAML) makes
+    it a recording the sensor takes and raw_teleop ingests; the plugin's stage and validator follow."""
+    table = _trajectory(tmp_path / "drive.csv", 40, 0.5)
+    (tmp_path / "p.yaml").write_text("sources: [{type: csv_episodes, path: ., options: {fps: 20}}]\n"
+                                     "stages: [{type: smooth_actions, window: 3}]\n"
+                                     "validators: [{type: max_abs_action, limit: 100}]\n")
+    (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\npipeline: p.yaml\n")
+    out = _platform_run(plugin_site, tmp_path, str(tmp_path / "drive.csv"))
+    assert len(out["keys"]) == 1 and out["keys"][0].startswith("drive-csv-")
+    assert all(ok for runs in out["runs"].values() for ok, _ in runs), out["runs"]
+    np.testing.assert_allclose(np.asarray(out["raw_actions"]), table[:, 3:5], atol=1e-5)
+    raw = table[:, 3:5]
+    padded = np.pad(raw, ((1, 1), (0, 0)), mode="edge")
+    smooth = np.stack([np.convolve(padded[:, j], np.ones(3) / 3, mode="valid") for j in range(2)], axis=1)
     np.testing.assert_allclose(np.asarray(out["actions"]), smooth, atol=1e-5)

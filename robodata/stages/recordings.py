@@ -15,7 +15,7 @@ from typing import Any
 from robodata import store_layout as layout
 from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
-from robodata.landing import LandingZone, lookup
+from robodata.landing import landing_zone, lookup
 from robodata.stages.base import StageOutcome
 from robodata.stages.tiers import IngestStage
 from robodata.storage import DataStore
@@ -35,7 +35,7 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome, dict[
 
     store = DataStore(cfg.storage_url)
     entry = lookup(store, key)
-    landing = LandingZone(entry.landing)
+    landing = landing_zone(cfg, entry.landing)
     landed = {f.name: f for f in landing.list()}.get(entry.name)
     if landed is None:
         raise RobodataError(f"{entry.url}: the landed recording is gone (registered as {key})")
@@ -44,10 +44,16 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome, dict[
             f"{entry.url}: changed since it landed ({entry.size} -> {landed.size} bytes); "
             "the sensor will register the new content as a new recording"
         )
+    # A configured pipeline's datasource that takes this file ingests it (a plugin's format); else robodata's.
+    source = next((s for s in cfg.datasources() if s.matches(entry.name, landed.is_dir)), None)
     topic_map = cfg.topic_map_for(entry.name)
+    if source is not None and source.topic_map is not None:
+        from robodata.topicmap import load_topic_map
+
+        topic_map = load_topic_map(source.topic_map)
     stage = IngestStage(cfg.tiers.raw_teleop)
     with landing.local(entry.name) as src:
-        outcome = stage.run(store, key, recording=src, topic_map=topic_map)
+        outcome = stage.run(store, key, recording=src, topic_map=topic_map, datasource=source)
     report = outcome.report
     summary: dict[str, Any] = asdict(report)
     summary.pop("topic_gaps", None)

@@ -126,10 +126,14 @@ class IngestStage(Stage[RawTeleopConfig]):
         return layout.episodes_path(layout.RAW_TELEOP, key)
 
     def work(self, staged: Path, key: str, *, recording: Path, topic_map: TopicMap | None = None,
-             progress: Any = None) -> Any:
+             progress: Any = None, datasource: Any = None) -> Any:
+        """``datasource`` (a robodata.api.Datasource) ingests formats robodata does not read itself."""
         from robodata.ingest import ingest_recording
 
         c = self.config
+        if datasource is not None:
+            return datasource.ingest(recording, staged, topic_map, min_frames=c.min_episode_frames,
+                                     max_frames=c.max_episode_frames, image_compression=c.image_compression)
         return ingest_recording(recording, staged, topic_map, min_frames=c.min_episode_frames,
                                 max_frames=c.max_episode_frames, progress=progress,
                                 image_compression=c.image_compression)
