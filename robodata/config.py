@@ -121,7 +121,11 @@ class ProjectConfig(_Strict):
     # ---- resolved locations -------------------------------------------------------------------------
     @property
     def base_dir(self) -> Path:
-        return Path(self.source_file).parent if self.source_file else Path.cwd()
+        """Relative paths in a config file resolve against its folder; the embedded defaults' against the
+        current folder (never inside the installed package)."""
+        if not self.source_file or Path(self.source_file) == DEFAULTS_FILE.resolve():
+            return Path.cwd()
+        return Path(self.source_file).parent
 
     @property
     def home_dir(self) -> Path:

@@ -118,3 +118,13 @@ def test_config_names_broken_topic_map_file(tmp_path):
     cfg.write_text(f"sources:\n  - pattern: '*.bag'\n    topic_map: {tm.name}\n")
     with pytest.raises(TopicMapError, match=r"tm.yaml: features: List should have at least 1 item"):
         load_config(cfg)
+
+
+def test_embedded_defaults_put_the_home_in_the_current_folder(tmp_path, monkeypatch):
+    """Not inside the installed package (site-packages), where the defaults file lives."""
+    for k in ("ROBODATA_HOME", "ROBODATA_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config()
+    assert cfg.home_dir == (tmp_path / ".robodata").resolve()
+    assert cfg.topic_map_for("x.mcap") is not None  # the defaults' own topic map still resolves
