@@ -62,7 +62,7 @@ class RawTeleopConfig(_Strict):
 
 class LeRobotConfig(_Strict):
     version: Literal["v3.0", "v2.1"] = "v3.0"
-    repo_id: str = "local/robodata"
+    repo_id: str = Field("local/robodata", description="the dataset's id for lerobot-train (--dataset.repo_id)")
     codec: Literal["libsvtav1", "libx264", "h264_nvenc", "auto"] = "libsvtav1"
     crf: int = Field(30, ge=0, le=63)
     gop: int = Field(2, ge=1)

@@ -106,3 +106,23 @@ def test_gpu_pod_spec_and_ray_job():
     assert spec["node_selector"] == {"gpu": "h100"}
     job = ray_job_params(cfg, {"ROBODATA_TRAIN_SPEC": "{}"})
     assert job["entrypoint_num_gpus"] == 4 and "pipes_entry" in job["entrypoint"]
+
+
+def test_release_repo_id_from_its_manifest_reaches_training(tmp_path):
+    """tiers.lerobot.repo_id is recorded in the release and is what lerobot-train loads it as."""
+    import json
+
+    from robodata import store_layout as layout
+    from robodata.storage import DataStore
+    from robodata.train.finetune import resolve_release
+
+    store = DataStore(tmp_path)
+    root = store.local_path(layout.release_path("abc123"))
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v3.0", "total_episodes": 2,
+                                                         "total_frames": 10, "fps": 30, "features": {}}))
+    (root / "meta" / "robodata_release.json").write_text(json.dumps({"release": "abc123", "repo_id": "lab/arm"}))
+    ref = resolve_release(store, "abc123")
+    assert ref.repo_id == "lab/arm"
+    assert "--dataset.repo_id=lab/arm" in lerobot_command(PolicyConfig(), ref.root, tmp_path / "o",
+                                                          repo_id=ref.repo_id).argv

@@ -57,7 +57,7 @@ def pipeline(sources: Any = None, output: str | None = None, **options: Any) -> 
     ``robodata.pipeline("pipeline.yaml")`` reads the declarative form instead. Options: ``format``
     (``lerobot-v3`` | ``lerobot-v2.1``), ``num_gpus``, ``batch_size``, ``seed``, ``stages``, ``validators``,
     ``metrics`` (objects or registered names), ``dedup``, ``topic_map``, ``config`` (a project config),
-    ``ray_address``, ``work_dir``, ``task``, ``repo_id``.
+    ``ray_address``, ``work_dir``, ``task``.
     """
     if output is None and isinstance(sources, (str, Path)) and str(sources).endswith((".yaml", ".yml")):
         if options:

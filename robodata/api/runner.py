@@ -445,7 +445,7 @@ class Pipeline:
         with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
             local = ctx.work.local_copies([p["part"] for _, p in written], Path(tmp))
             with target.staged(name) as staged:
-                aggregate(local, staged, version=spec.version, repo_id=spec.repo_id)
+                aggregate(local, staged, version=spec.version)
                 (staged / LINEAGE_PATH).write_text(json.dumps({"run_id": result.run_id, "episodes": lineage}, indent=1))
                 findings = [Finding("lerobot_layout", f.message, "error" if f.severity == "error" else "warning",
                                     f.where) for f in validate_dataset(staged)]

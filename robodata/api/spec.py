@@ -72,7 +72,6 @@ class PipelineSpec(_Strict):
     config: str | None = Field(None, description="a robodata project config: topic maps by pattern, codec, bounds")
     ray_address: str | None = Field(None, description="a Ray cluster; default: the embedded Ray")
     work_dir: str | None = Field(None, description="staging, resume state, quarantine (default: beside output)")
-    repo_id: str = "local/robodata"
     task: str | None = Field(None, description="task text for episodes that carry none")
 
     @field_validator("sources", mode="before")

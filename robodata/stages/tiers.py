@@ -247,7 +247,8 @@ class ReleaseStage(Stage[LeRobotConfig]):
         c = self.config
         rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id)
         (staged / RELEASE_INFO_PATH).write_text(json.dumps(
-            {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version},
+            {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version,
+             "repo_id": c.repo_id},
             indent=1))
         return rep
 

@@ -73,7 +73,7 @@ def resolve_release(store: DataStore, release: str = "latest") -> ReleaseRef:
     meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     return ReleaseRef(release, root, str(info.get("codebase_version", V30)), list(meta.get("recordings", [])),
                       dict(meta.get("upstream_versions", {})), int(info.get("total_episodes", 0)),
-                      int(info.get("total_frames", 0)), "local/robodata")
+                      int(info.get("total_frames", 0)), str(meta.get("repo_id") or "local/robodata"))
 
 
 def check_release(ref: ReleaseRef) -> None:
