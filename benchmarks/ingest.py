@@ -37,6 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from _common import peak_rss_mb  # noqa: E402 - benchmarks/ is on sys.path as the script folder
 
 RESULTS = REPO / "benchmarks" / "results"
 CACHE = RESULTS / "ingest-cache"
@@ -159,20 +160,6 @@ LABELS = {
     "ingest": "(b) robodata ingest -> HDF5",
     "write": "(w) h5py write floor (no read)",
 }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS: ``VmHWM`` of its own address space. Not ``ru_maxrss``: on Linux that carries
-    the parent's high-water mark over ``vfork`` + ``exec`` (how ``subprocess`` starts children), so a child
-    of a 300 MB parent would never report less than 300 MB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(mode: str, rec: Path, out: Path, profile: Path | None) -> None:

@@ -42,7 +42,6 @@ import functools
 import importlib.util
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -57,6 +56,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from _common import peak_rss_mb as own_peak_rss_mb  # noqa: E402 - benchmarks/ is the script folder
 
 RESULTS = REPO / "benchmarks" / "results"
 FPS = 30
@@ -158,18 +158,6 @@ def warm_page_cache(folder: Path) -> None:
 
 
 # -- memory -----------------------------------------------------------------------------------------------------
-
-
-def own_peak_rss_mb() -> float:
-    """This process's peak RSS (``VmHWM``; ``ru_maxrss`` carries the parent's mark over vfork + exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class TreeSampler(threading.Thread):

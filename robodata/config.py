@@ -21,6 +21,7 @@ from robodata.errors import RobodataError
 from robodata.mimicgen.config import SyntheticDemosConfig
 from robodata.topicmap import TopicMap, format_validation_error, load_topic_map
 from robodata.train.config import PolicyConfig
+from robodata.yamlfile import read_yaml
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
 HOME_ENV = "ROBODATA_HOME"
@@ -208,12 +209,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
     if path is None:
         path = os.environ.get(CONFIG_ENV) or ("robodata.yaml" if Path("robodata.yaml").exists() else DEFAULTS_FILE)
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except FileNotFoundError as err:
-        raise ConfigError(f"{p}: config file not found") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from err
+    data = read_yaml(p, ConfigError, "config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the config must be a mapping of keys to values")
     secrets = _find_secrets(data)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from robodata.errors import RobodataError
+from robodata.yamlfile import read_yaml
 
 Role = Literal["state", "action", "image", "pose", "extra"]
 SyncMethod = Literal["nearest", "linear", "hold"]
@@ -161,12 +161,7 @@ def load_topic_map(source: str | Path | dict[str, Any]) -> TopicMap:
     else:
         path = Path(source)
         where = str(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError as err:
-            raise TopicMapError(f"{path}: topic map file not found") from err
-        except yaml.YAMLError as err:
-            raise TopicMapError(f"{path}: not valid YAML ({err})") from err
+        data = read_yaml(path, TopicMapError, "topic map file")
         if isinstance(data, dict) and "topic_map" in data and "features" not in data:
             data = data["topic_map"]
     if not isinstance(data, dict):

@@ -18,11 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from robodata.api.errors import PipelineError
 from robodata.topicmap import format_validation_error
+from robodata.yamlfile import read_yaml
 
 Format = Literal["lerobot-v3", "lerobot-v2.1"]
 FORMAT_VERSIONS = {"lerobot-v3": "v3.0", "lerobot-v2.1": "v2.1"}
@@ -116,12 +116,7 @@ def load_spec(source: str | Path | dict[str, Any]) -> PipelineSpec:
     else:
         path = Path(source)
         where, base = str(path), path.resolve().parent
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError as err:
-            raise PipelineError(f"{path}: pipeline file not found") from err
-        except yaml.YAMLError as err:
-            raise PipelineError(f"{path}: not valid YAML ({err})") from err
+        data = read_yaml(path, PipelineError, "pipeline file")
     if not isinstance(data, dict):
         raise PipelineError(f"{where}: a pipeline is a mapping of keys (sources, output, ...)")
     try:
