@@ -277,3 +277,16 @@ def test_a_published_lerobot_dataset_is_recurated(realdata, tmp_path):
 
     ds = LeRobotDataset("local/so101", root=tmp_path / "so101", video_backend="pyav")
     assert ds.num_episodes == 2 and ds[0]["task"] == "pick the cube"
+
+
+def test_a_damaged_recording_is_one_named_failure_and_the_rest_is_published(bags, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(bags / "a.mcap", src / "good.mcap")
+    data = (bags / "a.mcap").read_bytes()
+    (src / "cut.mcap").write_bytes(data[: len(data) // 2])  # a recorder that died mid-file
+    res = robodata.pipeline(str(src), str(tmp_path / "o"), topic_map=SMALL_TOPIC_MAP).run()
+    assert res.published and not res.ok and res.episodes_out == 2
+    [bad] = res.failed
+    assert bad["source"].endswith("cut.mcap") and bad["stage"] == "ingest"
+    assert "cut.mcap" in bad["error"] and "truncated" in bad["error"]

@@ -19,12 +19,10 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,22 +83,10 @@ class RunContext:
 # ---- pass 1: recordings -> episode rows --------------------------------------------------------------------
 
 
-@contextmanager
-def _local(url: str) -> Iterator[Path]:
-    """A local path for a recording URL (itself when local, a downloaded copy otherwise)."""
-    if "://" not in url or url.startswith("file://"):
-        yield Path(url.removeprefix("file://"))
-        return
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
-    tmp = Path(tempfile.mkdtemp(prefix="robodata-src-"))
-    try:
-        dst = tmp / path.rstrip("/").rsplit("/", 1)[-1]
-        fs.get(path, str(dst), recursive=fs.isdir(path))
-        yield dst
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _local(url: str) -> Any:
+    """A local path for a recording URL (itself when local, a downloaded copy otherwise), as a context."""
+    parent, _, name = url.rstrip("/").rpartition("/")
+    return DataStore(parent or ".").read_path(name)
 
 
 def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -207,7 +193,7 @@ def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]
     action = np.asarray(row["action"], np.float32)
     state = np.asarray(row["observation.state"], np.float32)
     sig = signature(action, state)
-    changed = sig != row["_signature"]
+    changed = sig != row.get("_signature")
     if changed:
         rel = layout.pipeline_arrays_path(sig)
         if not ctx.work.exists(rel):
