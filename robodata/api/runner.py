@@ -102,13 +102,10 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
             rel = stage.output_path(key)
             if not ctx.work.exists(rel):
                 tm = _topic_map(ctx, source, item["name"])
-                tier = ctx.project.tiers.raw_teleop
-
-                def work(staged: Path) -> Any:
-                    return source.ingest(path, staged, tm, min_frames=tier.min_episode_frames,
-                                         max_frames=tier.max_episode_frames, image_compression=tier.image_compression)
-
-                outcome = stage_and_publish(stage.name, ctx.work, rel, work, stage.validators() if ctx.gx else [])
+                outcome = stage_and_publish(
+                    stage.name, ctx.work, rel,
+                    lambda staged: stage.work(staged, key, recording=path, topic_map=tm, datasource=source),
+                    stage.validators() if ctx.gx else [])  # GX is the [platform] layer's: without it, the readers' checks
                 if not outcome.published:
                     first = outcome.findings[0] if outcome.findings else "failed"
                     raise PipelineError(f"{item['url']}: failed the ingest checks ({first}); "
