@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 if importlib.util.find_spec("dagster") is None:  # the bare library: the CLI then says how to get the platform
     raise ImportError("the robodata platform needs dagster: pip install 'robodata[platform]'")
@@ -62,15 +63,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  4/9 ingested:")
     print(summary_table(outcomes))
     good = [o.partition for o in outcomes if o.success]
-    print(f"  5/9 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, Ray trials)")
-    synth = run_partitions(instance, defs, "generate_synthetic_demos", good, overrides=ov,
-                           progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(synth))
-    print(f"  6/9 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
-          f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
-    aug = run_partitions(instance, defs, "augment_videos", good, overrides=ov,
-                         progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(aug))
+    synth, aug = [], []
+    if cfg.tiers.synthetic_demos.enabled:
+        print(f"  5/9 generating MimicGen demos ({cfg.tiers.synthetic_demos.demos_per_source} per source demo, "
+              "Ray trials)")
+        synth = run_partitions(instance, defs, "generate_synthetic_demos", good, overrides=ov,
+                               progress=lambda i, n, k: print(f"      mimicgen {i}/{n} {k}", file=sys.stderr))
+        print(summary_table(synth))
+        good = [o.partition for o in synth if o.success]  # the next tier reads exactly this one
+    else:
+        print("  5/9 MimicGen demos: skipped (tiers.synthetic_demos.enabled is false)")
+    if cfg.tiers.augmented_videos.enabled:
+        print(f"  6/9 augmenting camera clips ({cfg.tiers.augmented_videos.engine} engine, "
+              f"{cfg.tiers.augmented_videos.variants} variant(s) per demo)")
+        aug = run_partitions(instance, defs, "augment_videos", good, overrides=ov,
+                             progress=lambda i, n, k: print(f"      augment {i}/{n} {k}", file=sys.stderr))
+        print(summary_table(aug))
+        good = [o.partition for o in aug if o.success]
+    else:
+        print("  6/9 augmenting camera clips: skipped (tiers.augmented_videos.enabled is false)")
     outcomes += synth + aug
     print(f"  7/9 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
     shards = run_partitions(instance, defs, "write_lerobot_episodes", good, overrides=ov,
@@ -102,27 +113,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    """A real Dagster backfill (the UI's Backfills tab), executed by the daemon; see robodata_dagster.backfills."""
+    from robodata_dagster import backfills as bf
 
+    if args.job and args.assets:
+        raise RobodataError("backfill: give --job or --assets, not both")
     cfg = config_from_args(args)
     instance, defs = instance_and_defs(cfg)
-
     overrides = parse_overrides(args.set or [])
-    keys = instance.get_dynamic_partitions("recordings")
-    if defs.resolve_job_def(args.job).partitions_def is None:  # a release-level job: one run
-        keys = [""]
-    elif args.partitions:
-        unknown = sorted(set(args.partitions) - set(keys))
-        if unknown:
-            raise RobodataError(f"unknown recording partitions: {unknown}")
-        keys = args.partitions
-    if not keys:
+    keys, parts = bf.resolve_selection(defs, instance, job=args.job, assets=args.assets or (),
+                                       partitions=args.partitions)
+    if parts is not None and not parts:
         print("no recording partitions yet (land files and let the sensor tick, or robodata ingest PATH)")
         return 0
-    outcomes = run_partitions(instance, defs, args.job, keys, tags={"dagster/backfill_cli": "true"},
-                              overrides=overrides,
-                              progress=lambda i, n, k: print(f"backfill {i}/{n} {k}", file=sys.stderr))
-    print(summary_table(outcomes))
-    return 0 if all(o.success for o in outcomes) else 1
+    what = args.job or ("ingest_recordings" if not args.assets else ",".join(args.assets))
+    names = ", ".join(k.to_user_string() for k in keys)
+    bid = bf.launch_backfill(instance, defs, keys, parts, overrides=overrides,
+                             tags={"robodata/job": what} if not args.assets else None,
+                             title=f"robodata backfill {what}",
+                             description=f"{names} x {len(parts) if parts is not None else 'no'} partition(s), "
+                                         "launched from the robodata CLI")
+    print(f"backfill {bid}: {names} x {f'{len(parts)} partition(s)' if parts is not None else 'unpartitioned'} "
+          f"(in the UI: Runs > Backfills)")
+    if args.no_wait:
+        if not bf.live_daemon(instance):
+            print("no Dagster daemon is running for this instance: the backfill starts when one does "
+                  "(robodata ui, or dagster-daemon run)", file=sys.stderr)
+        print(bid)
+        return 0
+    outcome = bf.wait_for_backfill(instance, defs, bid, timeout_s=args.timeout,
+                                   progress=lambda m: print(m, file=sys.stderr))
+    rows = bf.backfill_report(instance, defs, bid)
+    print(bf.report_table(rows))
+    for note in outcome.notes:
+        print(f"note: {note}")
+    runs = bf.backfill_runs(instance, bid)
+    end = outcome.status.value
+    if outcome.timed_out:
+        end += f": gave up waiting after {args.timeout:g} s" + ("" if outcome.finished else
+                                                                 " (the running daemon carries on with it)")
+    print(f"backfill {bid}: {end}; {len(runs)} run(s); daemon: {outcome.daemon}"
+          + (f" (log {outcome.daemon_log})" if outcome.daemon_log else ""))
+    ok = outcome.status == bf.BulkActionStatus.COMPLETED_SUCCESS and all(r.ok for r in rows)
+    return 0 if ok else 1
 
 
 
@@ -145,13 +178,25 @@ class _Platform:
     def add_subcommands(self, sub: argparse._SubParsersAction) -> None:
         s = sub.add_parser("demo", help="record demos in the simulator and run every tier of the asset graph on them")
         s.set_defaults(func=cmd_demo)
-        s = sub.add_parser("backfill", help="re-run a job over recording partitions (all, or those named)")
-        s.add_argument("partitions", nargs="*")
-        s.add_argument("--job", default="ingest_recordings")
+        s = sub.add_parser("backfill", help="launch a Dagster backfill of a job's assets over recording partitions "
+                                             "(all, or those named), executed by the daemon")
+        s.add_argument("partitions", nargs="*", help="recording partitions (default: all)")
+        s.add_argument("--job", help="the job whose assets to backfill (default: ingest_recordings)")
+        s.add_argument("--assets", type=lambda v: [a for a in v.split(",") if a], metavar="ASSET[,ASSET...]",
+                       help="backfill these assets instead of a job's (e.g. raw_teleop,lerobot_episodes)")
+        s.add_argument("--no-wait", action="store_true", help="submit the backfill, print its id and return")
+        s.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="stop waiting after this long (default: wait until the backfill is done)")
         s.set_defaults(func=cmd_backfill)
         s = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) on 127.0.0.1 with this project")
         s.add_argument("--port", type=int, default=3000)
         s.set_defaults(func=cmd_ui)
+
+    def record_release_event(self, cfg: Any, event: dict[str, Any]) -> None:
+        """A rollback (or unpin) from the library's CLI, recorded as an observation on the asset in Dagster."""
+        from robodata_dagster.release_events import record_release_event_for
+
+        record_release_event_for(cfg, event)
 
     def ingest(self, path: str, config: str | None) -> int:
         out = register_and_ingest(path, config)

@@ -8,6 +8,7 @@ import warnings
 import dagster as dg
 
 from robodata.config import ProjectConfig
+from robodata_dagster.assets.automation import build_automation_sensor
 from robodata_dagster.assets.raw_teleop import build_raw_teleop
 from robodata_dagster.resources.engines import engine_resources
 from robodata_dagster.resources.project import default_project
@@ -31,22 +32,41 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta in Dagster 1.13; we use it deliberately (multi-run backfills).
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
-        raw_teleop = build_raw_teleop(cfg.tiers.raw_teleop.max_partitions_per_run)
-        from robodata_dagster.assets.augmented_videos import augmented_videos
-        from robodata_dagster.assets.custom_stages import build_custom_stage_assets, source_tiers_after
-        from robodata_dagster.assets.lerobot import build_lerobot_episodes, lerobot_dataset
-
-        # A configured pipeline YAML's stages (a plugin's or robodata's): one asset each, before lerobot_episodes.
-        spec = cfg.pipeline_spec()
-        custom = build_custom_stage_assets(spec)
-        lerobot_episodes = build_lerobot_episodes(custom[-1].key.path[-1] if custom else "augmented_videos",
-                                                  source_tiers_after(spec))
+        from robodata_dagster.assets.augmented_videos import build_augmented_videos
+        from robodata_dagster.assets.custom_stages import build_custom_stage_assets, stage_tier
+        from robodata_dagster.assets.lerobot import build_lerobot_dataset, build_lerobot_episodes
         from robodata_dagster.assets.policy_checkpoint import (
-            policy_checkpoint,
+            build_policy_checkpoint,
             policy_weekly_schedule,
             train_policy_job,
         )
-        from robodata_dagster.assets.synthetic_demos import synthetic_demos
+        from robodata_dagster.assets.synthetic_demos import build_synthetic_demos
+
+        # The graph's shape follows the config: a disabled tier is not in it, and each tier depends on (and
+        # reads exactly) the one before it that is there.
+        spec = cfg.pipeline_spec()
+        raw_teleop = build_raw_teleop(cfg, spec)
+        recording_tiers = [raw_teleop]
+        upstream = "raw_teleop"
+        synthetic_demos = augmented_videos = None
+        if cfg.tiers.synthetic_demos.enabled:
+            synthetic_demos = build_synthetic_demos(cfg)
+            recording_tiers.append(synthetic_demos)
+            upstream = "synthetic_demos"
+        if cfg.tiers.augmented_videos.enabled:
+            augmented_videos = build_augmented_videos(cfg, upstream)
+            recording_tiers.append(augmented_videos)
+            upstream = "augmented_videos"
+        # A configured pipeline YAML's stages (a plugin's or robodata's): one asset each, before lerobot_episodes.
+        custom = build_custom_stage_assets(spec, upstream)
+        if custom:
+            upstream = custom[-1].key.path[-1]
+            source_tier = stage_tier(upstream)
+        else:
+            source_tier = upstream
+        lerobot_episodes = build_lerobot_episodes(cfg, upstream, source_tier)
+        lerobot_dataset = build_lerobot_dataset(cfg)
+        policy_checkpoint = build_policy_checkpoint(cfg)
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),
@@ -54,17 +74,20 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
     )
     recording_job = dg.define_asset_job(
         "process_recordings",
-        selection=dg.AssetSelection.assets(raw_teleop, synthetic_demos, augmented_videos, *custom, lerobot_episodes),
+        selection=dg.AssetSelection.assets(*recording_tiers, *custom, lerobot_episodes),
         description="Every per-recording tier for the selected recordings (what automation does tier by tier).",
     )
-    synthetic_job = dg.define_asset_job(
-        "generate_synthetic_demos", selection=dg.AssetSelection.assets(synthetic_demos),
-        description="MimicGen-style demos from the selected recordings' source demos (Ray trials).",
-    )
-    augment_job = dg.define_asset_job(
-        "augment_videos", selection=dg.AssetSelection.assets(augmented_videos),
-        description="Visual augmentation of the selected recordings' camera clips (local engine or Cosmos).",
-    )
+    tier_jobs = []
+    if synthetic_demos is not None:
+        tier_jobs.append(dg.define_asset_job(
+            "generate_synthetic_demos", selection=dg.AssetSelection.assets(synthetic_demos),
+            description="MimicGen-style demos from the selected recordings' source demos (Ray trials).",
+        ))
+    if augmented_videos is not None:
+        tier_jobs.append(dg.define_asset_job(
+            "augment_videos", selection=dg.AssetSelection.assets(augmented_videos),
+            description="Visual augmentation of the selected recordings' camera clips (local engine or Cosmos).",
+        ))
     episodes_job = dg.define_asset_job(
         "write_lerobot_episodes", selection=dg.AssetSelection.assets(lerobot_episodes),
         description="LeRobot shards for the selected recordings (normally started by automation).",
@@ -78,11 +101,11 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
         description="Assemble the LeRobot release from every recording's episodes.",
     )
     return dg.Definitions(
-        assets=[raw_teleop, synthetic_demos, augmented_videos, *custom, lerobot_episodes, lerobot_dataset,
-                policy_checkpoint],
-        jobs=[ingest_job, synthetic_job, augment_job, *stage_jobs, episodes_job, recording_job, release_job,
-              train_policy_job],
-        sensors=[build_new_recordings_sensor(ingest_job)],
+        assets=[*recording_tiers, *custom, lerobot_episodes, lerobot_dataset, policy_checkpoint],
+        jobs=[ingest_job, *tier_jobs, *stage_jobs, episodes_job, recording_job, release_job, train_policy_job],
+        # Declarative automation is on by default: each tier follows its upstream's new data, a release is cut
+        # when a shard changed, the policy retrains on a new release.
+        sensors=[build_new_recordings_sensor(ingest_job), build_automation_sensor()],
         schedules=[build_release_schedule(release_job), policy_weekly_schedule],
         # Engines and launchers (local / Isaac Lab Mimic / Cosmos; subprocess / Kubernetes / Ray) as resources.
         resources={"project": project, "ray_cluster": make_ray_resource(cfg), **engine_resources(cfg)},

@@ -67,28 +67,36 @@ def instance_and_defs(cfg: ProjectConfig):
     return dg.DagsterInstance.get(), build_definitions(cfg)
 
 
-def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True) -> tuple[list[Any], str | None]:
-    """Evaluate ``new_recordings`` once against the instance; returns its run requests and skip reason.
+def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True, evaluations: int = 2
+                ) -> tuple[list[Any], str | None]:
+    """Evaluate ``new_recordings`` against the instance as the daemon would, ``evaluations`` ticks in a row
+    (a file is taken once it is unchanged on two ticks); returns the run requests and the last skip reason.
 
     The cursor is kept in the instance folder, so repeated CLI ticks never request the same file twice.
     """
     import dagster as dg
 
-    from robodata_dagster.sensors.new_recordings import SENSOR_NAME, SETTLE_SECONDS
+    from robodata_dagster.sensors.new_recordings import SENSOR_NAME
 
-    if wait_settle:
-        time.sleep(SETTLE_SECONDS + 0.2)
     cursor_file = Path(os.environ["DAGSTER_HOME"]) / "cli_sensor_cursor.json"
-    cursor = cursor_file.read_text() if cursor_file.exists() else None
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
     resources = {"project": defs.resources["project"]}
-    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as ctx:
-        result = sensor(ctx)
-    for req in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    if result.cursor:
-        cursor_file.write_text(result.cursor)
-    return list(result.run_requests or []), result.skip_reason
+    requests: list[Any] = []
+    skip: str | None = None
+    settle = defs.resources["project"].config.landing.settle_seconds
+    for i in range(evaluations):
+        if wait_settle and i:
+            time.sleep(settle + 0.2)
+        cursor = cursor_file.read_text() if cursor_file.exists() else None
+        with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as ctx:
+            result = sensor(ctx)
+        for req in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        if result.cursor:
+            cursor_file.write_text(result.cursor)
+        requests += list(result.run_requests or [])
+        skip = result.skip_reason
+    return requests, (None if requests else skip)
 
 
 def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, tags: dict[str, str] | None = None,
@@ -142,20 +150,29 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
 
 
 def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutcome:
-    """``robodata ingest PATH``: land the file, register its partition, and ingest it now."""
+    """``robodata ingest PATH``: land the file, register it through the sensor's own registration path (one
+    dedup rule: a copy of bytes already ingested is recognised in the run), and ingest it now."""
+    from robodata.landing import LandingError, landing_zone, register_landed
+    from robodata.registry import REGISTERED, LandedRow, Registry
+
     cfg = load_config(config)
     instance, defs = instance_and_defs(cfg)
-    from robodata.landing import RecordingEntry, landing_zone, register
-    from robodata.partitions import recording_key
-    from robodata.storage import DataStore
-
     landing = landing_zone(cfg)
-    landed = landing.land(path)
-    f = next(x for x in landing.list() if x.name == Path(path).name)
-    key = recording_key(landed) if "://" not in landing.url else landing.key_for(f)
-    register(DataStore(cfg.storage_url), RecordingEntry(key, f.name, f.url, f.size, f.mtime, time.time(), landing.url))
-    instance.add_dynamic_partitions("recordings", [key])
-    return run_partitions(instance, defs, "ingest_recordings", [key])[0]
+    src = Path(path)
+    if not src.exists():
+        raise LandingError(f"{src}: no such file or folder")
+    landed = landing.land(src)
+    rel = str(landed) if landing.local_root is None else landed.relative_to(landing.local_root).as_posix()
+    f = landing.info(rel)
+    if f is None or f.refused:
+        raise LandingError(f"{landing.url}/{rel}: {'vanished after landing' if f is None else f.refused}")
+    registry = Registry(cfg.registry_url)
+    now = time.time()
+    with registry.engine.begin() as conn:
+        rec, _ = register_landed(conn, registry, landing, f, tick=0, now=now)
+        registry.put_landed(conn, landing.url, LandedRow(f.name, f.size, f.mtime, f.etag, REGISTERED, 2, rec.key, now))
+    instance.add_dynamic_partitions("recordings", [rec.key])
+    return run_partitions(instance, defs, "ingest_recordings", [rec.key])[0]
 
 
 def summary_table(outcomes: list[RunOutcome]) -> str:

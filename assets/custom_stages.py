@@ -13,18 +13,23 @@ import dagster as dg
 
 from robodata import store_layout as layout
 from robodata.stages.custom import CustomStage, CustomStageConfig, KeptEpisodes, custom_stage_from
+from robodata_dagster.assets.automation import FOLLOW_UPSTREAM
 from robodata_dagster.assets.checks import check_result
 from robodata_dagster.assets.partitions import recordings_partitions
+from robodata_dagster.assets.versions import custom_stage_version, derived_data_version
 from robodata_dagster.resources.project import ProjectResource
 
-# The recording tiers the first custom stage reads, most processed first.
-RECORDING_TIERS = (layout.AUGMENTED_VIDEOS, layout.SYNTHETIC_DEMOS, layout.RAW_TELEOP)
 RESERVED = {"raw_teleop", "synthetic_demos", "augmented_videos", "lerobot_episodes", "lerobot_dataset",
             "policy_checkpoint"}
 
 
-def _build(name: str, options: dict[str, Any], upstream: str, source_tiers: Sequence[str],
-           validators: Sequence[Any], batch_size: int, seed: int) -> dg.AssetsDefinition:
+def stage_tier(name: str) -> str:
+    """Where a pipeline stage's asset keeps its episodes in the store (``stages/<name>``)."""
+    return f"{layout.CUSTOM_STAGES}/{name}"
+
+
+def _build(name: str, options: dict[str, Any], upstream: str, source_tier: str, validators: Sequence[Any],
+           batch_size: int, seed: int, code_version: str) -> dg.AssetsDefinition:
     custom_stage_from(name, options)  # fail at load time, naming the stage, if it cannot be built
 
     @dg.asset(
@@ -33,8 +38,8 @@ def _build(name: str, options: dict[str, Any], upstream: str, source_tiers: Sequ
         deps=[dg.AssetDep(upstream)],
         group_name="pipeline_stages",
         kinds={"python", "hdf5"},
-        code_version=f"{name}:{sorted(options.items())}",
-        automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        code_version=code_version,
+        automation_condition=FOLLOW_UPSTREAM,
         check_specs=[dg.AssetCheckSpec(KeptEpisodes.name, asset=name, blocking=True,
                                        description=KeptEpisodes.description)],
         description=f"The pipeline stage {name!r} ({options or 'no options'}) over one recording's episodes.",
@@ -42,10 +47,10 @@ def _build(name: str, options: dict[str, Any], upstream: str, source_tiers: Sequ
     def custom_stage(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
         store = project.store()
         key = context.partition_key
-        try:
-            tier, src_rel = layout.latest_episodes(store.exists, key, source_tiers)
-        except LookupError as err:
-            raise dg.Failure(str(err), allow_retries=False) from err
+        src_rel = layout.tier_episodes_path(source_tier, key)
+        if not store.exists(src_rel):
+            raise dg.Failure(f"recording {key}: no {upstream} episodes at {store.url(src_rel)} "
+                             f"(materialize {upstream} first)", allow_retries=False)
         stage = CustomStage(custom_stage_from(name, options), validators,
                             CustomStageConfig(batch_size=batch_size, seed=seed), tier=name)
         with store.read_path(src_rel) as src:
@@ -53,7 +58,7 @@ def _build(name: str, options: dict[str, Any], upstream: str, source_tiers: Sequ
         rep = outcome.report
         return dg.MaterializeResult(
             metadata={
-                "source_tier": tier,
+                "source_tier": source_tier,
                 "episodes_in": rep.episodes_in,
                 "episodes_out": rep.episodes_out,
                 "frames": rep.frames_out,
@@ -64,32 +69,30 @@ def _build(name: str, options: dict[str, Any], upstream: str, source_tiers: Sequ
                 "path": dg.MetadataValue.path(outcome.url or outcome.quarantined),
             },
             check_results=[check_result(c) for c in outcome.checks],
+            data_version=derived_data_version(context, code_version, upstream, rep.episodes_in, rep.episodes_out,
+                                              rep.frames_out, outcome.published),
         )
 
     return custom_stage
 
 
 def build_custom_stage_assets(spec: Any, upstream: str = layout.AUGMENTED_VIDEOS) -> list[dg.AssetsDefinition]:
-    """One asset per stage of the pipeline spec, chained after ``upstream``; [] without a spec."""
+    """One asset per stage of the pipeline spec, chained after ``upstream`` (the last enabled recording tier,
+    whose store tier has the same name); [] without a spec. Each stage reads exactly the one before it."""
     if spec is None:
         return []
     from robodata import plugins
 
     validators = [plugins.get("validators", v.type)(**v.options) for v in spec.validators]
+    validator_specs = [v.model_dump(mode="json") for v in spec.validators]
     out: list[dg.AssetsDefinition] = []
-    prev, tiers = upstream, RECORDING_TIERS
+    prev, tier = upstream, upstream
     for comp in spec.stages:
         if comp.type in RESERVED or comp.type in {a.key.path[-1] for a in out}:
             from robodata.api.errors import PipelineError
 
             raise PipelineError(f"pipeline stage {comp.type!r}: the asset graph already has an asset of that name")
-        out.append(_build(comp.type, comp.options, prev, tiers, validators, spec.batch_size, spec.seed))
-        prev, tiers = comp.type, (f"{layout.CUSTOM_STAGES}/{comp.type}",)
+        version = custom_stage_version(comp.type, comp.options, validator_specs, spec.batch_size, spec.seed)
+        out.append(_build(comp.type, comp.options, prev, tier, validators, spec.batch_size, spec.seed, version))
+        prev, tier = comp.type, stage_tier(comp.type)
     return out
-
-
-def source_tiers_after(spec: Any) -> tuple[str, ...]:
-    """Where lerobot_episodes reads: the last custom stage's output, or the most processed recording tier."""
-    if spec is not None and spec.stages:
-        return (f"{layout.CUSTOM_STAGES}/{spec.stages[-1].type}",)
-    return RECORDING_TIERS

@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_ray import RayResource
 
 from robodata import store_layout as layout
+from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
 from robodata.parallel import gpus_available, run_tasks
 from robodata.stages.tiers import (
@@ -18,37 +19,41 @@ from robodata.stages.tiers import (
     write_episode_part,
 )
 from robodata.storage import DataStore
+from robodata_dagster.assets.automation import FOLLOW_UPSTREAM, NEW_SHARDS
 from robodata_dagster.assets.checks import check_result, check_specs
 from robodata_dagster.assets.partitions import RECORDINGS, recordings_partitions
+from robodata_dagster.assets.versions import lerobot_dataset_version, lerobot_episodes_version
 from robodata_dagster.resources.project import ProjectResource
 
-# The per-recording tiers, most processed first: lerobot_episodes reads the latest one that exists.
-SOURCE_TIERS = (layout.AUGMENTED_VIDEOS, layout.SYNTHETIC_DEMOS, layout.RAW_TELEOP)
 
-
-def source_for(store: DataStore, key: str, tiers: tuple[str, ...] = SOURCE_TIERS) -> tuple[str, str]:
-    try:
-        return layout.latest_episodes(store.exists, key, tiers)
-    except LookupError as err:
-        raise RobodataError(f"{err} (store {store.root})") from err
+def source_for(store: DataStore, key: str, upstream: str, source_tier: str) -> str:
+    """The store path of ``key``'s episodes in the one tier lerobot_episodes follows; a clear error if absent."""
+    rel = layout.tier_episodes_path(source_tier, key)
+    if not store.exists(rel):
+        raise dg.Failure(f"recording {key}: no {upstream} episodes at {store.url(rel)} (materialize {upstream} "
+                         "first)", allow_retries=False)
+    return rel
 
 
 def _write_part(store_url: str, src_rel: str, episode: str, part_rel: str, opts: dict):
     return write_episode_part(DataStore(store_url), src_rel, episode, part_rel, opts)
 
 
-def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
-                           source_tiers: tuple[str, ...] = SOURCE_TIERS) -> dg.AssetsDefinition:
-    """The per-recording LeRobot shard, after ``upstream`` (the last recording tier or a pipeline stage)."""
+def build_lerobot_episodes(cfg: ProjectConfig | None = None, upstream: str = layout.AUGMENTED_VIDEOS,
+                           source_tier: str | None = None) -> dg.AssetsDefinition:
+    """The per-recording LeRobot shard, after ``upstream`` (the last enabled recording tier or the last pipeline
+    stage), read from its store tier ``source_tier`` (default: the tier named like the asset)."""
+    tier = source_tier or upstream
 
     @dg.asset(
         name="lerobot_episodes",
         partitions_def=recordings_partitions,
-        deps=[dg.AssetDep(upstream)],  # reads the most processed tier present
+        deps=[dg.AssetDep(upstream)],  # reads exactly <tier>/<key>.hdf5
         group_name="recording_tiers",
         kinds={"ray", "lerobot", "parquet"},
+        code_version=lerobot_episodes_version(cfg or ProjectConfig()),
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        automation_condition=FOLLOW_UPSTREAM,
         check_specs=check_specs("lerobot_episodes", LeRobotShardStage.checks),
         description="The episodes of one recording as a LeRobot v3.0 shard (video per camera, parquet, stats).",
     )
@@ -58,7 +63,7 @@ def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
         cfg = project.config
         store = project.store()
         key = context.partition_key
-        tier, src_rel = source_for(store, key, source_tiers)
+        src_rel = source_for(store, key, upstream, tier)
         with store.read_path(src_rel) as src, EpisodeStore(src) as es:
             demos = list(es.demo_names)
         if not demos:
@@ -83,7 +88,7 @@ def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
         frames = sum(p.frames for p in parts)
         elapsed = time.perf_counter() - t0
         with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
-            version = dataset_digest(root)
+            version = dataset_digest(root)  # the shard's content: follows its source's episodes and the codec
         return dg.MaterializeResult(
             metadata={
                 "source_tier": tier,
@@ -104,7 +109,17 @@ def build_lerobot_episodes(upstream: str = layout.AUGMENTED_VIDEOS,
     return lerobot_episodes
 
 
+# The assets for the default config (definitions.py builds them from the project config).
 lerobot_episodes = build_lerobot_episodes()
+
+
+def _releasable(project: ProjectResource, keys: list[str]) -> list[str]:
+    """The recording partitions a release may hold: not those whose landed content was replaced (superseded)
+    or whose bytes another recording owns (duplicates), as the registry records them."""
+    from robodata.registry import DUPLICATE, SUPERSEDED, Registry
+
+    out = {r.key for r in Registry(project.config.registry_url).recordings(status=[SUPERSEDED, DUPLICATE])}
+    return [k for k in keys if k not in out]
 
 
 def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
@@ -119,20 +134,27 @@ def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[st
     return out
 
 
-@dg.asset(
-    name="lerobot_dataset",
-    deps=[dg.AssetDep("lerobot_episodes", partition_mapping=dg.AllPartitionMapping())],
-    group_name="release",
-    kinds={"lerobot", "parquet"},
-    check_specs=check_specs("lerobot_dataset", ReleaseStage.checks),
-    description="One versioned LeRobot release (v3.0, or v2.1 + meta/modality.json for GR00T) of the recordings.",
-)
-def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource):
+def build_lerobot_dataset(cfg: ProjectConfig | None = None) -> dg.AssetsDefinition:
+    """The release for ``cfg``: cut on its own when a shard has new data (and nightly by schedule)."""
+    return dg.asset(
+        name="lerobot_dataset",
+        deps=[dg.AssetDep("lerobot_episodes", partition_mapping=dg.AllPartitionMapping())],
+        group_name="release",
+        kinds={"lerobot", "parquet"},
+        code_version=lerobot_dataset_version(cfg or ProjectConfig()),
+        automation_condition=NEW_SHARDS,
+        check_specs=check_specs("lerobot_dataset", ReleaseStage.checks),
+        description="One versioned LeRobot release (v3.0, or v2.1 + meta/modality.json for GR00T) of the "
+                    "recordings.",
+    )(_cut_release)
+
+
+def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
     lr = project.config.tiers.lerobot
     store = project.store()
     stage = ReleaseStage(lr)
     try:
-        keys = stage.select(store, context.instance.get_dynamic_partitions(RECORDINGS))
+        keys = stage.select(store, _releasable(project, context.instance.get_dynamic_partitions(RECORDINGS)))
     except RobodataError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
     rel = stage.cut(store, keys, _upstream_versions(context.instance, keys))
@@ -151,7 +173,11 @@ def lerobot_dataset(context: dg.AssetExecutionContext, project: ProjectResource)
             "path": dg.MetadataValue.path(rel.url),
             "previous_release": rel.previous or "none",
             "promoted_to_latest": rel.published,
+            "pinned_to": rel.pinned_to or "none",  # a rollback's pin holds later cuts back from latest
         },
         check_results=[check_result(c) for c in rel.checks],
         data_version=dg.DataVersion(rel.release),
     )
+
+
+lerobot_dataset = build_lerobot_dataset()

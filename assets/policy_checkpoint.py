@@ -12,9 +12,11 @@ from typing import Any
 import dagster as dg
 from pydantic import ValidationError
 
+from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
 from robodata.stages.policy import PolicyStage, TrainingFailed, train_policy
 from robodata_dagster.assets.checks import check_result, check_specs, metadata_values
+from robodata_dagster.assets.versions import policy_checkpoint_version
 from robodata_dagster.resources.engines import PipesLauncher
 from robodata_dagster.resources.project import ProjectResource
 
@@ -55,19 +57,24 @@ class PolicyRunConfig(dg.Config):
         return PolicyConfig.model_validate(_deep_merge(data, over))
 
 
-@dg.asset(
-    name=ASSET,
-    deps=["lerobot_dataset"],
-    group_name="release",
-    kinds={"lerobot", "mlflow", "pytorch"},
-    automation_condition=NEW_RELEASE,
-    op_tags={"dagster/concurrency_key": "policy_training"},
-    check_specs=check_specs(ASSET, PolicyStage.checks),
-    description="A policy fine-tuned on a lerobot_dataset release (lerobot-train locally; GR00T N1.5 on a GPU "
-                "cluster), evaluated offline, tracked in MLflow and registered when promoted.",
-)
-def policy_checkpoint(context: dg.AssetExecutionContext, config: PolicyRunConfig, project: ProjectResource,
-                      policy_launcher: PipesLauncher):
+def build_policy_checkpoint(cfg: ProjectConfig | None = None) -> dg.AssetsDefinition:
+    """policy_checkpoint for ``cfg`` (its code version from what ``tiers.policy`` trains and how it evaluates)."""
+    return dg.asset(
+        name=ASSET,
+        deps=["lerobot_dataset"],
+        group_name="release",
+        kinds={"lerobot", "mlflow", "pytorch"},
+        code_version=policy_checkpoint_version(cfg or ProjectConfig()),
+        automation_condition=NEW_RELEASE,
+        op_tags={"dagster/concurrency_key": "policy_training"},
+        check_specs=check_specs(ASSET, PolicyStage.checks),
+        description="A policy fine-tuned on a lerobot_dataset release (lerobot-train locally; GR00T N1.5 on a GPU "
+                    "cluster), evaluated offline, tracked in MLflow and registered when promoted.",
+    )(_train)
+
+
+def _train(context: dg.AssetExecutionContext, config: PolicyRunConfig, project: ProjectResource,
+           policy_launcher: PipesLauncher):
     from robodata.topicmap import format_validation_error
 
     cfg = project.config
@@ -91,6 +98,9 @@ def policy_checkpoint(context: dg.AssetExecutionContext, config: PolicyRunConfig
         data_version=dg.DataVersion(summary["run"]),
     )
 
+
+# The asset for the default config (tests materialize it directly; definitions.py builds it from the config).
+policy_checkpoint = build_policy_checkpoint()
 
 train_policy_job = dg.define_asset_job("train_policy", selection=[ASSET],
                                        description="Fine-tune, evaluate and (maybe) promote the policy")

@@ -236,7 +236,10 @@ def project_home(work: Path) -> Path:
     tm = home / "topic_map.yaml"
     tm.write_text(yaml.safe_dump(TOPIC_MAP, sort_keys=False))
     cfg = home / "robodata.yaml"
-    cfg.write_text(yaml.safe_dump({"home": str(home), "sources": [{"pattern": "*.mcap", "topic_map": str(tm)}]}))
+    # (c) runs ingest -> lerobot_episodes, as (a) and (b) do: no MimicGen or augmentation tier in its graph
+    cfg.write_text(yaml.safe_dump({"home": str(home), "sources": [{"pattern": "*.mcap", "topic_map": str(tm)}],
+                                   "tiers": {"synthetic_demos": {"enabled": False},
+                                             "augmented_videos": {"enabled": False}}}))
     os.environ.pop("DAGSTER_HOME", None)
     os.environ["ROBODATA_HOME"] = str(home)
     os.environ["ROBODATA_CONFIG"] = str(cfg)

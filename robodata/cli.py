@@ -34,7 +34,7 @@ class Progress:
 # Commands the platform (the Dagster code location, `robodata[platform]`) adds to this CLI.
 PLATFORM_COMMANDS = {
     "demo": "record demos in the simulator and run every tier of the asset graph on them",
-    "backfill": "launch a job over recording partitions (all, or those named)",
+    "backfill": "launch a Dagster backfill over recording partitions (all, or those named), run by the daemon",
     "ui": "start the Dagster UI and daemon on 127.0.0.1 with this project",
 }
 
@@ -110,6 +110,72 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_releases(args: argparse.Namespace) -> int:
+    """``robodata releases``: every release the store keeps (or, with --policy, every trained checkpoint)."""
+    import json
+
+    from robodata.releases import list_policies, list_releases, policies_table, releases_table
+    from robodata.storage import DataStore
+
+    store = DataStore(config_from_args(args).storage_url)
+    entries: list[Any] = list_policies(store) if args.policy else list_releases(store)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=1))
+    elif not entries:
+        print(f"no {'policy checkpoints' if args.policy else 'releases'} yet in {store.root}")
+    else:
+        print(policies_table(entries) if args.policy else releases_table(entries))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """``robodata rollback RELEASE``: point latest.json back at an earlier release (checked, then pinned)."""
+    from robodata.releases import rollback, rollback_policy, unpin
+    from robodata.storage import DataStore
+
+    cfg = config_from_args(args)
+    store = DataStore(cfg.storage_url)
+    if args.unpin:
+        latest = unpin(store)
+        print(f"latest is {latest['release']}, no longer pinned: the next cut release becomes latest"
+              if latest else "no release is latest yet: nothing to unpin")
+        event = {"asset": "lerobot_dataset", "action": "unpin", "release": (latest or {}).get("release")}
+    elif not args.release:
+        raise RobodataError("rollback: name the release (robodata releases lists them), or give --unpin")
+    elif args.policy:
+        entry, previous = rollback_policy(store, args.release)
+        print(f"policy/latest.json: {previous or 'none'} -> {entry.run} (checkpoint {entry.checkpoint})")
+        event = {"asset": "policy_checkpoint", "action": "rollback", "run": entry.run, "previous": previous,
+                 "release": entry.release, "path": entry.checkpoint}
+    else:
+        res = rollback(store, args.release, pin=not args.no_pin, verify=not args.no_verify)
+        e = res.release
+        print(f"latest: {res.previous or 'none'} -> {e.release} ({e.episodes} episodes, {e.frames} frames, "
+              f"{len(e.recordings)} recording(s)) at {e.path}")
+        if res.pointer["pinned"]:
+            print("pinned: later cuts are checked and kept but do not become latest until "
+                  "`robodata rollback --unpin`")
+        event = {"asset": "lerobot_dataset", "action": "rollback", "release": e.release, "previous": res.previous,
+                 "path": e.path, "pinned": res.pointer["pinned"], "recordings": e.recordings}
+    # With the platform installed, the change is recorded in Dagster too (an observation on the asset).
+    platform = load_platform()
+    record = getattr(platform, "record_release_event", None) if platform is not None else None
+    if record is not None:
+        try:
+            record(cfg, event)
+        except Exception as err:  # noqa: BLE001 - the pointer moved; only its record in Dagster is missing
+            print(f"warning: latest moved, but recording it in Dagster failed: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_landing(args: argparse.Namespace) -> int:
+    """``robodata landing status``: objects seen, still settling, refused (and why), recordings by status."""
+    from robodata.landing import landing_status
+
+    print(landing_status(config_from_args(args), limit=args.limit))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robodata", description=__doc__)
     p.add_argument("--config", help="project config YAML (default: $ROBODATA_CONFIG, ./robodata.yaml, built-in)")
@@ -141,6 +207,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inspect", help="what is in a bag, MCAP, HDF5 episode file or LeRobot dataset")
     s.add_argument("path")
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("releases", help="every LeRobot release in the store: id, when, recordings, checks, latest")
+    s.add_argument("--policy", action="store_true", help="list trained policy checkpoints instead")
+    s.add_argument("--json", action="store_true", help="print the list as JSON")
+    s.set_defaults(func=cmd_releases)
+
+    s = sub.add_parser("rollback", help="point the latest release back at RELEASE (checked, then pinned)")
+    s.add_argument("release", nargs="?", help="a release id (or an unambiguous prefix); with --policy, a run")
+    s.add_argument("--policy", action="store_true", help="promote an earlier policy checkpoint instead")
+    s.add_argument("--no-pin", action="store_true", help="let the next cut release become latest again")
+    s.add_argument("--unpin", action="store_true", help="lift a rollback's pin (latest stays until the next cut)")
+    s.add_argument("--no-verify", action="store_true",
+                   help="do not re-run the release's blocking checks (they passed when it was cut)")
+    s.set_defaults(func=cmd_rollback)
+
+    s = sub.add_parser("landing", help="the landing zone: what landed and what became of it (from the registry)")
+    s.add_argument("action", choices=["status"])
+    s.add_argument("--limit", type=int, default=20, help="rows listed per state")
+    s.set_defaults(func=cmd_landing)
 
     from robodata.augment.cli import add_subcommands as augment_commands
     from robodata.lerobot.cli import add_subcommands as lerobot_commands

@@ -57,8 +57,9 @@ class RawTeleopConfig(_Strict):
     max_episode_frames: int = Field(200_000, ge=1)
     rate_tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative deviation of a stream's rate")
     max_partitions_per_run: int = Field(1, ge=1)
-    image_compression: Literal["none", "lzf", "gzip"] = Field(
-        "none", description="compression of camera frames in the canonical HDF5 (lzf: fast; gzip: smaller)")
+    image_compression: Literal["auto", "none", "lzf", "gzip", "gzip-4"] = Field(
+        "auto", description="camera frames in the canonical HDF5, lossless, plain-h5py readable: auto (deflate "
+        "level 1 where a frame shrinks by a quarter or more, raw otherwise), none, lzf, gzip (level 1), gzip-4")
 
 
 class LeRobotConfig(_Strict):
@@ -79,6 +80,35 @@ class DemoConfig(_Strict):
     seed: int = 0
 
 
+class LandingConfig(_Strict):
+    """How the ``new_recordings`` sensor watches the landing zone (see the README's "Landing zone")."""
+
+    prefixes: list[str] = Field(
+        [""], description="folders under the landing root to watch, recursively ('' = all of it)")
+    settle_seconds: float = Field(2.0, ge=0, description="a file must be untouched this long, and unchanged "
+                                  "between two ticks, before it is taken")
+    stale_seconds: float = Field(300.0, gt=0, description="an incomplete file untouched this long is a crashed "
+                                 "recording: ingested anyway, so that its run reports it as truncated")
+    recent_days: int = Field(0, ge=0, description="between full scans, list only date-named folders "
+                             "(YYYY-MM-DD) at most this many days old (0: list every folder); for object stores")
+    full_scan_minutes: float = Field(60.0, gt=0, description="how often a tick lists everything and re-checks "
+                                     "files already registered (in-place changes, vanished files)")
+    max_new_per_tick: int = Field(500, ge=1, description="recordings registered per tick; the rest next tick")
+    registry: str | None = Field(None, description="SQLAlchemy URL of the recording registry (default: SQLite "
+                                 "in the project home; a PostgreSQL URL in production)")
+
+    @field_validator("prefixes")
+    @classmethod
+    def _relative(cls, v: list[str]) -> list[str]:
+        out = []
+        for p in v or [""]:
+            q = p.strip().strip("/")
+            if q.startswith("/") or ".." in q.split("/"):
+                raise ValueError(f"landing prefix {p!r}: must be a folder inside the landing root")
+            out.append(q)
+        return out
+
+
 class TiersConfig(_Strict):
     raw_teleop: RawTeleopConfig = RawTeleopConfig()
     lerobot: LeRobotConfig = LeRobotConfig()
@@ -92,6 +122,7 @@ class ProjectConfig(_Strict):
     home: str | None = None
     storage_root: str | None = None
     landing_root: str | None = None
+    landing: LandingConfig = LandingConfig()
     sources: list[SourceConfig] = [SourceConfig()]
     topic_map: str | dict[str, Any] | None = None
     ray: RayConfig = RayConfig()
@@ -147,6 +178,11 @@ class ProjectConfig(_Strict):
     def landing_url(self) -> str:
         return self.landing_root or str(self.home_dir / "landing")
 
+    @property
+    def registry_url(self) -> str:
+        """The recording registry's database (SQLAlchemy URL)."""
+        return self.landing.registry or f"sqlite:///{self.home_dir / 'registry.sqlite3'}"
+
     def _resolve(self, ref: str | dict[str, Any] | None) -> TopicMap | None:
         if ref is None:
             return None
@@ -180,8 +216,10 @@ class ProjectConfig(_Strict):
 
     def topic_map_for(self, filename: str) -> TopicMap | None:
         """The topic map for a landed file: the first source whose pattern matches, else the default."""
+        base = filename.rsplit("/", 1)[-1]  # a pattern matches the landed path or the file's own name
         for src in self.sources:
-            if fnmatch.fnmatch(filename, src.pattern) and src.topic_map is not None:
+            if (fnmatch.fnmatch(filename, src.pattern) or fnmatch.fnmatch(base, src.pattern)) \
+                    and src.topic_map is not None:
                 return self._resolve(src.topic_map)
         return self._resolve(self.topic_map)
 

@@ -15,9 +15,11 @@ and testable on its own: :class:`EpisodeSplitter` (which episode a reference tic
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from robodata.errors import RobodataError
 from robodata.formats.isaaclab import (
     ACTIONS,
     DATAGEN_GROUP,
+    DEFAULT_IMAGE_COMPRESSION,
     ENV_KWARGS_KEY,
     ENV_NAME_KEY,
     NUM_SAMPLES_ATTR,
@@ -153,11 +156,13 @@ def ingest_recording(
     min_frames: int | None = None,
     max_frames: int = 10**9,
     progress: Callable[[float], None] | None = None,
-    image_compression: ImageCompression = "none",
+    image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION,
 ) -> IngestReport:
     """Turn a recording into an Isaac Lab HDF5 episode store at ``out_path`` (written atomically).
 
-    ``image_compression`` (``none``, ``lzf``, ``gzip``) compresses camera frames in the store, per frame.
+    ``image_compression`` says how camera frames are stored (one frame per chunk, always lossless and readable
+    by plain h5py): ``auto`` (default: deflated where that saves a quarter or more, raw otherwise), ``none``,
+    ``lzf``, ``gzip`` (deflate level 1 on every frame), ``gzip-4``; see :mod:`robodata.formats.isaaclab`.
 
     Raises:
         IngestError: the path is missing or no recording/HDF5 store, the recording is unreadable, empty, lacks
@@ -188,7 +193,7 @@ def ingest_recording(
 
 
 def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
-                 image_compression: ImageCompression = "none") -> IngestReport:
+                 image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION) -> IngestReport:
     try:
         src = EpisodeStore(path)
     except EpisodeStoreError as err:
@@ -515,7 +520,8 @@ class OpenEpisode:
     ticks: list[float] = field(default_factory=list)  # reference times (s) of the ticks matched so far
     written: list[bool] = field(default_factory=list)  # per tick: its images were written (in sync when matched)
     image_offsets: dict[str, list[float]] = field(default_factory=dict)  # per camera feature, per tick
-    images: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per camera feature: frames not flushed
+    # Per camera feature: frames not flushed yet (arrays, or futures of frames still decoding).
+    images: dict[str, list[np.ndarray | Future[np.ndarray]]] = field(default_factory=dict)
 
     @classmethod
     def begin(cls, index: int, writer: EpisodeStoreWriter, cameras: Sequence[str]) -> OpenEpisode:
@@ -523,8 +529,9 @@ class OpenEpisode:
         return cls(index, writer.begin_episode(), image_offsets={c: [] for c in cameras},
                    images={c: [] for c in cameras})  # fmt: skip
 
-    def add(self, tick: float, offsets: Sequence[tuple[str, float]], frames: Mapping[str, np.ndarray] | None) -> None:
-        """Record a tick: its camera offsets and, when it is written, its decoded frames (``None``: not written)."""
+    def add(self, tick: float, offsets: Sequence[tuple[str, float]],
+            frames: Mapping[str, np.ndarray | Future[np.ndarray]] | None) -> None:
+        """Record a tick: its camera offsets and, when it is written, its frames (``None``: not written)."""
         self.ticks.append(tick)
         self.written.append(frames is not None)
         for name, d in offsets:
@@ -536,10 +543,10 @@ class OpenEpisode:
                 self.flush_images()
 
     def flush_images(self) -> None:
-        """Write the decoded frames waiting in ``images``."""
+        """Write the frames waiting in ``images`` (as they are: no batch copy), once those decoding are done."""
         for name, frames in self.images.items():
             if frames:
-                self.demo.write_feature(name, np.stack(frames))
+                self.demo.write_frames(name, [f.result() if isinstance(f, Future) else f for f in frames])
                 frames.clear()
 
 
@@ -671,7 +678,7 @@ class _MessageIngest:
         min_frames: int | None,
         max_frames: int,
         progress: Callable[[float], None] | None,
-        image_compression: ImageCompression = "none",
+        image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION,
     ):
         self.info = info
         self.image_compression = image_compression
@@ -685,6 +692,7 @@ class _MessageIngest:
         self.report = IngestReport(str(self.path), str(out), fps=tm.fps)
         self.image_shapes: dict[str, tuple[int, ...]] = {}  # per camera feature, from the schema
         self.episode: OpenEpisode | None = None
+        self._decoders: ThreadPoolExecutor | None = None  # compressed camera frames decode here
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _err(self, msg: str) -> IngestError:
@@ -750,11 +758,36 @@ class _MessageIngest:
         self.features = [f for f in self.tm.features if f.topic in topics and topics[f.topic].count]
         self.cameras = [f for f in self.features if f.role == "image"]
         self.lowdim = [f for f in self.features if f.role != "image"]
-        first: dict[str, np.ndarray] = {}
+        return self._first_values(reader, topics)
+
+    def _first_values(self, reader: Any, topics: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Each feature's value in the first message of its topic. The topics that start within a second of
+        the earliest are read in one pass from the start, any later one on its own; the reader's chunk
+        prefetch threads are off meanwhile (a probe needs a chunk or two, not the chunks queued after them)."""
+        by_topic: dict[str, list[FeatureMap]] = {}
         for f in self.features:
-            for m in reader.messages([f.topic]):
-                first[f.name] = self._convert(f, m)
-                break
+            by_topic.setdefault(f.topic, []).append(f)
+        starts = {t: topics[t].first_ns for t in by_topic}
+        known = [v for v in starts.values() if v is not None]
+        early = {t for t, v in starts.items() if known and v is not None and v - min(known) <= 1_000_000_000}
+        first: dict[str, np.ndarray] = {}
+        workers = getattr(reader, "workers", None)
+        if workers is not None:
+            reader.workers = 0
+        try:
+            passes = ([sorted(early)] if early else []) + [[t] for t in sorted(set(by_topic) - early)]
+            for wanted in passes:
+                left = set(wanted)
+                for m in reader.messages(wanted):
+                    if m.topic in left:
+                        left.discard(m.topic)
+                        for f in by_topic[m.topic]:
+                            first[f.name] = self._convert(f, m)
+                        if not left:
+                            break
+        finally:
+            if workers is not None:
+                reader.workers = workers
         return first
 
     def _schema(self, first: dict[str, np.ndarray]) -> EpisodeSchema:
@@ -808,6 +841,10 @@ class _MessageIngest:
         except BaseException:
             self.writer.abort()
             raise
+        finally:
+            if self._decoders is not None:
+                self._decoders.shutdown(wait=True, cancel_futures=True)
+                self._decoders = None
         if self.progress:
             self.progress(1.0)
         return self.report
@@ -894,17 +931,28 @@ class _MessageIngest:
             write = match.in_sync and self.streams.in_sync(match.tick)
             ep.add(match.tick, match.offsets, self._decode(match) if write else None)
 
-    def _decode(self, match: CameraMatch) -> dict[str, np.ndarray]:
-        frames = {}
+    def _decode(self, match: CameraMatch) -> dict[str, np.ndarray | Future[np.ndarray]]:
+        """The frames of a tick: raw rgb8 as views of their messages, compressed ones (JPEG/PNG) decoding in
+        threads (PIL releases the GIL; :meth:`OpenEpisode.flush_images` waits for them), others converted."""
+        frames: dict[str, np.ndarray | Future[np.ndarray]] = {}
         for c, message in match.picks:
-            frame = self._convert(c, message)
-            want = self.image_shapes[c.name]
-            if frame.shape != want:
-                raise self._err(
-                    f"topic {c.topic}: image size changed from {want} to {frame.shape} at t={match.tick:.3f} s"
-                )
-            frames[c.name] = frame
+            frame = _rgb8_view(c, message)
+            if frame is None and message.msgtype.endswith("/CompressedImage"):
+                if self._decoders is None:
+                    self._decoders = ThreadPoolExecutor(_decode_threads(), thread_name_prefix="robodata-imdecode")
+                frames[c.name] = self._decoders.submit(self._decode_one, c, message, match.tick)
+                continue
+            frames[c.name] = self._checked(c, self._convert(c, message) if frame is None else frame, match.tick)
         return frames
+
+    def _decode_one(self, c: FeatureMap, message: Any, tick: float) -> np.ndarray:
+        return self._checked(c, self._convert(c, message), tick)
+
+    def _checked(self, c: FeatureMap, frame: np.ndarray, tick: float) -> np.ndarray:
+        want = self.image_shapes[c.name]
+        if frame.shape != want:
+            raise self._err(f"topic {c.topic}: image size changed from {want} to {frame.shape} at t={tick:.3f} s")
+        return frame
 
     def close_episode(self) -> None:
         """Close the open episode, if any (written or discarded by the closer)."""
@@ -931,6 +979,38 @@ class _MessageIngest:
             if dropped:
                 why += f"; frames out of sync: {dropped}"
             raise self._err(f"no episode could be built ({why})")
+
+
+def _decode_threads() -> int:
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except (AttributeError, OSError):
+        return max(1, min(8, os.cpu_count() or 1))
+
+
+def _rgb8_view(c: FeatureMap, m: Any) -> np.ndarray | None:
+    """A whole ``sensor_msgs/Image`` in ``rgb8`` with rows packed, as a read-only ``(H, W, 3)`` view of the
+    message's bytes (no copy: the writer stores it as it is); ``None`` for anything else (converted instead)."""
+    if c.field or c.fields or c.select or not m.msgtype.endswith("/Image"):
+        return None
+    img = m.data
+    try:
+        if str(img.encoding).lower() != "rgb8":
+            return None
+        h, w, step, data = int(img.height), int(img.width), int(img.step), img.data
+    except AttributeError:
+        return None
+    if h <= 0 or w <= 0 or step != w * 3:
+        return None
+    buf = data if isinstance(data, np.ndarray) and data.dtype == np.uint8 else None
+    if buf is None:
+        try:
+            buf = np.frombuffer(data, np.uint8)
+        except (TypeError, ValueError):
+            return None
+    if buf.ndim != 1 or buf.size < h * step:
+        return None
+    return buf[: h * step].reshape(h, w, 3)
 
 
 def schema_shape(schema: EpisodeSchema, name: str) -> int:

@@ -1,4 +1,11 @@
-"""Recording partition keys: a safe slug of the file name plus a short content hash."""
+"""Recording partition keys and content digests.
+
+A key is a safe slug of the landed path plus 16 hex digits (64 bits) of the landed object's *listing
+identity* (zone, path, size, mtime, ETag): the sensor makes it without reading a byte of the recording, and
+the registry's primary key makes it unique (a clash, ~1e-8 at a million recordings, is re-salted there, never
+merged). Whether two recordings hold the same bytes is a separate question, answered in the ingest run by
+the full 128-bit BLAKE2b :func:`content_digest`.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +15,18 @@ import unicodedata
 from pathlib import Path
 
 _SAFE = re.compile(r"[^a-z0-9_-]+")
-HASH_LEN = 8
+HASH_LEN = 16
 MAX_SLUG = 48
 
 
-def slugify(name: str) -> str:
-    """ASCII, lower case, ``[a-z0-9_-]`` only: no spaces, commas, dots runs (``...``) or control characters."""
+def slugify(name: str, *, keep_end: bool = False) -> str:
+    """ASCII, lower case, ``[a-z0-9_-]`` only: no spaces, commas, dots runs (``...``) or control characters;
+    at most MAX_SLUG characters (its start, or with ``keep_end`` its end)."""
     norm = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = _SAFE.sub("-", norm.lower()).strip("-_")
     slug = re.sub(r"-{2,}", "-", slug)
-    return (slug[:MAX_SLUG].rstrip("-_")) or "recording"
+    slug = slug[-MAX_SLUG:] if keep_end else slug[:MAX_SLUG]
+    return slug.strip("-_") or "recording"
 
 
 def content_digest(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -34,15 +43,18 @@ def content_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def content_hash(path: str | Path) -> str:
-    """A short hash of a file's (or a bag folder's) bytes: the same content gives the same key."""
-    return content_digest(path)[:HASH_LEN]
+def path_slug(rel: str) -> str:
+    """The slug of a landed path (``robot-17/2026-12-01/run 3.mcap`` -> ``robot-17-2026-12-01-run-3-mcap``);
+    a long one keeps its end, where the file's own name is."""
+    return slugify(rel.strip("/").replace("/", "-"), keep_end=True)
 
 
-def recording_key(path: str | Path, digest: str | None = None) -> str:
-    """The partition key of a landed recording, e.g. ``teleop-session-01-mcap-3fa2c1d0``."""
-    p = Path(path)
-    return f"{slugify(p.name)}-{digest or content_hash(p)}"
+def recording_key(rel: str, identity: tuple[object, ...], salt: int = 0) -> str:
+    """The partition key of a landed object at ``rel`` whose listing identity is ``identity``, e.g.
+    ``robot-17-2026-12-01-run-3-mcap-3fa2c1d09b8e7a65``. ``salt`` > 0 after a clash in the registry."""
+    h = hashlib.blake2b(digest_size=HASH_LEN // 2)
+    h.update(repr((rel, *identity, salt)).encode())
+    return f"{path_slug(rel)}-{h.hexdigest()}"
 
 
 def is_valid_key(key: str) -> bool:

@@ -6,8 +6,6 @@ asks this module instead of formatting a path itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 RAW_TELEOP = "raw_teleop"
 SYNTHETIC_DEMOS = "synthetic_demos"
 AUGMENTED_VIDEOS = "augmented_videos"
@@ -34,16 +32,14 @@ def custom_stage_path(stage: str, key: str) -> str:
     return f"{CUSTOM_STAGES}/{stage}/{key}.hdf5"
 
 
-def latest_episodes(exists: Callable[[str], bool], key: str, tiers: Sequence[str]) -> tuple[str, str]:
-    """The first of ``tiers`` (most processed first) holding ``key``'s episodes: ``(tier, path)``.
+def tier_episodes_path(tier: str, key: str) -> str:
+    """A recording's episodes in ``tier``: an episode tier, or ``stages/<name>`` for a user's pipeline stage.
 
-    ``tiers`` name episode tiers or ``stages/<name>`` for a user's stage; raises LookupError naming them."""
-    for tier in tiers:
-        rel = custom_stage_path(tier.split("/", 1)[1], key) if tier.startswith(f"{CUSTOM_STAGES}/") \
-            else episodes_path(tier, key)
-        if exists(rel):
-            return tier, rel
-    raise LookupError(f"recording {key}: no episodes in any of {', '.join(tiers)}")
+    A downstream tier reads exactly the one tier it follows (the project config decides which), never
+    "whichever is present"."""
+    if tier.startswith(f"{CUSTOM_STAGES}/"):
+        return custom_stage_path(tier.split("/", 1)[1], key)
+    return episodes_path(tier, key)
 
 
 def overview_path(tier: str, key: str) -> str:

@@ -1,4 +1,11 @@
-"""new_recordings: watch the landing zone, register each finished recording as a partition, request its ingest."""
+"""new_recordings: watch the landing zone, register each finished recording as a partition, request its ingest.
+
+The tick is :class:`robodata.landing.Scanner` over the project's registry: listing metadata only, cost per
+tick following what changed, state in the registry's tables. The cursor is two numbers: the last tick whose
+result Dagster stored (recordings registered by a later tick, whose result was lost with a crashed daemon,
+are requested again under the same run keys, which Dagster never launches twice) and when the last full scan
+ran.
+"""
 
 
 import json
@@ -6,61 +13,47 @@ import time
 
 import dagster as dg
 
-from robodata.landing import RecordingEntry, register
+from robodata.landing import Scanner
+from robodata.registry import Registry
 from robodata_dagster.assets.partitions import RECORDINGS
 from robodata_dagster.resources.project import ProjectResource
 
 SENSOR_NAME = "new_recordings"
-SETTLE_SECONDS = 2.0  # a file must be untouched this long (and the same size as last tick) to be taken
-STALE_SECONDS = 300.0  # an MCAP still without its footer after this long is a crashed recording: ingest it
-# anyway, so that the raw_teleop run reports it as truncated instead of the sensor waiting forever
+TICK_SECONDS = 15
+FULL_SCAN_SECONDS = 20.0  # a full scan's share of one tick (Dagster times a sensor tick out at 60 s)
 
 
-def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResource, job_name: str) -> dg.SensorResult:
+def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResource) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    done: dict[str, dict] = cursor.get("done", {})  # name -> {size, mtime, key}
-    waiting: dict[str, dict] = cursor.get("waiting", {})  # name -> {size}
-    landing = project.landing()
-    store = project.store()
-    existing = set(context.instance.get_dynamic_partitions(RECORDINGS))
-    new_keys: list[str] = []
-    requests: list[dg.RunRequest] = []
-    skipped: list[str] = []
+    stored_tick = int(cursor.get("tick", 0))
+    full_at = float(cursor.get("full_at", 0.0))
+    full_from = str(cursor.get("full_from", ""))  # a full scan in progress (it spans ticks at fleet scale)
+    cfg = project.config
+    registry = Registry(cfg.registry_url)
     now = time.time()
-    for f in landing.list():
-        prev = done.get(f.name)
-        if prev and prev["size"] == f.size and prev["mtime"] == f.mtime:
-            continue
-        w = waiting.get(f.name)
-        settled = now - f.mtime >= SETTLE_SECONDS and (w is None or w["size"] == f.size)
-        stale = now - f.mtime >= STALE_SECONDS
-        if not settled or not (landing.is_complete(f) or stale):
-            waiting[f.name] = {"size": f.size}
-            skipped.append(f"{f.name}: still being written")
-            continue
-        waiting.pop(f.name, None)
-        key = landing.key_for(f)
-        done[f.name] = {"size": f.size, "mtime": f.mtime, "key": key}
-        register(store, RecordingEntry(key, f.name, f.url, f.size, f.mtime, now, landing.url))
-        digest = key.rsplit("-", 1)[-1]
-        twin = next((k for k in [*existing, *new_keys] if k.rsplit("-", 1)[-1] == digest), None)
-        if twin is not None:  # the same bytes landed again (under this or another name): never ingest twice
-            skipped.append(f"{f.name}: same content as recording {twin}")
-            continue
-        new_keys.append(key)
-        requests.append(dg.RunRequest(run_key=key, partition_key=key, tags={"robodata/source": f.name}))
-    for name in list(waiting):
-        if name not in {f.name for f in landing.list()}:
-            waiting.pop(name)
-    new_cursor = json.dumps({"done": done, "waiting": waiting})
-    if not requests:
-        return dg.SensorResult(
-            skip_reason="; ".join(skipped) or "no new recordings", cursor=new_cursor,
-            dynamic_partitions_requests=[],
-        )
+    full = bool(full_from) or now - full_at >= cfg.landing.full_scan_minutes * 60
+    orphans = registry.registered_since(stored_tick)
+    tick = max(stored_tick, registry.last_tick()) + 1
+    rep = Scanner(project.landing(), registry, cfg.landing).scan(tick, full=full, now=now, resume_after=full_from,
+                                                                 deadline_s=FULL_SCAN_SECONDS)
+    if full and rep.resume_point:
+        full_from = rep.resume_point
+    elif full:
+        full_at, full_from = now, ""
+    new = {r.key: r for r in [*orphans, *rep.new]}
+    reasons = rep.reasons()
+    for line in reasons:  # every object not taken is said, whether or not the tick also requests runs
+        context.log.info(line)
+    context.log.info(f"tick {tick}{' (full scan)' if full else ''}: {len(rep.new)} new, {len(orphans)} re-requested, "
+                     f"{rep.folders_listed} folders listed, {rep.folders_skipped} unchanged, "
+                     f"{rep.objects_seen} objects looked at{'; more next tick' if rep.more else ''}")
+    new_cursor = json.dumps({"tick": tick, "full_at": full_at, "full_from": full_from})
+    if not new:
+        return dg.SensorResult(skip_reason="; ".join(reasons) or "no new recordings", cursor=new_cursor)
     return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(RECORDINGS, new_keys)],
+        run_requests=[dg.RunRequest(run_key=k, partition_key=k, tags={"robodata/source": r.path})
+                      for k, r in new.items()],
+        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(RECORDINGS, list(new))],
         cursor=new_cursor,
     )
 
@@ -69,11 +62,11 @@ def build_new_recordings_sensor(job: "dg.JobDefinition | object") -> dg.SensorDe
     @dg.sensor(
         name=SENSOR_NAME,
         job=job,
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Registers each finished recording in the landing zone as a partition and ingests it once.",
     )
     def new_recordings(context: dg.SensorEvaluationContext, project: ProjectResource) -> dg.SensorResult:
-        return evaluate_landing(context, project, job.name)
+        return evaluate_landing(context, project)
 
     return new_recordings

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import moto_server, s3_filesystem
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
 pytestmark = pytest.mark.slow
@@ -26,44 +25,14 @@ batch_size: 1024
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_env():
-    port = _free_port()
-    exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    try:
-        for _ in range(300):  # generous: a busy 2-core machine
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("moto_server did not start")
+    with moto_server() as env:
         yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _fs(env: dict[str, str]):
-    import s3fs
-
-    return s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
-                             client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}, use_listings_cache=False)
 
 
 def test_mission_yaml_runs_as_written_on_s3(s3_env, tmp_path):
-    fs = _fs(s3_env)
+    fs = s3_filesystem(s3_env)
     fs.mkdir("bucket")
     for name, frames in (("arm-01.mcap", 40), ("arm-02.mcap", 50)):
         fs.put(str(make_mcap(tmp_path / name, frames)), f"bucket/bags/robot-7/{name}")

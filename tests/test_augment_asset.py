@@ -24,13 +24,18 @@ def recorded(tmp_path_factory):
 
 
 def _materialize(tmp_path, recorded, tier_cfg):
-    from robodata_dagster.assets.augmented_videos import augmented_videos
+    from robodata.config import load_config
+    from robodata_dagster.assets.augmented_videos import build_augmented_videos
 
     store = tmp_path / "store"
     (store / "raw_teleop").mkdir(parents=True)
     shutil.copy(recorded, store / "raw_teleop" / f"{KEY}.hdf5")
     cfg = tmp_path / "robodata.yaml"
-    cfg.write_text(yaml.safe_dump({"storage_root": str(store), "tiers": {"augmented_videos": tier_cfg}}))
+    # MimicGen off: augmented_videos follows (and reads exactly) raw_teleop
+    cfg.write_text(yaml.safe_dump({"storage_root": str(store), "tiers": {"augmented_videos": tier_cfg,
+                                                                         "synthetic_demos": {"enabled": False}}}))
+    augmented_videos = build_augmented_videos(load_config(str(cfg)))
+    assert [d.asset_key.path[-1] for d in augmented_videos.specs_by_key[augmented_videos.key].deps] == ["raw_teleop"]
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("recordings", [KEY])
     from dagster_ray import LocalRay  # noqa: F401 - the asset needs a ray resource; Ray stays down (in-process tasks)
@@ -38,7 +43,6 @@ def _materialize(tmp_path, recorded, tier_cfg):
     class NoRay(dg.ConfigurableResource):
         pass
 
-    from robodata.config import load_config
     from robodata_dagster.resources.engines import engine_resources
 
     res = dg.materialize(

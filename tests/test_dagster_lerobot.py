@@ -25,7 +25,9 @@ def project(tmp_path_factory):
         "home": str(home / "proj"),
         "sources": [{"pattern": "*.mcap", "topic_map": "robodata/sim/demo_topic_map.yaml"}],
         "ray": {"num_cpus": 2},
-        "tiers": {"lerobot": {"codec": "libx264", "crf": 23}},
+        # lerobot_episodes follows raw_teleop here (it reads exactly the tier before it)
+        "tiers": {"lerobot": {"codec": "libx264", "crf": 23}, "synthetic_demos": {"enabled": False},
+                  "augmented_videos": {"enabled": False}},
     }))
     with project_home(cfg_file) as (cfg, instance, defs):
         yield {"cfg": cfg, "instance": instance, "defs": defs, "tmp": home}

@@ -48,6 +48,7 @@ def _age(path: Path, seconds: float = 30) -> None:
 
 def _land(project, src: Path, name: str | None = None) -> Path:
     dst = Path(project["cfg"].landing_url) / (name or src.name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name("." + dst.name + ".partial")
     shutil.copy(src, tmp)
     os.replace(tmp, dst)
@@ -55,10 +56,11 @@ def _land(project, src: Path, name: str | None = None) -> Path:
     return dst
 
 
-def _tick(project):
+def _tick(project, evaluations: int = 2):
+    """What the daemon's next ``evaluations`` ticks do (a file is taken once unchanged on two ticks)."""
     from robodata_dagster.runs import tick_sensor
 
-    return tick_sensor(project["instance"], project["defs"], wait_settle=False)
+    return tick_sensor(project["instance"], project["defs"], wait_settle=False, evaluations=evaluations)
 
 
 def _run(project, keys):
@@ -101,12 +103,26 @@ def test_sensor_ingests_new_recordings_once(project, tmp_path):
 
 
 def test_sensor_never_ingests_twice(project, tmp_path):
+    from robodata.registry import DUPLICATE, Registry
+
     requests, skip = _tick(project)
     assert requests == [] and "no new recordings" in skip
-    # The same bytes landing under another name: registered, but no second ingest.
-    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "turtle-copy.bag")
+    # The same bytes landing under another name, in a nested prefix: the tick cannot know (it reads no
+    # content), so it registers it; the run hashes it, finds the owner and ingests nothing.
+    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "robot-2/2026-12-01/turtle-copy.bag")
     requests, _ = _tick(project)
-    assert requests == []
+    assert [r.partition_key.split("-2026")[0] for r in requests] == ["robot-2"]
+    copy = requests[0].partition_key
+    outcome = _run(project, [copy])[0]
+    assert outcome.success, outcome.error
+    original = next(k for k in project["good"] if k.startswith("turtle-run-bag-"))
+    assert outcome.metadata == {}  # nothing materialized: no downstream tier sees an update
+    assert copy not in project["instance"].get_dynamic_partitions("recordings")  # no ghost partition
+    rec = Registry(project["cfg"].registry_url).lookup(copy)
+    assert rec.status == DUPLICATE and rec.duplicate_of == original
+    assert not (Path(project["cfg"].storage_url) / "raw_teleop" / f"{copy}.hdf5").exists()
+    # and the next ticks leave it alone
+    assert _tick(project)[0] == []
 
 
 def test_file_still_being_written_waits(project, tmp_path):
@@ -117,13 +133,14 @@ def test_file_still_being_written_waits(project, tmp_path):
     landing = Path(project["cfg"].landing_url)
     part = landing / "teleop_b.mcap"
     part.write_bytes(data[: len(data) // 2])  # no footer yet: the recorder is still writing
+    _age(part)
     requests, skip = _tick(project)
     assert requests == [] and "teleop_b.mcap: still being written" in skip
     part.write_bytes(data)  # the recorder finishes
     _age(part)
-    requests, skip = _tick(project)  # the size changed since the last tick: wait one more
+    requests, skip = _tick(project, 1)  # the size changed since the last tick: wait one more
     assert requests == [] and "teleop_b.mcap: still being written" in skip
-    requests, _ = _tick(project)
+    requests, _ = _tick(project, 1)
     assert [r.partition_key.split("-")[0] for r in requests] == ["teleop_b"]
     assert _run(project, [requests[0].partition_key])[0].success
 
@@ -192,10 +209,15 @@ def test_failed_check_blocks(project, tmp_path):
 
 
 def test_backfill_from_cli(project, capsys):
+    """A real Dagster backfill, executed by the dagster-daemon the CLI starts (tests/test_backfill.py has more)."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
     from robodata.cli import main
 
-    rc = main(["backfill", *project["good"]])
+    rc = main(["backfill", *project["good"], "--timeout", "600"])
     out = capsys.readouterr().out
-    assert rc == 0
+    assert rc == 0, out
     for k in project["good"]:
         assert k in out
+    bid = out.split()[1].rstrip(":")
+    assert project["instance"].get_backfill(bid).status == BulkActionStatus.COMPLETED_SUCCESS

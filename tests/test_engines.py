@@ -157,7 +157,7 @@ def test_augmented_store_failing_a_blocking_check_is_quarantined_not_published(t
     (tmp_path / "store" / "raw_teleop").mkdir(parents=True)
     shutil.copy(recording, tmp_path / "store" / layout.episodes_path(layout.RAW_TELEOP, "rec"))
     cfg = AugmentedVideosConfig(min_distance=255, cameras=["front"])
-    outcome, summary = augment_recording(store, "rec", cfg, LocalClipAugmenter())
+    outcome, summary = augment_recording(store, "rec", cfg, LocalClipAugmenter(), source_tier=layout.RAW_TELEOP)
     assert not outcome.published and [c.name for c in outcome.blocking_failures] == [
         "augmented_variants_differ_but_keep_robot_and_object"]
     rel = layout.episodes_path(layout.AUGMENTED_VIDEOS, "rec")

@@ -4,31 +4,45 @@ from __future__ import annotations
 
 import pytest
 
-from robodata.partitions import is_valid_key, recording_key, slugify
+from robodata.partitions import HASH_LEN, MAX_SLUG, content_digest, is_valid_key, recording_key, slugify
 from robodata.storage import DataStore
 
 
 @pytest.mark.parametrize(
     "name",
-    ["my bag (1).mcap", "über…teleop,run.bag", "../../etc/passwd.db3", "...", " \t\x01weird\n.h5", "ロボット.mcap"],
+    ["my bag (1).mcap", "über…teleop,run.bag", "../../etc/passwd.db3", "...", " \t\x01weird\n.h5", "ロボット.mcap",
+     "robot-17/2026-12-01/run 3.mcap", "a" * 200 + "/" + "b" * 200 + ".mcap"],
 )
-def test_keys_are_safe(tmp_path, name):
-    f = tmp_path / "x.bin"
-    f.write_bytes(name.encode())
-    key = recording_key(tmp_path / "x.bin").replace("x-bin", slugify(name))
+def test_keys_are_safe(name):
+    key = recording_key(name, (123, 4.5, ""))
     assert is_valid_key(key), key
+    assert len(key) <= MAX_SLUG + 1 + HASH_LEN
     for bad in ("...", ",", " ", "/", "\n", "\x01"):
         assert bad not in key
 
 
-def test_same_content_same_key(tmp_path):
-    a, b = tmp_path / "a.mcap", tmp_path / "b"
+def test_keys_follow_the_landed_identity():
+    k = recording_key("robot-1/a.mcap", (10, 1.0, ""))
+    assert k == recording_key("robot-1/a.mcap", (10, 1.0, ""))  # deterministic: a re-landed file is found again
+    assert k.startswith("robot-1-a-mcap-")
+    others = {recording_key("robot-1/a.mcap", (11, 1.0, "")), recording_key("robot-1/a.mcap", (10, 2.0, "")),
+              recording_key("robot-1/a.mcap", (10, 1.0, "etag")), recording_key("robot-2/a.mcap", (10, 1.0, "")),
+              recording_key("robot-1/a.mcap", (10, 1.0, ""), salt=1)}
+    assert k not in others and len(others) == 5
+    assert slugify("x" * 100, keep_end=True) == "x" * MAX_SLUG
+
+
+def test_content_digest_is_128_bits_over_bytes_and_names(tmp_path):
+    a, c = tmp_path / "a.mcap", tmp_path / "c.mcap"
     a.write_bytes(b"hello")
-    b.mkdir()
-    assert recording_key(a) == recording_key(a)
-    c = tmp_path / "c.mcap"
     c.write_bytes(b"hellp")
-    assert recording_key(a).split("-")[-1] != recording_key(c).split("-")[-1]
+    assert len(content_digest(a)) == 32 and content_digest(a) == content_digest(a)
+    assert content_digest(a) != content_digest(c)
+    bag1, bag2 = tmp_path / "bag1", tmp_path / "bag2"
+    for d, name in ((bag1, "x_0.mcap"), (bag2, "y_0.mcap")):
+        d.mkdir()
+        (d / name).write_bytes(b"same")
+    assert content_digest(bag1) != content_digest(bag2)  # a folder's digest covers its files' names too
 
 
 def test_atomic_write_keeps_old_on_failure(tmp_path):

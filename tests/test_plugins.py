@@ -126,6 +126,11 @@ print("RESULT" + json.dumps(out))
 '''
 
 
+# The stages follow raw_teleop (DAGSTER_SCRIPT runs no MimicGen or augmentation; each tier reads exactly the one
+# before it in the graph).
+NO_MIMICGEN_NO_AUGMENT = "tiers: {synthetic_demos: {enabled: false}, augmented_videos: {enabled: false}}\n"
+
+
 def _platform_run(site: Path, tmp_path: Path, landed: str) -> dict:
     """DAGSTER_SCRIPT in a fresh process with the plugin on its path and tmp_path/robodata.yaml as config."""
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{Path(__file__).parents[1]}",
@@ -149,9 +154,10 @@ def test_plugin_stage_is_its_own_asset_in_the_dagster_runner(plugin_site, tmp_pa
                                      "validators: [{type: max_abs_action, limit: 100}]\n")
     (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\n"
                                             "sources: [{pattern: '*.mcap', topic_map: map.yaml}]\n"
-                                            "pipeline: p.yaml\n")
+                                            f"{NO_MIMICGEN_NO_AUGMENT}pipeline: p.yaml\n")
     out = _platform_run(plugin_site, tmp_path, "mcap")
-    assert out["deps"]["smooth_actions"] == ["augmented_videos"]
+    assert "synthetic_demos" not in out["deps"] and "augmented_videos" not in out["deps"]
+    assert out["deps"]["smooth_actions"] == ["raw_teleop"]  # the last enabled recording tier
     assert out["deps"]["lerobot_episodes"] == ["smooth_actions"]
     assert all(ok for runs in out["runs"].values() for ok, _ in runs), out["runs"]
     raw = np.asarray(out["raw_actions"])
@@ -167,7 +173,7 @@ def test_plugin_datasource_feeds_the_platform(plugin_site, tmp_path):
     (tmp_path / "p.yaml").write_text("sources: [{type: csv_episodes, path: ., options: {fps: 20}}]\n"
                                      "stages: [{type: smooth_actions, window: 3}]\n"
                                      "validators: [{type: max_abs_action, limit: 100}]\n")
-    (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\npipeline: p.yaml\n")
+    (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\n{NO_MIMICGEN_NO_AUGMENT}pipeline: p.yaml\n")
     out = _platform_run(plugin_site, tmp_path, str(tmp_path / "drive.csv"))
     assert len(out["keys"]) == 1 and out["keys"][0].startswith("drive-csv-")
     assert all(ok for runs in out["runs"].values() for ok, _ in runs), out["runs"]

@@ -29,6 +29,7 @@ def project(tmp_path_factory):
     cfg = {"home": str(home / "proj"), "ray": {"num_cpus": 2},
            "sources": [{"pattern": "*.mcap", "topic_map": "robodata/sim/demo_topic_map.yaml"}],
            "tiers": {"lerobot": {"codec": "libx264", "crf": 23},
+                     "synthetic_demos": {"enabled": False}, "augmented_videos": {"enabled": False},
                      "policy": {"max_steps": 10, "batch_size": 2, "save_steps": 5, "log_steps": 5,
                                 "trainer_args": SMALL_ACT, "rollouts": 1, "rollout_steps": 10,
                                 "eval_max_frames": 30}}}

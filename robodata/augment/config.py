@@ -62,6 +62,7 @@ class CosmosConfig(_Strict):
 class AugmentedVideosConfig(_Strict):
     """The ``augmented_videos`` tier: K variants per demo with one engine, plus the MP4s and control videos."""
 
+    enabled: bool = Field(True, description="false: no augmented_videos tier (the next tier follows the one before)")
     engine: Literal["local", "cosmos"] = "local"
     variants: int = Field(1, ge=1, le=64, description="K augmented variants per demo")
     cameras: list[str] | Literal["all"] = "all"

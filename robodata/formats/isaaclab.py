@@ -24,13 +24,24 @@ The names and paths above live in :mod:`robodata.formats.isaaclab_layout` (re-ex
 Writes are streaming (resizable, chunked datasets; one frame or a batch at a time: memory stays flat in
 the episode length) and atomic (:mod:`robodata.atomic`): the store is written under a ``.partial-``
 sibling and renamed over the destination on ``commit``.
+
+Camera frames are one chunk each, raw or deflated (``image_compression``: ``auto``, ``none``, ``lzf``,
+``gzip``, ``gzip-4``; lossless, standard HDF5 filters only, so plain h5py and Isaac Lab read them as any
+other dataset). The writer deflates frames in a thread pool and stores each as a chunk of its own
+(``H5Dwrite_chunk``); a frame not worth deflating is stored raw with its chunk's filter mask saying so.
+:func:`read_frames` (used by :meth:`EpisodeStore.read` and :meth:`EpisodeStore.iter_frames`) inflates them
+in threads too; ``ds[...]`` in h5py gives the same arrays.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+import threading
+import zlib
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,11 +80,26 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
 ROLES = ("state", "action", "image", "pose", "extra")
 
 
-ImageCompression = Literal["none", "lzf", "gzip"]
-IMAGE_COMPRESSIONS: tuple[str, ...] = ("none", "lzf", "gzip")
-# Camera frames are chunked one per chunk; lzf is fast, gzip level 4 smaller (both readable by any HDF5).
-_COMPRESSION_ARGS: dict[str, dict[str, Any]] = {"none": {}, "lzf": {"compression": "lzf"},
-                                                "gzip": {"compression": "gzip", "compression_opts": 4}}
+# How camera frames are stored. Every option is a standard HDF5 filter that plain h5py (and any HDF5 reader)
+# decodes with no plugin, and every option is lossless; each frame is one chunk (1, H, W, C).
+#   auto    deflate (gzip level 1) where it pays: a frame that does not shrink by AUTO_MIN_SAVING is stored raw
+#           (the chunk's HDF5 filter mask says so), and after such frames the writer tries less often (backoff)
+#   none    raw frames
+#   lzf     h5py's lzf filter (compressed inside h5py's write, one thread)
+#   gzip    deflate level 1 on every frame;  gzip-4: level 4 (smaller on renders, ~2x the CPU, slower reads)
+# The deflate options compress frames in a thread pool (zlib releases the GIL) and write the chunks with
+# H5Dwrite_chunk: the bytes are what HDF5's own deflate filter writes. Numbers: benchmarks/README.md (ingest).
+ImageCompression = Literal["auto", "none", "lzf", "gzip", "gzip-4"]
+IMAGE_COMPRESSIONS: tuple[str, ...] = ("auto", "none", "lzf", "gzip", "gzip-4")
+DEFAULT_IMAGE_COMPRESSION: ImageCompression = "auto"
+AUTO_MIN_SAVING = 0.25  # auto: a deflated frame is kept when it is at most 75 % of the raw frame
+_AUTO_MAX_BACKOFF = 64  # auto: after frames not worth deflating, at most this many raw frames between tries
+_DEFLATE_LEVEL: dict[str, int] = {"auto": 1, "gzip": 1, "gzip-4": 4}
+_COMPRESSION_ARGS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "lzf": {"compression": "lzf"},
+    **{k: {"compression": "gzip", "compression_opts": v} for k, v in _DEFLATE_LEVEL.items()},
+}
 
 
 class EpisodeStoreError(RobodataError):
@@ -160,6 +186,173 @@ def demo_index(name: str) -> int:
     return int(m.group(1))
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass
+class FrameStats:
+    """Camera frames a writer stored: how many, their raw bytes, the bytes of their chunks, how many deflated."""
+
+    frames: int = 0
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    deflated: int = 0
+
+    @property
+    def ratio(self) -> float:
+        """Raw bytes per stored byte (1.0: stored raw)."""
+        return self.raw_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+
+class _DeflatePolicy:
+    """Which frames of one camera get deflated, and which deflated chunks are kept (one per camera per store).
+
+    ``gzip``/``gzip-4`` deflate every frame and keep the chunk unless it is no smaller. ``auto`` keeps a
+    deflated frame only when it is at most ``1 - AUTO_MIN_SAVING`` of the raw size. While the camera's frames
+    pay (``good``) each is deflated whole, in the writer's threads. After one that does not, the next
+    ``backoff`` frames (1, 2, 4, ... at most ``_AUTO_MAX_BACKOFF``) are stored raw without trying; then one
+    frame is tried on a sample of its rows (8 slabs of 8 rows, 1/8 of a VGA frame), on the caller's thread, and
+    deflated whole only when the sample pays. So a camera whose frames do not compress costs a small fraction
+    of deflating them, and one that starts to compress is caught within ``_AUTO_MAX_BACKOFF`` frames. The
+    state carries from one episode to the next.
+    """
+
+    def __init__(self, level: int, adaptive: bool):
+        self.level = level
+        self.adaptive = adaptive
+        self.good = False  # auto: frames pay (the last try did)
+        self.skip = 0  # auto: frames to store raw before the next try
+        self.backoff = 0  # auto: the length of the last raw run
+        self.epoch = 0  # auto: bumped when frames stop paying; deflated frames queued before do not count
+
+    def plan(self) -> tuple[str | None, int]:
+        """For the next frame: ``None`` (store raw), ``"full"`` (deflate it) or ``"sample"`` (try a sample
+        first, then report with :meth:`sampled`), and the epoch to hand back to :meth:`keep`."""
+        if self.level == 0:
+            return None, self.epoch
+        if not self.adaptive or self.good:
+            return "full", self.epoch
+        if self.skip > 0:
+            self.skip -= 1
+            return None, self.epoch
+        return "sample", self.epoch
+
+    def pays(self, raw: int, packed: int) -> bool:
+        return packed <= raw * (1.0 - AUTO_MIN_SAVING) if self.adaptive else packed < raw
+
+    def sampled(self, raw: int, packed: int) -> bool:
+        """The result of a sample try (``raw`` bytes deflated to ``packed``): deflate the frame?"""
+        if self.pays(raw, packed):
+            self.good, self.backoff, self.skip = True, 0, 0
+            return True
+        self._miss()
+        return False
+
+    def keep(self, raw: int, packed: int, epoch: int) -> bool:
+        """Store a frame deflated to ``packed`` bytes as such (else raw)? A frame that does not pay ends the
+        ``good`` run, unless it was queued before the run's last change (``epoch``)."""
+        pays = self.pays(raw, packed)
+        if self.adaptive and not pays and epoch == self.epoch and self.good:
+            self._miss()
+        return pays
+
+    def _miss(self) -> None:
+        self.good = False
+        self.backoff = min(_AUTO_MAX_BACKOFF, max(1, 2 * self.backoff))
+        self.skip = self.backoff
+        self.epoch += 1
+
+
+@dataclass
+class _FrameSink:
+    """One camera dataset of a demo, written a chunk (one frame) at a time with ``H5Dwrite_chunk``.
+
+    With ``policy.level`` 0 the dataset has no filter and chunks are raw. Otherwise its only filter is deflate
+    and a chunk is either the zlib stream of the frame (what HDF5's deflate filter writes) or, where deflating
+    did not pay, the raw frame with bit 0 of its filter mask set (HDF5 readers skip the filter for it).
+    """
+
+    ds: h5py.Dataset
+    policy: _DeflatePolicy
+
+    def offset(self, index: int) -> tuple[int, ...]:
+        return (index,) + (0,) * (self.ds.ndim - 1)
+
+
+def _sample_rows(frame: np.ndarray) -> np.ndarray:
+    """8 slabs of 8 consecutive rows, evenly spread over the frame (deflate sees rows next to each other)."""
+    h = frame.shape[0]
+    if h < 128:
+        return frame
+    step = h // 8
+    return np.concatenate([frame[i : i + 8] for i in range(0, 8 * step, step)])
+
+
+_read_pool: ThreadPoolExecutor | None = None
+_read_pool_lock = threading.Lock()
+_READ_THREADS = 8  # at most, and at most one per core this process may use
+
+
+def _reader_pool() -> tuple[ThreadPoolExecutor, int]:
+    global _read_pool
+    threads = max(1, min(_READ_THREADS, _cores()))
+    with _read_pool_lock:
+        if _read_pool is None:
+            _read_pool = ThreadPoolExecutor(threads, thread_name_prefix="robodata-inflate")
+        return _read_pool, threads
+
+
+def _deflated_frames(ds: h5py.Dataset) -> bool:
+    """A uint8 dataset of one-frame chunks whose only filter is deflate (what the deflate options write)."""
+    if ds.dtype != np.uint8 or ds.chunks is None or ds.ndim < 2 or ds.chunks != (1, *ds.shape[1:]):
+        return False
+    dcpl = ds.id.get_create_plist()
+    return dcpl.get_nfilters() == 1 and dcpl.get_filter(0)[0] == h5py.h5z.FILTER_DEFLATE
+
+
+def _inflate_into(data: bytes, row: np.ndarray) -> None:
+    row[:] = np.frombuffer(zlib.decompress(data, bufsize=row.nbytes), np.uint8)
+
+
+def read_frames(ds: h5py.Dataset, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Rows ``[start, stop)`` of a dataset, the same array as ``ds[start:stop]``.
+
+    Camera frames stored deflated one per chunk are inflated in a thread pool (zlib releases the GIL) instead
+    of one after the other inside HDF5: each chunk is read with ``H5Dread_chunk`` and inflated here, raw chunks
+    (filter mask set) are copied. Anything else is read by h5py as usual.
+    """
+    n = ds.shape[0]
+    start = max(0, start)
+    stop = n if stop is None else max(start, min(stop, n))
+    if stop - start < 2 or not _deflated_frames(ds):
+        return ds[start:stop]
+    out = np.empty((stop - start, *ds.shape[1:]), np.uint8)
+    rows = out.reshape(stop - start, -1)
+    pool, threads = _reader_pool()
+    pending: deque[Future[None]] = deque()
+    window = 4 * threads
+    zero = (0,) * (ds.ndim - 1)
+    for i in range(start, stop):
+        try:
+            mask, data = ds.id.read_direct_chunk((i, *zero))
+        except Exception:  # noqa: BLE001 - a chunk never written (fill value) or an odd one: HDF5 reads it
+            out[i - start] = ds[i]
+            continue
+        if mask & 1:
+            rows[i - start] = np.frombuffer(data, np.uint8)
+        else:
+            pending.append(pool.submit(_inflate_into, data, rows[i - start]))
+            while len(pending) > window:
+                pending.popleft().result()
+    for f in pending:
+        f.result()
+    return out
+
+
 class DemoWriter:
     """Appends frames to one ``/data/demo_N`` group; created by :meth:`EpisodeStoreWriter.begin_episode`."""
 
@@ -170,6 +363,7 @@ class DemoWriter:
         self._chunk = chunk_frames
         self._n = 0
         self._ds: dict[str, h5py.Dataset] = {}
+        self._sinks: dict[str, _FrameSink] = {}  # camera datasets written chunk by chunk
         self.closed = False
 
     @property
@@ -195,6 +389,8 @@ class DemoWriter:
                 **_COMPRESSION_ARGS[compression],
             )
             self._ds[path] = ds
+            if is_image and compression != "lzf":  # lzf: compressed by h5py's own filter on write
+                self._sinks[path] = _FrameSink(ds, self._store._policy(path))
         elif ds.shape[1:] != tuple(frame_shape):
             raise EpisodeStoreError(
                 f"{self._store.path}: {self._g.name}/{path} frames have shape {ds.shape[1:]}, got {tuple(frame_shape)}"
@@ -206,7 +402,12 @@ class DemoWriter:
         ds = self._dataset(path, values.shape[1:], values.dtype)
         n0 = ds.shape[0]
         ds.resize(n0 + len(values), axis=0)
-        ds[n0:] = values
+        sink = self._sinks.get(path)
+        if sink is None:
+            ds[n0:] = values
+        else:
+            for i, frame in enumerate(values):
+                self._store._put_frame(sink, n0 + i, frame)
 
     def extend(
         self,
@@ -272,6 +473,40 @@ class DemoWriter:
                 self._append(datagen_path(kind, name), arr, dtype)
         self._n += n
 
+    def write_frames(self, name: str, frames: Sequence[np.ndarray]) -> None:
+        """Append camera frames to ``obs/<name>`` (like :meth:`write_feature`, without stacking them first).
+
+        Each frame is one ``(H, W, C)`` array; read-only views of a message buffer are fine (each frame is
+        written, or handed to a compression thread, as it is: hold no writable alias to it until
+        :meth:`close`).
+        """
+        spec = next((f for f in self._schema.features if f.name == name), None)
+        if spec is None:
+            raise EpisodeStoreError(f"{self._store.path}: unknown feature {name!r}")
+        if not frames:
+            return
+        path = obs_path(name)
+        dtype = np.dtype(spec.dtype)
+        ds = self._dataset(path, tuple(spec.shape), dtype)
+        sink = self._sinks.get(path)
+        if sink is None:
+            self.write_feature(name, np.stack([np.asarray(f) for f in frames]))
+            return
+        checked = []
+        for f in frames:
+            arr = np.asarray(f)
+            if arr.shape != tuple(spec.shape) or arr.dtype != dtype:
+                if arr.size != int(np.prod(spec.shape)):
+                    raise EpisodeStoreError(
+                        f"{self._store.path}: {self._g.name}/{path} frames have shape {tuple(spec.shape)}, got {arr.shape}"
+                    )
+                arr = np.asarray(arr, dtype).reshape(spec.shape)
+            checked.append(arr)
+        n0 = ds.shape[0]
+        ds.resize(n0 + len(checked), axis=0)
+        for i, arr in enumerate(checked):
+            self._store._put_frame(sink, n0 + i, arr)
+
     def write_feature(self, name: str, values: np.ndarray) -> None:
         """Append rows to one ``obs/<name>`` dataset only (frame counters move with :meth:`extend`)."""
         spec = next((f for f in self._schema.features if f.name == name), None)
@@ -298,6 +533,7 @@ class DemoWriter:
             raise EpisodeStoreError(f"keep mask has {len(mask)} entries for {self._n} frames")
         if mask.all():
             return
+        self._store._drain(0)  # every queued frame in the file before rows move
         idx = np.flatnonzero(mask)
         # Runs of kept frames move down as blocks (destination <= source, ascending: never overwrites unread rows).
         breaks = np.flatnonzero(np.diff(idx) != 1) + 1
@@ -324,6 +560,7 @@ class DemoWriter:
     def close(self, success: bool | None = None, **attrs: Any) -> None:
         if self.closed:
             return
+        self._store._drain(0)
         self._g.attrs[NUM_SAMPLES_ATTR] = self._n
         if success is not None:
             self._g.attrs[SUCCESS_ATTR] = bool(success)
@@ -355,6 +592,7 @@ class EpisodeStoreWriter:
         env_kwargs: Mapping[str, Any] | None = None,
         chunk_frames: int = 256,
         image_compression: ImageCompression = "none",
+        threads: int | None = None,
     ):
         if image_compression not in IMAGE_COMPRESSIONS:
             raise EpisodeStoreError(f"{path}: image_compression {image_compression!r} is not one of "
@@ -362,6 +600,14 @@ class EpisodeStoreWriter:
         self.path = Path(path)
         self.schema = schema
         self.image_compression = image_compression
+        # Deflating camera frames: ``threads`` workers (default one per core, at most 8), a bounded queue of
+        # frames in flight, their chunks written in order as they complete.
+        self.threads = max(1, threads if threads is not None else min(8, _cores()))
+        self.frame_stats = FrameStats()
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: deque[tuple[_FrameSink, int, Future[bytes], np.ndarray, int]] = deque()
+        self._max_inflight = 4 * self.threads
+        self._policies: dict[str, _DeflatePolicy] = {}  # per camera dataset path, across demos
         self._atomic = AtomicPath(self.path, kind="file")
         self._tmp = self._atomic.tmp
         self._f = h5py.File(self._tmp, "w")
@@ -392,8 +638,68 @@ class EpisodeStoreWriter:
         self._open = DemoWriter(self, g, self.schema, self._chunk)
         return self._open
 
+    def _policy(self, path: str) -> _DeflatePolicy:
+        pol = self._policies.get(path)
+        if pol is None:
+            c = self.image_compression
+            pol = self._policies[path] = _DeflatePolicy(_DEFLATE_LEVEL.get(c, 0), adaptive=c == "auto")
+        return pol
+
+    def _put_frame(self, sink: _FrameSink, index: int, frame: np.ndarray) -> None:
+        """Store one frame as chunk ``index`` of ``sink``'s dataset: now (raw), or once a thread deflated it."""
+        buf = np.ascontiguousarray(frame)
+        pol = sink.policy
+        plan, epoch = pol.plan()
+        if plan == "sample":  # a small try, here: its answer decides this frame and the next ones
+            rows = _sample_rows(buf)
+            packed = zlib.compress(rows, pol.level)
+            deflate = pol.sampled(rows.nbytes, len(packed))
+            if rows is buf:  # the sample was the whole (small) frame
+                self._write_chunk(sink, index, buf, packed if deflate else None)
+                plan = "written"
+            else:
+                plan, epoch = ("full" if deflate else None), pol.epoch
+        if plan == "full":
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="robodata-deflate")
+            self._inflight.append((sink, index, self._pool.submit(zlib.compress, buf, pol.level), buf, epoch))
+        elif plan is None:
+            self._write_chunk(sink, index, buf, None)
+        if self._inflight:
+            self._drain(self._max_inflight)
+
+    def _drain(self, keep: int) -> None:
+        """Write the deflated frames that are ready, waiting for the oldest while more than ``keep`` are queued."""
+        q = self._inflight
+        while q and (len(q) > keep or q[0][2].done()):
+            sink, index, fut, buf, epoch = q.popleft()
+            packed = fut.result()
+            self._write_chunk(sink, index, buf, packed if sink.policy.keep(buf.nbytes, len(packed), epoch) else None)
+
+    def _write_chunk(self, sink: _FrameSink, index: int, raw: np.ndarray, packed: bytes | None) -> None:
+        st = self.frame_stats
+        st.frames += 1
+        st.raw_bytes += raw.nbytes
+        if packed is not None:
+            sink.ds.id.write_direct_chunk(sink.offset(index), packed, 0)
+            st.stored_bytes += len(packed)
+            st.deflated += 1
+        else:  # raw: with a deflate pipeline, bit 0 of the filter mask says "not deflated"
+            sink.ds.id.write_direct_chunk(sink.offset(index), raw, 1 if sink.policy.level else 0)
+            st.stored_bytes += raw.nbytes
+
+    def _stop_pool(self, cancel: bool) -> None:
+        if cancel:
+            for _sink, _i, fut, _buf, _epoch in self._inflight:
+                fut.cancel()
+            self._inflight.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=cancel)
+            self._pool = None
+
     def discard_open_episode(self) -> None:
         """Drop the episode being written (e.g. an episode that turned out empty)."""
+        self._drain(0)
         if self._open is not None and not self._open.closed:
             name = self._open.name
             del self._data[name]
@@ -414,6 +720,8 @@ class EpisodeStoreWriter:
     def commit(self) -> Path:
         if self._open is not None and not self._open.closed:
             self._open.close()
+        self._drain(0)
+        self._stop_pool(cancel=False)
         self._data.attrs[TOTAL_ATTR] = self._total
         self._f.close()
         self._atomic.commit()
@@ -421,6 +729,7 @@ class EpisodeStoreWriter:
         return self.path
 
     def abort(self) -> None:
+        self._stop_pool(cancel=True)
         try:
             self._f.close()
         except Exception:  # noqa: BLE001 - already closed or broken; the temp file goes either way
@@ -555,7 +864,7 @@ class EpisodeStore:
         obs = {}
         for k, ds in g[OBS_GROUP].items():
             if isinstance(ds, h5py.Dataset) and (images or not (ds.dtype == np.uint8 and ds.ndim == 4)):
-                obs[k] = ds[()]
+                obs[k] = read_frames(ds) if ds.ndim == 4 else ds[()]
         datagen: dict[str, dict[str, np.ndarray]] = {}
         if DATAGEN_GROUP in g[OBS_GROUP]:
             for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
@@ -579,5 +888,5 @@ class EpisodeStore:
                 elif k == TIMESTAMPS:
                     out[k] = self.timestamps(name)[s:e]
                 else:
-                    out[k] = g[OBS_GROUP][k][s:e]
+                    out[k] = read_frames(g[OBS_GROUP][k], s, e)
             yield out

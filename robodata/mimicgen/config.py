@@ -85,6 +85,7 @@ class IsaacLabMimicConfig(_Strict):
 class SyntheticDemosConfig(_Strict):
     """``tiers.synthetic_demos``: MimicGen-style generation from a recording's source demos."""
 
+    enabled: bool = Field(True, description="false: no synthetic_demos tier (augmented_videos follows raw_teleop)")
     engine: Literal["local", "isaaclab"] = "local"
     demos_per_source: int = Field(2, ge=1, description="successful demos wanted per source demo (MimicGen: 100x)")
     image_hw: tuple[int, int] | None = Field(None, description="camera size; default the source's")

@@ -28,7 +28,7 @@ from robodata.storage import DataStore
 if TYPE_CHECKING:
     from robodata.augment.pipeline import Clip, ClipRun
 
-# The upstream tiers, most processed first.
+# The tiers augmented_videos may follow (the project config chooses one: synthetic_demos unless it is disabled).
 SOURCE_TIERS = (layout.SYNTHETIC_DEMOS, layout.RAW_TELEOP)
 
 
@@ -98,7 +98,8 @@ class AugmentReport:
 
 
 class AugmentedVideosStage(Stage[AugmentedVideosConfig]):
-    """A recording's episodes (synthetic_demos, else raw_teleop) -> the same plus K visual variants per demo."""
+    """A recording's episodes (synthetic_demos, or raw_teleop without it) -> the same plus K visual variants per
+    demo."""
 
     name = layout.AUGMENTED_VIDEOS
     inputs = SOURCE_TIERS
@@ -133,19 +134,22 @@ class AugmentedVideosStage(Stage[AugmentedVideosConfig]):
         return [FrameCountsMatch(v), LowDimUnchanged(v), ImagesNotBlank(v), SceneKept(v)]
 
 
-def augment_source(store: DataStore, key: str) -> str:
-    """The store path of the episodes ``augmented_videos`` reads for ``key`` (the most processed tier present)."""
-    try:
-        return layout.latest_episodes(store.exists, key, SOURCE_TIERS)[1]
-    except LookupError as err:
-        raise AugmentError(f"no {' or '.join(SOURCE_TIERS)} episodes in {store.root}") from err
+def augment_source(store: DataStore, key: str, source_tier: str) -> str:
+    """The store path of ``key``'s episodes in ``source_tier`` (the tier ``augmented_videos`` follows)."""
+    if source_tier not in SOURCE_TIERS:
+        raise AugmentError(f"augmented_videos reads {' or '.join(SOURCE_TIERS)}, not {source_tier!r}")
+    rel = layout.episodes_path(source_tier, key)
+    if not store.exists(rel):
+        raise AugmentError(f"no {source_tier} episodes at {store.url(rel)} (materialize {source_tier} first)")
+    return rel
 
 
-def augment_recording(store: DataStore, key: str, config: AugmentedVideosConfig,
-                      engine: ClipAugmenter) -> tuple[StageOutcome, dict[str, Any]]:
-    """Augment recording ``key``'s clips (stage, check, publish or quarantine the merged store; the MP4s are kept
-    in ``augmented_videos/<key>/`` either way); returns the outcome and the summary a runner shows."""
-    src_rel = augment_source(store, key)
+def augment_recording(store: DataStore, key: str, config: AugmentedVideosConfig, engine: ClipAugmenter, *,
+                      source_tier: str) -> tuple[StageOutcome, dict[str, Any]]:
+    """Augment recording ``key``'s clips read from ``source_tier`` (the upstream tier the config chooses: stage,
+    check, publish or quarantine the merged store; the MP4s are kept in ``augmented_videos/<key>/`` either way);
+    returns the outcome and the summary a runner shows."""
+    src_rel = augment_source(store, key, source_tier)
     stage = AugmentedVideosStage(config, engine)
     t0 = time.perf_counter()
     with store.read_path(src_rel) as src, store.write_path(layout.videos_path(key)) as videos:
@@ -158,6 +162,7 @@ def augment_recording(store: DataStore, key: str, config: AugmentedVideosConfig,
     out = outcome.url or outcome.quarantined
     summary = {
         "source": store.url(src_rel),
+        "source_tier": source_tier,
         "engine": engine.engine,
         "clips": len(rep.clips),
         "clips_failed": len(rep.run.failed),

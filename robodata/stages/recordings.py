@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from robodata import store_layout as layout
 from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
-from robodata.landing import landing_zone, lookup
+from robodata.landing import LandingError, landing_zone
+from robodata.registry import DUPLICATE, FAILED, INGESTED, SUPERSEDED, Registry
 from robodata.stages.base import StageOutcome
 from robodata.stages.tiers import IngestStage
 from robodata.storage import DataStore
@@ -28,32 +30,62 @@ def topic_map_version(topic_map: TopicMap | None) -> str:
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome, dict[str, Any]]:
-    """Ingest the registered recording ``key`` into ``cfg``'s store; returns the outcome and a summary."""
+def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome | None, dict[str, Any]]:
+    """Ingest the registered recording ``key`` into ``cfg``'s store; returns the outcome and a summary.
+
+    The run, not the sensor, reads the recording's bytes: it computes their 128-bit digest and claims them in
+    the registry. A recording whose bytes another one already owns is not ingested again: the outcome is None
+    and the summary says ``duplicate_of`` (the same digest with a different size would be a BLAKE2b collision:
+    refused loudly, never taken for a copy)."""
     from robodata.formats.isaaclab import EpisodeStore
+    from robodata.partitions import content_digest
     from robodata.plots import trajectory_and_rates_png
 
     store = DataStore(cfg.storage_url)
-    entry = lookup(store, key)
-    landing = landing_zone(cfg, entry.landing)
-    landed = {f.name: f for f in landing.list()}.get(entry.name)
-    if landed is None:
-        raise RobodataError(f"{entry.url}: the landed recording is gone (registered as {key})")
-    if landed.size != entry.size:
-        raise RobodataError(
+    registry = Registry(cfg.registry_url)
+    entry = registry.lookup(key)
+    landing = landing_zone(cfg, entry.zone)
+    try:
+        landed = landing.info(entry.name)
+    except OSError as err:
+        raise LandingError(f"{entry.url}: cannot read the landed recording: {err}") from err
+    if landed is None or landed.refused:
+        why = "is gone" if landed is None else f"is now {landed.refused}"
+        registry.set_status(key, FAILED, note=f"the landed recording {why}")
+        raise LandingError(f"{entry.url}: the landed recording {why} (registered as {key})")
+    if landed.identity != (entry.size, round(entry.mtime, 6), entry.etag):
+        registry.set_status(key, SUPERSEDED, note="the landed content changed after it was registered")
+        raise LandingError(
             f"{entry.url}: changed since it landed ({entry.size} -> {landed.size} bytes); "
-            "the sensor will register the new content as a new recording"
+            "the sensor registers the new content as a new recording"
         )
     # A configured pipeline's datasource that takes this file ingests it (a plugin's format); else robodata's.
-    source = next((s for s in cfg.datasources() if s.matches(entry.name, landed.is_dir)), None)
-    topic_map = cfg.topic_map_for(entry.name)
+    source = next((s for s in cfg.datasources() if s.matches(Path(entry.name).name, landed.is_dir)), None)
+    topic_map = cfg.topic_map_for(Path(entry.name).name)
     if source is not None and source.topic_map is not None:
         from robodata.topicmap import load_topic_map
 
         topic_map = load_topic_map(source.topic_map)
     stage = IngestStage(cfg.tiers.raw_teleop)
     with landing.local(entry.name) as src:
-        outcome = stage.run(store, key, recording=src, topic_map=topic_map, datasource=source)
+        digest = content_digest(src)
+        claim = registry.claim_content(key, digest, landed.size)
+        if not claim.is_mine(key):
+            if claim.size != landed.size:
+                registry.set_status(key, FAILED, note=f"digest {digest} clashes with {claim.owner}")
+                raise RobodataError(f"{entry.url}: its BLAKE2b-128 digest {digest} equals that of recording "
+                                    f"{claim.owner}, whose size differs ({claim.size} vs {landed.size} bytes): a "
+                                    "hash collision; not ingested, report it")
+            registry.set_status(key, DUPLICATE, duplicate_of=claim.owner,
+                                note=f"the same bytes as recording {claim.owner}")
+            return None, {"duplicate_of": claim.owner, "digest": digest, "source_name": entry.name}
+        try:
+            outcome = stage.run(store, key, recording=src, topic_map=topic_map, datasource=source)
+        except Exception as err:
+            registry.set_status(key, FAILED, note=" ".join(str(err).split())[:500])
+            raise
+    registry.set_status(key, INGESTED if outcome.published else FAILED,
+                        note="" if outcome.published else f"quarantined at {outcome.quarantined}")
     report = outcome.report
     summary: dict[str, Any] = asdict(report)
     summary.pop("topic_gaps", None)
@@ -68,7 +100,7 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome, dict[
     png = trajectory_and_rates_png(trajectories, report.topic_gaps, title=entry.name)
     with store.write_path(layout.overview_path(layout.RAW_TELEOP, key)) as tmp_png:
         tmp_png.write_bytes(png)
-    summary.update(png=png, path=outcome.url or outcome.quarantined, source_name=entry.name,
+    summary.update(png=png, path=outcome.url or outcome.quarantined, source_name=entry.name, digest=digest,
                    topic_map_version=topic_map_version(topic_map))
     return outcome, summary
 
@@ -85,7 +117,8 @@ def summarize_ingests(keys: list[str], summaries: list[dict[str, Any]], seconds:
     frames = sum(e["frames"] for e in eps)
     dropped = sum(e["dropped_frames"] for e in eps)
     mb = sum(s["bytes_read"] for s in summaries) / 1e6
-    version = hashlib.sha1("|".join(f"{k}:{s['topic_map_version']}" for k, s in zip(keys, summaries, strict=True))
+    # The data version follows the recordings' bytes and the settings that shaped them, not their names.
+    version = hashlib.sha1("|".join(f"{s['digest']}:{s['topic_map_version']}" for s in summaries)
                            .encode()).hexdigest()[:16]
     return {
         "recordings": [s["source_name"] for s in summaries],

@@ -214,9 +214,15 @@ def release_id(config: LeRobotConfig, shard_versions: dict[str, str]) -> str:
 
 
 
+def utc_iso(ts: float) -> str:
+    """``2026-01-31T12:00:00.123Z``: when a release was cut (sorts as it reads)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
 @dataclass
 class ReleaseResult:
-    """A cut release: its id and path, whether it passed and became ``latest``, what went in, its checks."""
+    """A cut release: its id and path, whether it passed and became ``latest`` (not while a rollback pins
+    ``latest`` elsewhere: ``pinned_to``), what went in, its checks."""
 
     release: str
     url: str
@@ -228,6 +234,7 @@ class ReleaseResult:
     checks: list[CheckResult]
     info: dict[str, Any]
     seconds: float
+    pinned_to: str | None = None  # latest.json is pinned (by a rollback) to this release: not promoted
 
 
 class ReleaseStage(Stage[LeRobotConfig]):
@@ -248,7 +255,7 @@ class ReleaseStage(Stage[LeRobotConfig]):
         rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id)
         (staged / RELEASE_INFO_PATH).write_text(json.dumps(
             {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version,
-             "repo_id": c.repo_id},
+             "repo_id": c.repo_id, "created": utc_iso(time.time())},
             indent=1))
         return rep
 
@@ -281,7 +288,11 @@ class ReleaseStage(Stage[LeRobotConfig]):
                     versions[k] = dataset_digest(root)
         release = release_id(self.config, versions)
         rel = self.output_path(release)
-        previous = (self.latest(store) or {}).get("release")
+        latest = self.latest(store) or {}
+        previous = latest.get("release")
+        # `robodata rollback` pins latest.json to the release it rolled back to: a later cut is checked and kept,
+        # but does not replace it until the pin is lifted (`robodata rollback --unpin`).
+        pinned_to = previous if latest.get("pinned") and previous != release else None
         reused = store.exists(f"{rel}/{INFO_PATH}")
         if reused:
             with store.read_path(rel) as root:
@@ -294,10 +305,12 @@ class ReleaseStage(Stage[LeRobotConfig]):
             checks, published, url = outcome.checks, outcome.published, outcome.url or outcome.quarantined
         with store.read_path(store.rel(url)) as root:
             info = read_info(root)
-        if published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old
+        if published and pinned_to:
+            published = False  # passed its checks, but latest stays where the rollback pinned it
+        elif published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old
             self.promote(store, release, keys)
         return ReleaseResult(release, url, published, reused, previous, list(keys), versions, checks, info,
-                             time.perf_counter() - t0)
+                             time.perf_counter() - t0, pinned_to)
 
     @staticmethod
     def latest(store: DataStore) -> dict[str, Any] | None:

@@ -1,0 +1,206 @@
+"""Release history and roll back: every release kept, latest.json moved back (checked, atomic, pinned).
+
+Real releases cut by ReleaseStage from real LeRobot shards in a store; the CLI's `robodata releases` and
+`robodata rollback`; the policy tier's candidate records; the rollback recorded in Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robodata import store_layout as layout
+from robodata.config import LeRobotConfig
+from robodata.lerobot import write_shard
+from robodata.releases import (
+    ReleaseError,
+    list_policies,
+    list_releases,
+    read_latest,
+    rollback,
+    rollback_policy,
+    unpin,
+)
+from robodata.stages.tiers import ReleaseStage
+from robodata.storage import DataStore
+from tests.test_lerobot import make_store
+
+LR = LeRobotConfig(codec="libx264", crf=23)
+
+
+def _shard(store: DataStore, key: str, episodes: int, tmp: Path) -> None:
+    src = make_store(tmp / f"{key}.hdf5", episodes=episodes, frames=20, cameras=(("front", (32, 40, 3)),))
+    write_shard(src, store.local_path(layout.shard_path(key)), video_codec="libx264", crf=23)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A store with two shards and two releases cut from them: r1 = {a}, r2 = {a, b} (latest)."""
+    home = tmp_path / "home"
+    cfg_file = tmp_path / "robodata.yaml"
+    cfg_file.write_text(yaml.safe_dump({"home": str(home), "tiers": {"lerobot": {"codec": "libx264", "crf": 23}}}))
+    store = DataStore(home / "store")
+    _shard(store, "rec-a", 2, tmp_path)
+    _shard(store, "rec-b", 1, tmp_path)
+    stage = ReleaseStage(LR)
+    r1 = stage.cut(store, ["rec-a"], {})
+    r2 = stage.cut(store, ["rec-a", "rec-b"], {})
+    assert r1.published and r2.published and r1.release != r2.release
+    return {"store": store, "cfg": str(cfg_file), "r1": r1, "r2": r2, "stage": stage, "tmp": tmp_path}
+
+
+def test_list_releases_reads_what_each_release_records(project):
+    store, r1, r2 = project["store"], project["r1"], project["r2"]
+    entries = list_releases(store)
+    assert [e.release for e in entries] == [r2.release, r1.release]  # newest first
+    new, old = entries
+    assert new.latest and not new.pinned and not old.latest
+    assert new.recordings == ["rec-a", "rec-b"] and old.recordings == ["rec-a"]
+    assert set(new.upstream_versions) == {"rec-a", "rec-b"} and new.upstream_versions == r2.versions
+    assert (new.episodes, new.frames) == (3, 60) and (old.episodes, old.frames) == (2, 40)
+    assert all(e.checks_passed and e.format == "v3.0" and e.created.endswith("Z") for e in entries)
+    assert new.created > old.created
+    assert new.path == store.url(layout.release_path(r2.release))
+
+
+def test_rollback_moves_latest_and_pins_it(project):
+    store, r1, r2, stage = project["store"], project["r1"], project["r2"], project["stage"]
+    res = rollback(store, r1.release[:6])  # an unambiguous prefix will do
+    assert res.previous == r2.release and res.release.release == r1.release
+    latest = read_latest(store)
+    assert latest["release"] == r1.release and latest["pinned"] is True and latest["rolled_back_from"] == r2.release
+    assert latest["path"] == store.url(layout.release_path(r1.release)) and latest["recordings"] == ["rec-a"]
+    # The pointer was replaced in one step: nothing half-written beside it.
+    assert sorted(store.listdir(layout.RELEASES)) == sorted([r1.release, r2.release, "latest.json"])
+    by = {e.release: e for e in list_releases(store)}
+    assert by[r1.release].latest and by[r1.release].pinned and not by[r2.release].latest
+    # The nightly cut of the same inputs re-checks r2 but leaves latest where the rollback pinned it.
+    again = stage.cut(store, ["rec-a", "rec-b"], {})
+    assert again.release == r2.release and again.reused and not again.published and again.pinned_to == r1.release
+    assert read_latest(store)["release"] == r1.release
+    # Unpinned, the next cut moves latest on again.
+    assert unpin(store)["pinned"] is False and read_latest(store)["release"] == r1.release
+    again = stage.cut(store, ["rec-a", "rec-b"], {})
+    assert again.published and again.pinned_to is None and read_latest(store)["release"] == r2.release
+
+
+def test_rollback_refuses_unknown_quarantined_and_broken_releases(project):
+    store, r1, r2 = project["store"], project["r1"], project["r2"]
+    with pytest.raises(ReleaseError, match=rf"no release 'nope'.*{r2.release}"):
+        rollback(store, "nope")
+    # A release that failed its blocking checks is kept in quarantine (as a failed cut leaves it).
+    bad_id = "0badc0ffee00"
+    staged = project["tmp"] / "staged"
+    shutil.copytree(store.local_path(layout.release_path(r1.release)), staged)
+    store.quarantine(staged, layout.release_path(bad_id),
+                     [{"check": "release_frames_contiguous_and_in_sync", "message": "NaN", "severity": "error"}])
+    listed = {e.release: e for e in list_releases(store)}
+    assert not listed[bad_id].checks_passed and not listed[bad_id].latest
+    assert listed[bad_id].failed_checks == ["release_frames_contiguous_and_in_sync"]
+    assert bad_id not in {e.release for e in list_releases(store, include_quarantined=False)}
+    with pytest.raises(ReleaseError, match=rf"release {bad_id} failed release_frames_contiguous_and_in_sync"):
+        rollback(store, bad_id)
+    # A published release damaged since: its checks are run again, and fail; latest stays.
+    info_file = store.local_path(f"{layout.release_path(r1.release)}/meta/info.json")
+    info = json.loads(info_file.read_text())
+    info["total_frames"] += 7
+    info_file.write_text(json.dumps(info))
+    with pytest.raises(ReleaseError, match=rf"release {r1.release} no longer passes its blocking checks"):
+        rollback(store, r1.release)
+    assert read_latest(store)["release"] == r2.release
+
+
+def test_cli_releases_and_rollback(project, capsys):
+    from robodata.cli import main
+
+    r1, r2 = project["r1"], project["r2"]
+    assert main(["--config", project["cfg"], "releases"]) == 0
+    out = capsys.readouterr().out
+    assert r1.release in out and r2.release in out and "rec-a, rec-b" in out
+    assert main(["--config", project["cfg"], "releases", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["release"] for r in rows] == [r2.release, r1.release] and rows[0]["latest"] is True
+    assert main(["--config", project["cfg"], "rollback", r1.release]) == 0
+    out = capsys.readouterr().out
+    assert f"{r2.release} -> {r1.release}" in out and "pinned" in out
+    assert read_latest(project["store"])["release"] == r1.release
+    assert main(["--config", project["cfg"], "rollback", "nope"]) == 2
+    assert "no release 'nope'" in capsys.readouterr().err
+    assert main(["--config", project["cfg"], "rollback", "--unpin"]) == 0
+    assert read_latest(project["store"])["pinned"] is False
+
+
+def _candidate(store: DataStore, run: str, checkpoint: Path | None, *, published: bool = True, loss: float = 0.5):
+    rec = {"run": run, "engine": "lerobot", "checkpoint": str(checkpoint or ""), "release": "abc123",
+           "recordings": ["rec-a"], "metrics": {"eval_action_mse": loss}, "eval": {"signature": "s"}}
+    if published:
+        with store.write_path(layout.policy_candidate_path(run)) as p:
+            p.write_text(json.dumps(rec))
+    else:
+        staged = store.local_path("staged.json")
+        staged.write_text(json.dumps(rec))
+        store.quarantine(staged, layout.policy_candidate_path(run), [])
+    return rec
+
+
+def test_policy_rollback(tmp_path):
+    store = DataStore(tmp_path / "store")
+    ck_a, ck_b = tmp_path / "ck_a", tmp_path / "ck_b"
+    ck_a.mkdir()
+    ck_b.mkdir()
+    _candidate(store, "run_a", ck_a, loss=0.4)
+    b = _candidate(store, "run_b", ck_b, loss=0.3)
+    _candidate(store, "run_worse", ck_b, published=False, loss=0.9)
+    _candidate(store, "run_gone", tmp_path / "deleted")
+    with store.write_path(layout.POLICY_LATEST) as p:
+        p.write_text(json.dumps({**b, "mlflow_run_id": "m1", "model_version": "2"}))
+    listed = {e.run: e for e in list_policies(store)}
+    assert set(listed) == {"run_a", "run_b", "run_worse", "run_gone"}
+    assert listed["run_b"].latest and not listed["run_a"].latest and not listed["run_worse"].checks_passed
+    assert not listed["run_gone"].checkpoint_exists
+    entry, previous = rollback_policy(store, "run_a")
+    assert previous == "run_b" and entry.run == "run_a"
+    promoted = json.loads(store.local_path(layout.POLICY_LATEST).read_text())
+    assert promoted["run"] == "run_a" and promoted["checkpoint"] == str(ck_a) and promoted["rolled_back_from"] == "run_b"
+    with pytest.raises(ReleaseError, match="run_worse failed its not-worse"):
+        rollback_policy(store, "run_worse")
+    with pytest.raises(ReleaseError, match="run_gone: its checkpoint .* is gone"):
+        rollback_policy(store, "run_gone")
+    with pytest.raises(ReleaseError, match="no policy run 'zzz'"):
+        rollback_policy(store, "zzz")
+
+
+@pytest.mark.slow
+def test_rollback_is_recorded_on_the_asset_in_dagster(project, monkeypatch, capsys):
+    """With the platform, `robodata rollback` reports an AssetObservation on lerobot_dataset."""
+    import dagster as dg
+
+    import robodata.cli as cli
+    from robodata_dagster.release_events import record_release_event_for
+    from tests.conftest import project_home
+
+    real = cli.load_platform()
+
+    class Platform:  # the platform object, with the hook the CLI calls after a rollback
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def record_release_event(self, cfg, event):
+            record_release_event_for(cfg, event)
+
+    monkeypatch.setattr(cli, "load_platform", lambda: Platform())
+    r1, r2 = project["r1"], project["r2"]
+    with project_home(Path(project["cfg"])) as (_cfg, instance, _defs):
+        assert cli.main(["rollback", r1.release]) == 0
+        recs = instance.fetch_observations(dg.AssetKey("lerobot_dataset"), limit=5).records
+        assert len(recs) == 1
+        obs = recs[0].asset_observation
+        meta = {k: getattr(v, "value", v) for k, v in obs.metadata.items()}
+        assert meta["action"] == "rollback" and meta["release"] == r1.release
+        assert meta["previous_release"] == r2.release and meta["pinned"] is True
+        assert meta["recordings"] == ["rec-a"] and obs.tags["robodata/action"] == "rollback"
+    capsys.readouterr()
