@@ -341,3 +341,37 @@ def test_ros2_bag_folder_is_one_recording_once_rosbag2_closes_it(tmp_path, reald
     (rec,) = tick().new
     assert rec.path == f"robot-3/2026-12-01/{src.name}"
     assert sc.registry.counts() == {REGISTERED: 1}
+
+
+def test_ingest_run_hashes_claims_and_names_a_vanished_file(tmp_path):
+    import yaml
+
+    from robodata.config import load_config
+    from robodata.landing import LandingError, landing_zone
+    from robodata.stages.recordings import ingest_registered
+    from tests.recordings import SMALL_TOPIC_MAP
+
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(SMALL_TOPIC_MAP))
+    cfg_file = tmp_path / "robodata.yaml"
+    cfg_file.write_text(yaml.safe_dump({"home": str(tmp_path / "proj"),
+                                        "sources": [{"pattern": "*.mcap", "topic_map": "map.yaml"}]}))
+    cfg = load_config(cfg_file)
+    zone = landing_zone(cfg)
+    reg = Registry(cfg.registry_url)
+    sc = Scanner(zone, reg, cfg.landing)
+    data = _mcap_bytes(tmp_path, 30)
+    _put(zone.local_root, "robot-1/2026-12-01/a.mcap", data)
+    _put(zone.local_root, "robot-2/2026-12-01/b.mcap", data)
+    _put(zone.local_root, "robot-3/2026-12-01/gone.mcap", _mcap_bytes(tmp_path, 31))
+    sc.scan(1, full=True)
+    keys = {r.path.split("/")[0]: r.key for r in sc.scan(2, full=False).new}
+    outcome, summary = ingest_registered(cfg, keys["robot-1"])
+    assert outcome is not None and outcome.published and len(summary["digest"]) == 32
+    assert reg.lookup(keys["robot-1"]).status == INGESTED
+    outcome, summary = ingest_registered(cfg, keys["robot-2"])  # the same bytes from another robot
+    assert outcome is None and summary["duplicate_of"] == keys["robot-1"]
+    assert reg.lookup(keys["robot-2"]).status == DUPLICATE
+    (zone.local_root / "robot-3/2026-12-01/gone.mcap").unlink()  # vanished between the tick and the run
+    with pytest.raises(LandingError, match=r"robot-3/2026-12-01/gone\.mcap: the landed recording is gone"):
+        ingest_registered(cfg, keys["robot-3"])
+    assert reg.lookup(keys["robot-3"]).status == FAILED
