@@ -306,6 +306,16 @@ def _reader_pool() -> tuple[ThreadPoolExecutor, int]:
         return _read_pool, threads
 
 
+def _forget_read_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there (a new pool starts on first use)."""
+    global _read_pool, _read_pool_lock
+    _read_pool, _read_pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_read_pool)
+
+
 def _deflated_frames(ds: h5py.Dataset) -> bool:
     """A uint8 dataset of one-frame chunks whose only filter is deflate (what the deflate options write)."""
     if ds.dtype != np.uint8 or ds.chunks is None or ds.ndim < 2 or ds.chunks != (1, *ds.shape[1:]):
