@@ -1,7 +1,8 @@
 """Landing zone at fleet scale: the ``new_recordings`` tick over 10k / 100k / 1M landed objects.
 
-    python benchmarks/landing_scale.py                  # local 10k, 100k, 1M; S3 (moto) 10k
-    python benchmarks/landing_scale.py --s3 10000 100000 --local 10000
+    python benchmarks/landing_scale.py                  # local 10k, 100k, 1M; S3 (moto) 10k  (~15 min)
+    python benchmarks/landing_scale.py --s3 10000 100000 --local 10000 100000 1000000   # the issue's sizes
+    python benchmarks/landing_scale.py --quick          # local 10k, 100k; S3 10k (~3 min)
 
 Each size is a fleet's landing zone as robots write it: 100 robots, ``robot-NN/YYYY-MM-DD/rec-NNNN.mcap``,
 about a year of folders at 1M. Every object already landed is registered (the registry is bulk-loaded with
@@ -280,7 +281,10 @@ def main() -> int:
     ap.add_argument("--backfill", type=int, default=100_000, help="recording partitions in the planned backfill")
     ap.add_argument("--baseline-upto", type=int, default=100_000, help="run the old sensor up to this many objects")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "landing_scale.json")
+    ap.add_argument("--quick", action="store_true", help="local 10k and 100k, S3 10k, a 10k-partition backfill")
     args = ap.parse_args()
+    if args.quick:
+        args.local, args.s3, args.backfill = [10_000, 100_000], [10_000], 10_000
     rows = []
     base = Path(tempfile.mkdtemp(prefix="robodata-landing-bench-"))
     try:
