@@ -33,9 +33,14 @@ def moto_server():
     import sys
     import time
 
+    import s3fs
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
+    # fsspec caches filesystem instances by their arguments, not the environment: one made for an earlier
+    # server (another port) would be handed out again and talk to a server that is gone
+    s3fs.S3FileSystem.clear_instance_cache()
     exe = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -54,6 +59,7 @@ def moto_server():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def s3_filesystem(env: dict[str, str]):
