@@ -82,11 +82,9 @@ def recording(seconds: float, jpeg_wrist: bool = False) -> tuple[Path, dict]:
     stem = f"synthetic-v{CACHE_VERSION}-{seconds:g}s-{CAMERAS}cam-{IMAGE_HW[0]}x{IMAGE_HW[1]}-{JOINT_RATE}hz"
     stem += "-jpegwrist" if jpeg_wrist else ""
     path, meta_path = CACHE / f"{stem}.mcap", CACHE / f"{stem}.json"
-    if path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("bytes") == path.stat().st_size:
-            meta["cached"] = True
-            return path, meta
+    meta = _cached(path, meta_path)
+    if meta is not None:
+        return path, meta
     tmp = path.with_suffix(".mcap.partial")
     info = write_synthetic_mcap(tmp, seconds=seconds, cameras=CAMERAS, image_hw=IMAGE_HW, joint_rate=JOINT_RATE,
                                 compressed_wrist=jpeg_wrist)  # fmt: skip
@@ -96,6 +94,16 @@ def recording(seconds: float, jpeg_wrist: bool = False) -> tuple[Path, dict]:
     meta_path.write_text(json.dumps(meta, indent=1))
     meta["cached"] = False
     return path, meta
+
+
+def _cached(path: Path, meta_path: Path) -> dict | None:
+    """A cached recording's metadata, when the recording beside it is still the one it describes."""
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("bytes") == path.stat().st_size:
+            meta["cached"] = True
+            return meta
+    return None
 
 
 def sim_recording(episodes: int) -> tuple[Path, dict] | None:
@@ -110,11 +118,9 @@ def sim_recording(episodes: int) -> tuple[Path, dict] | None:
     CACHE.mkdir(parents=True, exist_ok=True)
     stem = f"sim-v{CACHE_VERSION}-{episodes}ep-{IMAGE_HW[0]}x{IMAGE_HW[1]}"
     path, meta_path = CACHE / f"{stem}.mcap", CACHE / f"{stem}.json"
-    if path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("bytes") == path.stat().st_size:
-            meta["cached"] = True
-            return path, meta
+    meta = _cached(path, meta_path)
+    if meta is not None:
+        return path, meta
     info = record_session(CACHE, stem, n_episodes=episodes, seed=0, image_hw=IMAGE_HW, formats=("mcap",))
     with open_recording(path) as r:
         topics = {t: i.count for t, i in r.topics().items()}

@@ -161,21 +161,10 @@ class LandingZone:
         """One folder: (recordings and refused objects in it, sub-folders to visit, silent skips' reasons).
         ``stat_known(path)`` False lets a local listing skip the stat of a file already registered (its size and
         mtime then read 0: the caller does not compare them); sub-folders in ``known_dirs`` are plain folders
-        already (one that becomes a ROS 2 bag is found when it is visited: see :meth:`is_folder_recording`)."""
+        already (one that becomes a ROS 2 bag says so when it is listed itself: the ``_BAG`` note)."""
         if self.local_root is not None:
             return self._list_local(rel, stat_known, known_dirs)
         return self._list_remote(rel)
-
-    def is_folder_recording(self, rel: str) -> bool:
-        """A folder that is one recording: a ROS 2 bag (rosbag2 writes metadata.yaml when it closes the bag),
-        or a folder a plugin datasource takes."""
-        base = rel.rsplit("/", 1)[-1]
-        if self.accept is not None and self.accept(base, True):
-            return True
-        if self.local_root is not None:
-            meta = self.local_root / rel / pathkind.ROS2_METADATA
-            return meta.is_file() and not meta.is_symlink()
-        return bool(self.fs.exists(f"{self._full(rel)}/{pathkind.ROS2_METADATA}"))
 
     def _list_local(self, rel: str, stat_known: Callable[[str], bool] | None, known_dirs: Container[str] = ()
                     ) -> tuple[list[LandedFile], list[str], list[str]]:
@@ -326,10 +315,6 @@ class LandingZone:
                 continue
             yield from sorted(objs, key=lambda f: f.name)
             stack.extend(sorted(subdirs, reverse=True))
-
-    def list(self) -> list[LandedFile]:
-        """Every recording under the watched prefixes (for small zones, tests and the CLI)."""
-        return [f for f in self.iter_all() if not f.refused]
 
     # ---- completeness ------------------------------------------------------------------------------------------
     def is_complete(self, f: LandedFile) -> bool:
