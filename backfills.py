@@ -4,8 +4,10 @@
 (an *asset backfill*, as ``dagster_graphql``'s ``create_and_launch_partition_backfill`` builds it with
 ``PartitionBackfill.from_asset_partitions`` and ``instance.add_backfill``): it is listed in the UI's
 Backfills tab and by ``instance.get_backfills()``, its runs carry the ``dagster/backfill`` tag, and the
-assets' ``BackfillPolicy`` decides how many partitions one run takes (raw_teleop:
-``multi_run(max_partitions_per_run=N)``, N from ``tiers.raw_teleop.max_partitions_per_run``).
+assets' ``BackfillPolicy`` decides how many partitions one run takes (every per-recording tier:
+``multi_run(max_partitions_per_run=1)``: one robot x day per run, its recordings in parallel inside it).
+By default a backfill takes the partitions that hold recordings (the registry's), not the whole grid of
+robots and days.
 
 The daemon executes it: the backfill daemon turns it into runs, the run queue (``QueuedRunCoordinator``,
 ``concurrency.runs.max_concurrent_runs`` in the instance's dagster.yaml) launches them. A daemon already
@@ -89,13 +91,26 @@ def resolve_selection(defs: dg.Definitions, instance: dg.DagsterInstance, *, job
         raise BackfillError("the selected assets are partitioned differently; backfill them separately")
     pdef = next(iter(pdefs))
     assert pdef is not None
-    known = list(pdef.get_partition_keys(dynamic_partitions_store=instance))
-    if partitions:
-        unknown = sorted(set(partitions) - set(known))
-        if unknown:
-            raise BackfillError(f"unknown recording partitions: {unknown}")
-        return keys, list(dict.fromkeys(partitions))
-    return keys, known
+    # Partitions are robot x day: by default those that hold recordings (the registry knows them; a fleet's
+    # grid of every robot and every day is mostly empty). A recording's key names its partition.
+    from robodata.registry import Registry
+
+    registry = Registry(defs.resources["project"].config.registry_url)
+    held = registry.partitions()
+    if not partitions:
+        return keys, sorted(held)
+    out = []
+    for p in partitions:
+        if "|" not in p:
+            try:
+                p = registry.lookup(p).partition_key
+            except RobodataError:
+                raise BackfillError(f"unknown recording partitions: [{p!r}] (name a robot x day partition "
+                                    "such as 2026-12-01|robot-17, or a recording key)") from None
+        if p not in held:
+            raise BackfillError(f"unknown recording partitions: [{p!r}] (no recording is registered in it)")
+        out.append(p)
+    return keys, list(dict.fromkeys(out))
 
 
 def launch_backfill(instance: dg.DagsterInstance, defs: dg.Definitions, asset_keys: Sequence[dg.AssetKey],
@@ -450,6 +465,8 @@ def _run_partitions(run: dg.DagsterRun, known: list[str]) -> list[str]:
     if "dagster/partition" in tags:
         return [tags["dagster/partition"]]
     start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if start and start == end:
+        return [start]
     if start and end and start in known and end in known:
         return known[known.index(start): known.index(end) + 1]
     return []
@@ -549,10 +566,10 @@ def report_table(rows: Sequence[PartitionRow]) -> str:
     lines = [f"{head}{'ok':3s} {'status':12s} {'run':8s} {'episodes':>8s} {'frames':>7s}  note"]
     for r in rows:
         m = r.metadata
-        note = r.error[:110] if r.error else (f"release {m['release']}" if "release" in m
-                                               else json.dumps(m.get("recordings", "")) if "recordings" in m else "")
-        if m.get("run_partitions") and not r.error:
-            note = f"(totals of a {m['run_partitions']}-partition run) {note}"
+        note = r.error[:110] if r.error else (
+            f"release {m['release']}" if "release" in m
+            else f"{m['recordings_published']} of {m['recordings_total']} recordings published"
+            if "recordings_total" in m else "")
         cell = f"{r.partition or '(unpartitioned)':44s} " + (f"{r.asset:18s} " if several else "")
         lines.append(f"{cell}{'yes' if r.ok else 'NO':3s} {r.status:12s} {r.run_id[:8]:8s} "
                      f"{m.get('episodes', ''):>8} {m.get('frames', ''):>7}  {note}")

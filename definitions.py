@@ -58,7 +58,7 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
             recording_tiers.append(augmented_videos)
             upstream = "augmented_videos"
         # A configured pipeline YAML's stages (a plugin's or robodata's): one asset each, before lerobot_episodes.
-        custom = build_custom_stage_assets(spec, upstream)
+        custom = build_custom_stage_assets(spec, upstream, cfg)
         if custom:
             upstream = custom[-1].key.path[-1]
             source_tier = stage_tier(upstream)
@@ -70,7 +70,7 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),
-        description="Ingest landed recordings (one partition per recording); the sensor's target.",
+        description="Ingest landed recordings (a partition is one robot's day of recordings); the sensor's target.",
     )
     recording_job = dg.define_asset_job(
         "process_recordings",

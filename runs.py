@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class RunOutcome:
     error: str = ""
     metadata: dict[str, Any] | None = None
     checks: dict[str, bool] | None = None
+    recording: str = ""  # `robodata ingest`: the recording the partition's run was for
 
 
 def prepare_home(cfg: ProjectConfig) -> Path:
@@ -149,11 +151,12 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
     return outcomes
 
 
-def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutcome:
+def register_and_ingest(path: str | Path, config: str | None = None, *, under: str = "") -> RunOutcome:
     """``robodata ingest PATH``: land the file, register it through the sensor's own registration path (one
     dedup rule: a copy of bytes already ingested is recognised in the run), and ingest it now."""
     from robodata.landing import LandingError, landing_zone, register_landed
-    from robodata.registry import REGISTERED, LandedRow, Registry
+    from robodata.registry import DUPLICATE, FAILED, REGISTERED, LandedRow, Registry
+    from robodata_dagster.assets.partitions import ROBOTS, robot_of
 
     cfg = load_config(config)
     instance, defs = instance_and_defs(cfg)
@@ -161,7 +164,7 @@ def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutco
     src = Path(path)
     if not src.exists():
         raise LandingError(f"{src}: no such file or folder")
-    landed = landing.land(src)
+    landed = landing.land(src, under=under)  # `under`: e.g. robot-17/2026-12-01, as the fleet lands them
     rel = str(landed) if landing.local_root is None else landed.relative_to(landing.local_root).as_posix()
     f = landing.info(rel)
     if f is None or f.refused:
@@ -169,19 +172,32 @@ def register_and_ingest(path: str | Path, config: str | None = None) -> RunOutco
     registry = Registry(cfg.registry_url)
     now = time.time()
     with registry.engine.begin() as conn:
-        rec, _ = register_landed(conn, registry, landing, f, tick=0, now=now)
+        rec, _ = register_landed(conn, registry, landing, f, tick=0, now=now, settings=cfg.landing)
         registry.put_landed(conn, landing.url, LandedRow(f.name, f.size, f.mtime, f.etag, REGISTERED, 2, rec.key, now))
-    instance.add_dynamic_partitions("recordings", [rec.key])
-    return run_partitions(instance, defs, "ingest_recordings", [rec.key])[0]
+    if rec.note:
+        print(f"robodata ingest: {rec.url}: {rec.note}", file=sys.stderr)
+    instance.add_dynamic_partitions(ROBOTS, [robot_of(rec.partition_key)])
+    outcome = run_partitions(instance, defs, "ingest_recordings", [rec.partition_key])[0]
+    # The run ingests the partition (this robot's day); the outcome is this recording's.
+    mine = registry.outputs("raw_teleop", [rec.key]).get(rec.key)
+    entry = registry.lookup(rec.key)
+    if mine is not None and mine.status == FAILED:
+        outcome.success, outcome.error = False, mine.note
+    elif entry.status == DUPLICATE:
+        outcome.error = f"the same bytes as recording {entry.duplicate_of}: not ingested again"
+    outcome.recording = rec.key
+    return outcome
 
 
 def summary_table(outcomes: list[RunOutcome]) -> str:
-    lines = [f"{'partition':48s} {'ok':3s} {'episodes':>8s} {'frames':>7s} {'dropped':>7s}  note"]
+    """One line per partition run: recordings published of those in the partition, episodes, frames, drops."""
+    lines = [f"{'partition':40s} {'ok':3s} {'recordings':>10s} {'episodes':>8s} {'frames':>7s} {'dropped':>7s}  note"]
     for o in outcomes:
         m = o.metadata or {}
-        note = o.error[:100] if o.error else json.dumps(m.get("recordings", ""))
+        recs = f"{m['recordings_published']}/{m['recordings_total']}" if "recordings_total" in m else ""
+        note = o.error[:100] if o.error else (m.get("release") or "")
         lines.append(
-            f"{o.partition:48s} {'yes' if o.success else 'NO':3s} {m.get('episodes', ''):>8} {m.get('frames', ''):>7} "
-            f"{m.get('dropped_frames', ''):>7}  {note}"
+            f"{o.partition or '-':40s} {'yes' if o.success else 'NO':3s} {recs:>10s} {m.get('episodes', ''):>8} "
+            f"{m.get('frames', ''):>7} {m.get('dropped_frames', ''):>7}  {note}"
         )
     return "\n".join(lines)

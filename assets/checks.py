@@ -24,19 +24,6 @@ def check_result(check: CheckResult) -> dg.AssetCheckResult:
     )
 
 
-def merged_results(per_partition: Sequence[Sequence[CheckResult]]) -> list[dg.AssetCheckResult]:
-    """One result per check over the partitions of a ranged run (passed only if every partition passed)."""
-    if len(per_partition) == 1:
-        return [check_result(c) for c in per_partition[0]]
-    out = []
-    for i, first in enumerate(per_partition[0]):
-        group = [checks[i] for checks in per_partition]
-        merged = CheckResult(first.name, all(c.passed for c in group), first.blocking,
-                             [f for c in group for f in c.findings])
-        out.append(check_result(merged))
-    return out
-
-
 def metadata_values(report: Mapping[str, Any], *, paths: Sequence[str] = (), images: Mapping[str, str] | None = None,
                     code: Sequence[str] = ()) -> dict[str, Any]:
     """A stage's plain summary as Dagster metadata: dicts and lists as JSON, the keys in ``paths`` as paths, PNG

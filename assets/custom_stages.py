@@ -12,11 +12,13 @@ from typing import Any
 import dagster as dg
 
 from robodata import store_layout as layout
+from robodata.config import ProjectConfig
+from robodata.errors import RobodataError
+from robodata.registry import PUBLISHED, QUARANTINED
 from robodata.stages.custom import CustomStage, CustomStageConfig, KeptEpisodes, custom_stage_from
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM
-from robodata_dagster.assets.checks import check_result
-from robodata_dagster.assets.partitions import recordings_partitions
-from robodata_dagster.assets.versions import custom_stage_version, derived_data_version
+from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
+from robodata_dagster.assets.versions import custom_stage_version, digest
 from robodata_dagster.resources.project import ProjectResource
 
 RESERVED = {"raw_teleop", "synthetic_demos", "augmented_videos", "lerobot_episodes", "lerobot_dataset",
@@ -29,54 +31,59 @@ def stage_tier(name: str) -> str:
 
 
 def _build(name: str, options: dict[str, Any], upstream: str, source_tier: str, validators: Sequence[Any],
-           batch_size: int, seed: int, code_version: str) -> dg.AssetsDefinition:
+           batch_size: int, seed: int, code_version: str, cfg: ProjectConfig) -> dg.AssetsDefinition:
     custom_stage_from(name, options)  # fail at load time, naming the stage, if it cannot be built
+
+    specs = [dg.AssetCheckSpec(KeptEpisodes.name, asset=name, blocking=True, description=KeptEpisodes.description),
+             every_recording_spec(name)]
 
     @dg.asset(
         name=name,
-        partitions_def=recordings_partitions,
+        partitions_def=fleet_partitions(cfg),
         deps=[dg.AssetDep(upstream)],
         group_name="pipeline_stages",
         kinds={"python", "hdf5"},
         code_version=code_version,
         automation_condition=FOLLOW_UPSTREAM,
-        check_specs=[dg.AssetCheckSpec(KeptEpisodes.name, asset=name, blocking=True,
-                                       description=KeptEpisodes.description)],
-        description=f"The pipeline stage {name!r} ({options or 'no options'}) over one recording's episodes.",
+        check_specs=specs,
+        description=f"The pipeline stage {name!r} ({options or 'no options'}) over each recording's episodes.",
     )
     def custom_stage(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
         store = project.store()
-        key = context.partition_key
-        src_rel = layout.tier_episodes_path(source_tier, key)
-        if not store.exists(src_rel):
-            raise dg.Failure(f"recording {key}: no {upstream} episodes at {store.url(src_rel)} "
-                             f"(materialize {upstream} first)", allow_retries=False)
         stage = CustomStage(custom_stage_from(name, options), validators,
                             CustomStageConfig(batch_size=batch_size, seed=seed), tier=name)
-        with store.read_path(src_rel) as src:
-            outcome = stage.run(store, key, source=src, source_rel=src_rel)
-        rep = outcome.report
-        return dg.MaterializeResult(
-            metadata={
-                "source_tier": source_tier,
-                "episodes_in": rep.episodes_in,
-                "episodes_out": rep.episodes_out,
-                "frames": rep.frames_out,
-                "dropped": dg.MetadataValue.json(rep.of_kind("dropped")),
-                "failed": dg.MetadataValue.json(rep.of_kind("failed")),
-                "quarantined": dg.MetadataValue.json(rep.of_kind("quarantined")),
-                "published": outcome.published,
-                "path": dg.MetadataValue.path(outcome.url or outcome.quarantined),
-            },
-            check_results=[check_result(c) for c in outcome.checks],
-            data_version=derived_data_version(context, code_version, upstream, rep.episodes_in, rep.episodes_out,
-                                              rep.frames_out, outcome.published),
-        )
+        totals = {"episodes_in": 0, "episodes_out": 0, "frames": 0}
+        lists: dict[str, list] = {"dropped": [], "failed": [], "quarantined": []}
+
+        def make(t: Todo) -> Result:
+            key = t.rec.key
+            src_rel = layout.tier_episodes_path(source_tier, key)
+            if not store.exists(src_rel):
+                raise RobodataError(f"no {upstream} episodes at {store.url(src_rel)} (materialize {upstream} first)")
+            with store.read_path(src_rel) as src:
+                outcome = stage.run(store, key, source=src, source_rel=src_rel)
+            rep = outcome.report
+            totals["episodes_in"] += rep.episodes_in
+            totals["episodes_out"] += rep.episodes_out
+            totals["frames"] += rep.frames_out
+            for kind, items in lists.items():
+                items.extend(rep.of_kind(kind))
+            return Result(key, PUBLISHED if outcome.published else QUARANTINED,
+                          version=digest(t.input_version, rep.episodes_in, rep.episodes_out, rep.frames_out,
+                                         outcome.published),
+                          checks=outcome.checks, path=outcome.url or outcome.quarantined or "",
+                          summary={"episodes_out": rep.episodes_out})
+
+        return downstream_tier(
+            context, project, name, upstream, code_version, specs, make,
+            lambda made: {"source_tier": source_tier, **totals,
+                          **{k: dg.MetadataValue.json(v) for k, v in lists.items()}})
 
     return custom_stage
 
 
-def build_custom_stage_assets(spec: Any, upstream: str = layout.AUGMENTED_VIDEOS) -> list[dg.AssetsDefinition]:
+def build_custom_stage_assets(spec: Any, upstream: str = layout.AUGMENTED_VIDEOS,
+                              cfg: ProjectConfig | None = None) -> list[dg.AssetsDefinition]:
     """One asset per stage of the pipeline spec, chained after ``upstream`` (the last enabled recording tier,
     whose store tier has the same name); [] without a spec. Each stage reads exactly the one before it."""
     if spec is None:
@@ -93,6 +100,7 @@ def build_custom_stage_assets(spec: Any, upstream: str = layout.AUGMENTED_VIDEOS
 
             raise PipelineError(f"pipeline stage {comp.type!r}: the asset graph already has an asset of that name")
         version = custom_stage_version(comp.type, comp.options, validator_specs, spec.batch_size, spec.seed)
-        out.append(_build(comp.type, comp.options, prev, tier, validators, spec.batch_size, spec.seed, version))
+        out.append(_build(comp.type, comp.options, prev, tier, validators, spec.batch_size, spec.seed, version,
+                          cfg or ProjectConfig()))
         prev, tier = comp.type, stage_tier(comp.type)
     return out

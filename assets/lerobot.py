@@ -1,8 +1,9 @@
-"""lerobot_episodes (per recording) and lerobot_dataset (the release): training-ready LeRobot datasets."""
+"""lerobot_episodes (a shard per recording) and lerobot_dataset (the release): training-ready LeRobot datasets."""
 
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_ray import RayResource
@@ -11,6 +12,7 @@ from robodata import store_layout as layout
 from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
 from robodata.parallel import gpus_available, run_tasks
+from robodata.registry import PUBLISHED, QUARANTINED
 from robodata.stages.tiers import (
     LeRobotShardStage,
     ReleaseStage,
@@ -21,7 +23,7 @@ from robodata.stages.tiers import (
 from robodata.storage import DataStore
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM, NEW_SHARDS
 from robodata_dagster.assets.checks import check_result, check_specs
-from robodata_dagster.assets.partitions import RECORDINGS, recordings_partitions
+from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
 from robodata_dagster.assets.versions import lerobot_dataset_version, lerobot_episodes_version
 from robodata_dagster.resources.project import ProjectResource
 
@@ -30,8 +32,7 @@ def source_for(store: DataStore, key: str, upstream: str, source_tier: str) -> s
     """The store path of ``key``'s episodes in the one tier lerobot_episodes follows; a clear error if absent."""
     rel = layout.tier_episodes_path(source_tier, key)
     if not store.exists(rel):
-        raise dg.Failure(f"recording {key}: no {upstream} episodes at {store.url(rel)} (materialize {upstream} "
-                         "first)", allow_retries=False)
+        raise RobodataError(f"no {upstream} episodes at {store.url(rel)} (materialize {upstream} first)")
     return rel
 
 
@@ -39,72 +40,85 @@ def _write_part(store_url: str, src_rel: str, episode: str, part_rel: str, opts:
     return write_episode_part(DataStore(store_url), src_rel, episode, part_rel, opts)
 
 
+def write_shard(cfg: ProjectConfig, store: DataStore, key: str, src_rel: str) -> tuple[Any, dict[str, Any]]:
+    """One recording's LeRobot shard: its episodes written as parts in parallel (Ray tasks), then assembled,
+    checked and published (or quarantined); the stage outcome and its numbers."""
+    from robodata.formats.isaaclab import EpisodeStore
+
+    with store.read_path(src_rel) as src, EpisodeStore(src) as es:
+        demos = list(es.demo_names)
+    if not demos:
+        raise RobodataError(f"{store.url(src_rel)}: no episodes to convert")
+    opts = codec_options(cfg.tiers.lerobot, gpus_available())
+    parts_rel = layout.shard_parts_path(key)
+    t0 = time.perf_counter()
+    store.remove(parts_rel)
+    args = [(store.root, src_rel, d, f"{parts_rel}/{i:06d}", opts) for i, d in enumerate(demos)]
+    results = run_tasks(_write_part, args, num_cpus=1,
+                        num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
+    bad = [(d, r.error) for d, r in zip(demos, results, strict=True) if not r.ok]
+    if bad:
+        store.remove(parts_rel)
+        raise RobodataError("; ".join(f"{d}: {e}" for d, e in bad))
+    parts = [r.value for r in results]
+    with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
+        local = store.local_copies([p.rel for p in parts], Path(tmp))
+        outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
+    store.remove(parts_rel)
+    rep = outcome.report
+    frames = sum(p.frames for p in parts)
+    elapsed = time.perf_counter() - t0
+    with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
+        version = dataset_digest(root)  # the shard's content: follows its source's episodes and the codec
+    return outcome, {"episodes": rep.episodes, "frames": frames, "tasks": rep.tasks, "video_keys": rep.video_keys,
+                     "codec": parts[0].codec, "seconds": elapsed, "bytes": rep.bytes, "version": version}
+
+
 def build_lerobot_episodes(cfg: ProjectConfig | None = None, upstream: str = layout.AUGMENTED_VIDEOS,
                            source_tier: str | None = None) -> dg.AssetsDefinition:
-    """The per-recording LeRobot shard, after ``upstream`` (the last enabled recording tier or the last pipeline
-    stage), read from its store tier ``source_tier`` (default: the tier named like the asset)."""
+    """The per-recording LeRobot shards of a partition, after ``upstream`` (the last enabled recording tier or
+    the last pipeline stage), read from its store tier ``source_tier`` (default: the tier named like the asset)."""
     tier = source_tier or upstream
+    cfg = cfg or ProjectConfig()
+    code_version = lerobot_episodes_version(cfg)
+    specs = [*check_specs("lerobot_episodes", LeRobotShardStage.checks), every_recording_spec("lerobot_episodes")]
 
     @dg.asset(
         name="lerobot_episodes",
-        partitions_def=recordings_partitions,
-        deps=[dg.AssetDep(upstream)],  # reads exactly <tier>/<key>.hdf5
+        partitions_def=fleet_partitions(cfg),
+        deps=[dg.AssetDep(upstream)],  # reads exactly <tier>/<key>.hdf5 of each recording
         group_name="recording_tiers",
         kinds={"ray", "lerobot", "parquet"},
-        code_version=lerobot_episodes_version(cfg or ProjectConfig()),
+        code_version=code_version,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         automation_condition=FOLLOW_UPSTREAM,
-        check_specs=check_specs("lerobot_episodes", LeRobotShardStage.checks),
-        description="The episodes of one recording as a LeRobot v3.0 shard (video per camera, parquet, stats).",
+        check_specs=specs,
+        description="Each recording's episodes as a LeRobot v3.0 shard (video per camera, parquet, stats).",
     )
     def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
-        from robodata.formats.isaaclab import EpisodeStore
-
-        cfg = project.config
         store = project.store()
-        key = context.partition_key
-        src_rel = source_for(store, key, upstream, tier)
-        with store.read_path(src_rel) as src, EpisodeStore(src) as es:
-            demos = list(es.demo_names)
-        if not demos:
-            raise dg.Failure(f"{store.url(src_rel)}: no episodes to convert", allow_retries=False)
-        opts = codec_options(cfg.tiers.lerobot, gpus_available())
-        parts_rel = layout.shard_parts_path(key)
-        t0 = time.perf_counter()
-        store.remove(parts_rel)
-        args = [(store.root, src_rel, d, f"{parts_rel}/{i:06d}", opts) for i, d in enumerate(demos)]
-        results = run_tasks(_write_part, args, num_cpus=1,
-                            num_gpus=cfg.num_gpus if opts["video_codec"].endswith("nvenc") else 0)
-        bad = [(d, r.error) for d, r in zip(demos, results, strict=True) if not r.ok]
-        if bad:
-            store.remove(parts_rel)
-            raise dg.Failure("; ".join(f"{d}: {e}" for d, e in bad), allow_retries=False)
-        parts = [r.value for r in results]
-        with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
-            local = store.local_copies([p.rel for p in parts], Path(tmp))
-            outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
-        store.remove(parts_rel)
-        rep = outcome.report
-        frames = sum(p.frames for p in parts)
-        elapsed = time.perf_counter() - t0
-        with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
-            version = dataset_digest(root)  # the shard's content: follows its source's episodes and the codec
-        return dg.MaterializeResult(
-            metadata={
-                "source_tier": tier,
-                "episodes": rep.episodes,
-                "frames": frames,
-                "tasks": dg.MetadataValue.json(rep.tasks),
-                "video_keys": dg.MetadataValue.json(rep.video_keys),
-                "codec": parts[0].codec,
-                "frames_per_s": round(frames / elapsed, 1) if elapsed else 0.0,
-                "bytes": rep.bytes,
-                "published": outcome.published,
-                "path": dg.MetadataValue.path(outcome.url or outcome.quarantined),
-            },
-            check_results=[check_result(c) for c in outcome.checks],
-            data_version=dg.DataVersion(version),
-        )
+        totals: dict[str, Any] = {"episodes": 0, "frames": 0, "bytes": 0, "seconds": 0.0, "tasks": [],
+                                  "video_keys": [], "codec": ""}
+
+        def make(t: Todo) -> Result:
+            outcome, rep = write_shard(project.config, store, t.rec.key, source_for(store, t.rec.key, upstream, tier))
+            for k in ("episodes", "frames", "bytes", "seconds"):
+                totals[k] += rep[k]
+            totals["tasks"] = sorted({*totals["tasks"], *rep["tasks"]})
+            totals["video_keys"] = sorted({*totals["video_keys"], *rep["video_keys"]})
+            totals["codec"] = rep["codec"]
+            return Result(t.rec.key, PUBLISHED if outcome.published else QUARANTINED, version=rep["version"],
+                          checks=outcome.checks, path=outcome.url or outcome.quarantined or "",
+                          summary={"episodes": rep["episodes"], "frames": rep["frames"]})
+
+        def metadata(made: list[Result]) -> dict[str, Any]:
+            secs = totals.pop("seconds")
+            return {"source_tier": tier, **{k: dg.MetadataValue.json(v) if isinstance(v, list) else v
+                                            for k, v in totals.items()},
+                    "frames_per_s": round(totals["frames"] / secs, 1) if secs else 0.0,
+                    "published": all(r.status == PUBLISHED for r in made)}
+
+        return downstream_tier(context, project, "lerobot_episodes", upstream, code_version, specs, make, metadata)
 
     return lerobot_episodes
 
@@ -113,25 +127,15 @@ def build_lerobot_episodes(cfg: ProjectConfig | None = None, upstream: str = lay
 lerobot_episodes = build_lerobot_episodes()
 
 
-def _releasable(project: ProjectResource, keys: list[str]) -> list[str]:
-    """The recording partitions a release may hold: not those whose landed content was replaced (superseded)
-    or whose bytes another recording owns (duplicates), as the registry records them."""
-    from robodata.registry import DUPLICATE, SUPERSEDED, Registry
+def release_inputs(project: ProjectResource) -> dict[str, str]:
+    """The recordings a release may hold, with their shard versions: ingested (not superseded, not a
+    duplicate, as the registry records them) and with a published lerobot_episodes shard."""
+    from robodata.registry import INGESTED, Registry
 
-    out = {r.key for r in Registry(project.config.registry_url).recordings(status=[SUPERSEDED, DUPLICATE])}
-    return [k for k in keys if k not in out]
-
-
-def _upstream_versions(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
-    out = {}
-    for k in keys:
-        recs = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("lerobot_episodes"), asset_partitions=[k]), limit=1
-        ).records
-        if recs:
-            mat = recs[0].asset_materialization
-            out[k] = (mat.tags or {}).get("dagster/data_version", "")
-    return out
+    registry = Registry(project.config.registry_url)
+    keys = [r.key for r in registry.recordings(status=[INGESTED])]
+    shards = registry.outputs("lerobot_episodes", keys)
+    return {k: o.version for k, o in shards.items() if o.status == PUBLISHED}
 
 
 def build_lerobot_dataset(cfg: ProjectConfig | None = None) -> dg.AssetsDefinition:
@@ -153,11 +157,12 @@ def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
     lr = project.config.tiers.lerobot
     store = project.store()
     stage = ReleaseStage(lr)
+    versions = release_inputs(project)
     try:
-        keys = stage.select(store, _releasable(project, context.instance.get_dynamic_partitions(RECORDINGS)))
+        keys = stage.select(store, list(versions))
     except RobodataError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
-    rel = stage.cut(store, keys, _upstream_versions(context.instance, keys))
+    rel = stage.cut(store, keys, {k: versions[k] for k in keys})
     return dg.MaterializeResult(
         metadata={
             "release": rel.release,

@@ -1,8 +1,240 @@
-"""Partitions shared by the tiers: one dynamic partition per landed recording."""
+"""Partitions shared by the per-recording tiers, and how a tier runs one of them.
 
-from __future__ import annotations
+A partition is one robot's recordings of one UTC day: ``dg.MultiPartitionsDefinition`` of a daily dimension
+(``date``, from ``landing.start_date``) and a dynamic one (``robot``, added by the sensor as robots appear).
+100 robots for a year are 36,500 partitions per asset, inside Dagster's guidance (~100,000), where one
+partition per recording (tens of thousands a month) would not be. The recordings of a partition are rows of
+the registry; each tier keeps, per recording, the version of the inputs it used and of what it wrote
+(``robodata_outputs``), so a run for a partition does only the recordings whose inputs changed, and the
+partition's data version is the digest of its recordings' versions: an unchanged re-run starts nothing
+downstream, a new recording landing in the partition changes it.
+"""
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
-RECORDINGS = "recordings"
-recordings_partitions = dg.DynamicPartitionsDefinition(name=RECORDINGS)
+from robodata.config import ProjectConfig
+from robodata.registry import FAILED, INGESTED, PUBLISHED, QUARANTINED, REGISTERED, Output, Recording, Registry
+from robodata.stages.base import CheckResult
+
+ROBOTS = "robots"
+EVERY_RECORDING = "every_recording_published"  # each tier's non-blocking check: none quarantined or failed
+DUPLICATE_RESULT = "duplicate"
+
+
+@functools.lru_cache(maxsize=8)
+def _fleet(start_date: str) -> dg.MultiPartitionsDefinition:
+    return dg.MultiPartitionsDefinition({
+        "date": dg.DailyPartitionsDefinition(start_date=start_date, end_offset=1),  # today's is open
+        "robot": dg.DynamicPartitionsDefinition(name=ROBOTS),
+    })
+
+
+def fleet_partitions(cfg: ProjectConfig | None = None) -> dg.MultiPartitionsDefinition:
+    """The robot x day partitions of ``cfg`` (one object per start date, shared by every tier)."""
+    return _fleet((cfg or ProjectConfig()).landing.start_date)
+
+
+def robot_of(partition: str) -> str:
+    return partition.split("|", 1)[1] if "|" in partition else partition
+
+
+def every_recording_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(EVERY_RECORDING, asset=asset, blocking=False,
+                             description="Every recording of the partition was processed and published (none "
+                                         "quarantined by a blocking check, none failed)")
+
+
+@dataclass
+class Todo:
+    """A recording a tier's run must (re)make, and the version of the inputs it makes it from."""
+
+    rec: Recording
+    input_version: str
+    upstream: Output | None = None
+
+
+@dataclass
+class Result:
+    """What a tier made of one recording."""
+
+    key: str
+    status: str  # PUBLISHED, QUARANTINED, FAILED or DUPLICATE_RESULT
+    version: str = ""
+    checks: Sequence[CheckResult] = ()
+    summary: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    error: str = ""
+
+
+@dataclass
+class Plan:
+    tier: str
+    partition: str
+    todo: list[Todo]
+    current: dict[str, Output]  # up to date: their inputs are the same as last time
+    candidates: list[Recording]
+    code_version: str = ""
+    upstream: str | None = None
+
+
+def plan_partition(registry: Registry, tier: str, partition: str, code_version: str,
+                   upstream_tier: str | None, *, only_tick: int | None = None) -> Plan:
+    """Which recordings of ``partition`` ``tier`` must make now. The first tier (``upstream_tier`` None) takes
+    every recording not found to be a duplicate or superseded; a later one those whose upstream output is
+    published. A recording is up to date when its inputs' version (this tier's code version and the upstream
+    output's version) is the one its output was made from. ``only_tick``: a sensor's run makes only the
+    recordings its tick registered (a run of the same partition from an earlier tick may still be going)."""
+    from robodata_dagster.assets.versions import digest
+
+    if upstream_tier is None:
+        recs = registry.in_partition(partition, status=[REGISTERED, INGESTED, FAILED])
+        ups: dict[str, Output] = {}
+    else:
+        recs = registry.in_partition(partition, status=[INGESTED])
+        ups = registry.outputs(upstream_tier, [r.key for r in recs])
+        recs = [r for r in recs if r.key in ups and ups[r.key].status == PUBLISHED]
+    mine = registry.outputs(tier, [r.key for r in recs])
+    todo, current = [], {}
+    for r in recs:
+        up = ups.get(r.key)
+        iv = digest(code_version, up.version if up is not None else r.key)
+        had = mine.get(r.key)
+        if had is not None and had.input_version == iv and had.status in (PUBLISHED, QUARANTINED):
+            current[r.key] = had
+        elif only_tick is None or r.tick == only_tick:
+            todo.append(Todo(r, iv, up))
+    return Plan(tier, partition, todo, current, recs, code_version, upstream_tier)
+
+
+def run_each(todo: Sequence[Todo], make: Callable[[Todo], Result], errors: tuple[type[BaseException], ...]
+             ) -> list[Result]:
+    """``make`` each recording in turn; a user-data error (``errors``) fails that recording only, named."""
+    out = []
+    for t in todo:
+        try:
+            out.append(make(t))
+        except errors as err:
+            out.append(Result(t.rec.key, FAILED, error=f"recording {t.rec.key} ({t.rec.url}): {err}"))
+    return out
+
+
+def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan: Plan, results: Sequence[Result],
+                     specs: Sequence[dg.AssetCheckSpec], metadata: Mapping[str, Any] | None = None, *,
+                     asset_key: str | None = None) -> dg.MaterializeResult | None:
+    """Record each result in the registry and turn the partition's recordings into one materialization.
+
+    - A partition where nothing could be made (every recording failed) fails the run with each error, naming
+      its file; a multi_asset's (``asset_key``) where every recording is a duplicate materializes nothing
+      (None); a later tier's partition with no published upstream recording fails, saying so.
+    - A check passes when every recording passed it. A blocking one also passes when the partition still
+      publishes something: a recording that failed it is quarantined (not published, excluded downstream and
+      from releases), listed in the check's metadata and in the failing :data:`EVERY_RECORDING` check, and
+      does not hold back the robot's other recordings of that day.
+    - The data version is the digest of the published recordings' versions.
+    """
+    from robodata_dagster.assets.versions import digest
+
+    now = time.time()
+    by_key = {t.rec.key: t for t in plan.todo}
+    failed: dict[str, str] = {}
+    for r in results:
+        t = by_key[r.key]
+        if r.status == DUPLICATE_RESULT:
+            continue
+        if r.status == FAILED:
+            failed[r.key] = r.error
+            context.log.error(r.error)
+        registry.put_output(Output(plan.tier, r.key, plan.partition, t.input_version, r.version, r.status, r.path,
+                                   {c.name: bool(c.passed) for c in r.checks}, dict(r.summary), now, r.error))
+    # The partition as the registry has it now: a run of the same partition that finished meanwhile (another
+    # tick's) is in it, and a recording found to be a copy or superseded meanwhile is not.
+    plan = plan_partition(registry, plan.tier, plan.partition, plan.code_version, plan.upstream)
+    made = {t.rec.key for t in by_key.values()}
+    rows = {k: o for k, o in registry.outputs(plan.tier, [r.key for r in plan.candidates]).items()
+            if o.status in (PUBLISHED, QUARANTINED) and k not in failed}
+    if not rows:
+        if failed:
+            raise dg.Failure(description="; ".join(failed.values()), allow_retries=False,
+                             metadata={"failed_recordings": dg.MetadataValue.json(failed)})
+        if asset_key is not None:  # a multi_asset (raw_teleop): every recording was a copy; nothing to show
+            return None
+        raise dg.Failure(description=f"partition {plan.partition}: no recording here has a published "
+                         "upstream output to start from", allow_retries=False)
+    published = sorted(k for k, o in rows.items() if o.status == PUBLISHED)
+    quarantined = sorted(k for k, o in rows.items() if o.status == QUARANTINED)
+    findings: dict[str, list[str]] = {}  # check -> this run's findings, each naming its recording
+    check_meta: dict[str, dict[str, Any]] = {}  # check -> its metadata, when the run made one recording
+    for r in results:
+        for c in r.checks:
+            findings.setdefault(c.name, []).extend(f"{r.key}: {f}" for f in c.findings[:20])
+            if len(results) == 1:
+                check_meta[c.name] = dict(c.metadata)
+    check_results = []
+    for spec in specs:
+        if spec.name == EVERY_RECORDING:
+            continue
+        failing = sorted(k for k, o in rows.items() if spec.name in o.checks and not o.checks[spec.name])
+        passed = not failing or (spec.blocking and bool(published))
+        meta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
+                for k, v in check_meta.get(spec.name, {}).items()}
+        meta.update(recordings_checked=len([o for o in rows.values() if spec.name in o.checks]),
+                    recordings_failing=dg.MetadataValue.json(failing))
+        if findings.get(spec.name):
+            meta["findings"] = dg.MetadataValue.json(findings[spec.name][:50])
+        check_results.append(dg.AssetCheckResult(
+            asset_key=asset_key, check_name=spec.name, passed=passed, metadata=meta,
+            severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN))
+    check_results.append(dg.AssetCheckResult(
+        asset_key=asset_key, check_name=EVERY_RECORDING, passed=not quarantined and not failed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined": dg.MetadataValue.json(quarantined), "failed": dg.MetadataValue.json(failed)}))
+    first = next((rows[k] for k in published), None) or rows[sorted(rows)[0]]
+    meta: dict[str, Any] = {
+        "partition": plan.partition,
+        "recordings_total": len(plan.candidates),
+        "recordings_published": len(published),
+        "recordings_made_now": len([r for r in results if r.status in (PUBLISHED, QUARANTINED)]),
+        "recordings_unchanged": len([k for k in rows if k not in made]),
+        "recordings": dg.MetadataValue.md(_table(plan, rows, failed, made)),
+        "path": dg.MetadataValue.path(first.path),
+        **(metadata or {}),
+    }
+    version = digest(plan.tier, [(k, rows[k].version) for k in published])
+    return dg.MaterializeResult(asset_key=asset_key, metadata=meta, check_results=check_results,
+                                data_version=dg.DataVersion(version))
+
+
+def _table(plan: Plan, rows: Mapping[str, Output], failed: Mapping[str, str], made: set[str]) -> str:
+    """The partition's recordings as a Markdown table (the UI's per-recording view)."""
+    lines = ["| recording | landed as | status | this run | note |", "|---|---|---|---|---|"]
+    for rec in plan.candidates[:200]:
+        o = rows.get(rec.key)
+        status = "failed" if rec.key in failed else (o.status if o else "-")
+        note = (failed.get(rec.key) or (o.note if o else "") or rec.note or "").replace("|", "/")[:160]
+        lines.append(f"| {rec.key} | {rec.name} | {status} | {'made' if rec.key in made else 'unchanged'} "
+                     f"| {note} |")
+    if len(plan.candidates) > 200:
+        lines.append(f"| ... {len(plan.candidates) - 200} more | | | | |")
+    return "\n".join(lines)
+
+
+def downstream_tier(context: dg.AssetExecutionContext, project: Any, tier: str, upstream: str, code_version: str,
+                    specs: Sequence[dg.AssetCheckSpec], make: Callable[[Todo], Result],
+                    metadata: Callable[[list[Result]], Mapping[str, Any]] | None = None) -> dg.MaterializeResult:
+    """A later tier's run for its partition: plan, ``make`` each recording whose inputs changed (a
+    ``RobodataError`` fails that recording only), record and materialize."""
+    from robodata.errors import RobodataError
+
+    registry = Registry(project.config.registry_url)
+    plan = plan_partition(registry, tier, context.partition_key, code_version, upstream)
+    results = run_each(plan.todo, make, (RobodataError,))
+    made = [r for r in results if r.status != FAILED]
+    out = finish_partition(context, registry, plan, results, specs, metadata(made) if metadata and made else {})
+    assert out is not None  # only a multi_asset may materialize nothing
+    return out

@@ -9,17 +9,16 @@ namespaces, partitions per run, timeouts, batch sizes of a fan-out) are left out
 nothing stale. ``robodata.__version__`` is left out too: a release of the package that does not change a
 tier's output must not force a re-run of every recording through MimicGen and augmentation.
 
-A ``data_version`` (what downstream staleness compares) is derived from the asset's inputs (the upstream
-partition's data version) and its settings, plus what it wrote, so that a re-run that changed nothing leaves
-downstream FRESH.
+A ``data_version`` (what downstream staleness compares) is, per robot x day partition, the digest of its
+recordings' output versions (``assets/partitions.py``), each derived from the recording's inputs (its
+upstream output's version) and this tier's code version, plus what it wrote, so that a re-run that changed
+nothing leaves downstream FRESH.
 """
 
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
-
-import dagster as dg
 
 from robodata.config import ProjectConfig
 
@@ -51,12 +50,12 @@ def _versioned(tier: str, settings: Any) -> str:
 def raw_teleop_content_settings(cfg: ProjectConfig) -> dict[str, Any]:
     """The ``tiers.raw_teleop`` settings that shape the episodes downstream reads (the recording's own topic
     map is in the library's per-partition data version). ``image_compression`` changes the stored bytes, not
-    the frames read back; ``max_partitions_per_run`` is how runs are batched."""
-    return cfg.tiers.raw_teleop.model_dump(mode="json", exclude={"max_partitions_per_run", "image_compression"})
+    the frames read back."""
+    return cfg.tiers.raw_teleop.model_dump(mode="json", exclude={"image_compression"})
 
 
 def raw_teleop_settings(cfg: ProjectConfig, spec: Any = None) -> dict[str, Any]:
-    """``tiers.raw_teleop`` (less ``max_partitions_per_run``), every source's pattern and resolved topic map
+    """``tiers.raw_teleop``, every source's pattern and resolved topic map
     (the file's content, not its path), the default topic map, and the pipeline YAML's datasources."""
     def topic_map(ref: Any) -> Any:
         tm = cfg._resolve(ref)
@@ -74,7 +73,7 @@ def raw_teleop_settings(cfg: ProjectConfig, spec: Any = None) -> dict[str, Any]:
                 pass
         datasources.append(doc)
     return {
-        "tier": cfg.tiers.raw_teleop.model_dump(mode="json", exclude={"max_partitions_per_run"}),
+        "tier": cfg.tiers.raw_teleop.model_dump(mode="json"),
         "sources": [{"pattern": s.pattern, "topic_map": topic_map(s.topic_map)} for s in cfg.sources],
         "default_topic_map": topic_map(cfg.topic_map),
         "datasources": datasources,
@@ -151,21 +150,3 @@ def lerobot_dataset_version(cfg: ProjectConfig) -> str:
 
 def policy_checkpoint_version(cfg: ProjectConfig) -> str:
     return _versioned("policy_checkpoint", policy_settings(cfg))
-
-
-# ---- data versions ---------------------------------------------------------------------------------------
-
-
-def upstream_data_version(context: dg.AssetExecutionContext, upstream: str) -> str:
-    """The data version of this run's partition of ``upstream`` (its latest materialization), "" if none."""
-    recs = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(upstream), asset_partitions=[context.partition_key]), limit=1
-    ).records
-    mat = recs[0].asset_materialization if recs else None
-    return (mat.tags or {}).get("dagster/data_version", "") if mat is not None else ""
-
-
-def derived_data_version(context: dg.AssetExecutionContext, code_version: str, upstream: str,
-                         *output: Any) -> dg.DataVersion:
-    """This asset's code version (its settings), the upstream partition's data version, and what was written."""
-    return dg.DataVersion(digest(code_version, upstream_data_version(context, upstream), *output))

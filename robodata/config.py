@@ -56,7 +56,6 @@ class RawTeleopConfig(_Strict):
     min_episode_frames: int = Field(10, ge=1)
     max_episode_frames: int = Field(200_000, ge=1)
     rate_tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative deviation of a stream's rate")
-    max_partitions_per_run: int = Field(1, ge=1)
     image_compression: Literal["auto", "none", "lzf", "gzip", "gzip-4"] = Field(
         "auto", description="camera frames in the canonical HDF5, lossless, plain-h5py readable: auto (deflate "
         "level 1 where a frame shrinks by a quarter or more, raw otherwise), none, lzf, gzip (level 1), gzip-4")
@@ -96,6 +95,20 @@ class LandingConfig(_Strict):
     max_new_per_tick: int = Field(500, ge=1, description="recordings registered per tick; the rest next tick")
     registry: str | None = Field(None, description="SQLAlchemy URL of the recording registry (default: SQLite "
                                  "in the project home; a PostgreSQL URL in production)")
+    start_date: str = Field("2026-01-01", description="the first day of the daily partition dimension (robot x "
+                            "day): 100 robots for a year are 36,500 partitions per asset")
+    default_robot: str = Field("default", description="the robot of a recording that lands directly under a "
+                               "watched prefix, with no robot folder")
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        import datetime as _dt
+
+        try:
+            return _dt.date.fromisoformat(str(v)).isoformat()
+        except ValueError:
+            raise ValueError(f"landing.start_date {v!r}: not a date (YYYY-MM-DD)") from None
 
     @field_validator("prefixes")
     @classmethod

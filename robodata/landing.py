@@ -41,7 +41,7 @@ import fsspec
 from robodata import pathkind
 from robodata.atomic import OLD_MARK, PARTIAL_MARK, atomic_path
 from robodata.errors import RobodataError
-from robodata.partitions import recording_key
+from robodata.partitions import fleet_partition, recording_key
 from robodata.registry import DUPLICATE, FAILED, REGISTERED, SUPERSEDED, LandedRow, Recording, Registry
 
 RECORDING_SUFFIXES = pathkind.RECORDING_SUFFIXES + pathkind.HDF5_SUFFIXES  # files the sensor takes
@@ -515,7 +515,8 @@ class Scanner:
                                                           None, row.first_seen, row.note))
             rep.writing.append(f.name)
             return
-        rec, fresh = register_landed(conn, self.registry, self.zone, f, tick=rep.tick, now=now)
+        rec, fresh = register_landed(conn, self.registry, self.zone, f, tick=rep.tick, now=now,
+                                     settings=self.settings)
         self.registry.put_landed(conn, zid, LandedRow(f.name, f.size, f.mtime, f.etag, REGISTERED, row.seen + 1,
                                                       rec.key, row.first_seen, row.note))
         if fresh:
@@ -655,10 +656,11 @@ def _identity(row: LandedRow) -> tuple[int, float, str]:
 
 
 def register_landed(conn: Any, registry: Registry, zone: LandingZone, f: LandedFile, *, tick: int,
-                    now: float) -> tuple[Recording, bool]:
-    """Register the landed object ``f`` as a recording (the sensor's and ``robodata ingest``'s one path).
-    Returns the recording and whether it is new (the same object with the same identity, registered
-    before, gives back its existing recording)."""
+                    now: float, settings: Any) -> tuple[Recording, bool]:
+    """Register the landed object ``f`` as a recording (the sensor's and ``robodata ingest``'s one path), in
+    its robot x day partition (``settings``: the project's ``landing`` section). Returns the recording and
+    whether it is new (the same object with the same identity, registered before, gives back its existing
+    recording)."""
     salt = 0
     while True:
         key = recording_key(f.name, (zone.url, *f.identity), salt)
@@ -668,7 +670,10 @@ def register_landed(conn: Any, registry: Registry, zone: LandingZone, f: LandedF
         if old.zone == zone.url and old.path == f.name and (old.size, round(old.mtime, 6), old.etag) == f.identity:
             return old, False
         salt += 1  # a 64-bit clash between two different objects: re-salt, never merge them
-    rec = Recording(key, zone.url, f.name, f.size, f.mtime, f.etag, now, tick, REGISTERED)
+    part = fleet_partition(f.name, f.mtime, prefixes=list(settings.prefixes), start_date=settings.start_date,
+                           default_robot=settings.default_robot, now=now)
+    rec = Recording(key, zone.url, f.name, f.size, f.mtime, f.etag, now, tick, REGISTERED, note=part.note,
+                    partition_key=part.key)
     registry.add_recording(conn, rec)
     return rec, True
 

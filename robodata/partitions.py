@@ -9,9 +9,11 @@ the full 128-bit BLAKE2b :func:`content_digest`.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 _SAFE = re.compile(r"[^a-z0-9_-]+")
@@ -59,3 +61,93 @@ def recording_key(rel: str, identity: tuple[object, ...], salt: int = 0) -> str:
 
 def is_valid_key(key: str) -> bool:
     return bool(re.fullmatch(rf"[a-z0-9][a-z0-9_-]*-[0-9a-f]{{{HASH_LEN}}}", key)) and "..." not in key
+
+
+# ---- the fleet partition: robot x day ------------------------------------------------------------------------
+#
+# A Dagster partition is one robot's recordings of one UTC day (``2026-12-01|robot-17``), not one recording:
+# 100 robots for a year is 36,500 partitions per asset, inside Dagster's guidance of ~100,000, where one
+# partition per recording (tens of thousands a month) is not. Recordings are rows of the registry, each with
+# its own status and per-tier output versions; a tier's run for a partition does only the recordings whose
+# inputs changed. Decided at registration, from the landed path only (never the content), and never again.
+
+_ROBOT_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_DAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+_BAG_NAME_DATE = re.compile(r"(?:^|[^0-9])(\d{4})_(\d{2})_(\d{2})-\d{2}_\d{2}_\d{2}")  # rosbag2's default names
+PARTITION_DIMS = ("date", "robot")  # Dagster orders a multi-partition key's dimensions by name
+
+
+@dataclass(frozen=True)
+class FleetPartition:
+    robot: str
+    date: str  # YYYY-MM-DD (UTC)
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        """The Dagster multi-partition key (``dg.MultiPartitionKey({"date": ..., "robot": ...})`` as a string)."""
+        return f"{self.date}|{self.robot}"
+
+
+def robot_name(part: str) -> str:
+    """A folder name as a robot partition key: letters, digits, ``_.-``; at most 64 characters."""
+    return _ROBOT_SAFE.sub("-", part).strip("-.")[:64] or "robot"
+
+
+def _as_date(y: str, m: str, d: str) -> _dt.date | None:
+    try:
+        return _dt.date(int(y), int(m), int(d))
+    except ValueError:
+        return None
+
+
+def _path_date(folders: list[str], name: str) -> _dt.date | None:
+    """A date named by the path: a ``YYYY-MM-DD`` / ``YYYYMMDD`` folder, ``YYYY/MM/DD`` folders, or rosbag2's
+    default ``rosbag2_YYYY_MM_DD-HH_MM_SS`` name."""
+    for i, part in enumerate(folders):
+        m = _DAY.fullmatch(part)
+        if m and (d := _as_date(*m.groups())):
+            return d
+        if re.fullmatch(r"\d{4}", part) and i + 2 < len(folders):
+            mm, dd = folders[i + 1], folders[i + 2]
+            if re.fullmatch(r"\d{1,2}", mm) and re.fullmatch(r"\d{1,2}", dd) and (d := _as_date(part, mm, dd)):
+                return d
+    m = _BAG_NAME_DATE.search(name)
+    return _as_date(*m.groups()) if m else None
+
+
+def _is_date_part(part: str) -> bool:
+    return bool(_DAY.fullmatch(part) or re.fullmatch(r"\d{1,4}", part))
+
+
+def fleet_partition(rel: str, mtime: float, *, prefixes: list[str], start_date: str, default_robot: str,
+                    now: float) -> FleetPartition:
+    """The robot x day partition of a recording landed at ``rel`` (inside the zone; a bag folder may end in /).
+
+    - robot: the first folder under the watched prefix that is not a date (``robot-17/2026-12-01/a.mcap`` and
+      ``2026-12-01/robot-17/a.mcap`` are both robot-17); ``default_robot`` for a file directly under it;
+    - date: the one the path names, else the day the file was last written (UTC);
+    - a date before ``start_date`` or after tomorrow (a robot's clock) cannot be a partition of the daily
+      dimension: such a recording is filed under the day it was registered, and the note says so.
+    """
+    rel = rel.strip("/")
+    under = rel
+    for p in sorted((p for p in prefixes if p), key=len, reverse=True):
+        if rel == p or rel.startswith(p + "/"):
+            under = rel[len(p):].lstrip("/")
+            break
+    parts = under.split("/")
+    folders, name = parts[:-1], parts[-1]
+    robot = next((robot_name(f) for f in folders if not _is_date_part(f)), robot_name(default_robot))
+    day = _path_date(folders, name)
+    source = "path"
+    if day is None:
+        day, source = _dt.datetime.fromtimestamp(mtime, _dt.UTC).date(), "mtime"
+    today = _dt.datetime.fromtimestamp(now, _dt.UTC).date()
+    first = _dt.date.fromisoformat(start_date)
+    note = ""
+    if day < first or day > today + _dt.timedelta(days=1):
+        note = (f"dated {day.isoformat()} by its {source}, outside the partitions "
+                f"({start_date} .. tomorrow; landing.start_date): filed under {today.isoformat()}, the day it landed")
+        day = today
+    return FleetPartition(robot, day.isoformat(), note)

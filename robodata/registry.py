@@ -11,13 +11,18 @@ landed. Four tables:
   registered it, and its status (``registered`` -> ``ingested`` / ``failed`` / ``duplicate`` / ``superseded``);
 - ``contents``: the 128-bit content digest -> the recording that owns those bytes. Inserting is the claim:
   the primary key decides, in one statement, which of two copies landing together is the original;
-- ``dirs``: each listed folder's mtime, so that a local tick re-lists only folders that changed.
+- ``dirs``: each listed folder's mtime, so that a local tick re-lists only folders that changed;
+- ``outputs``: per tier and recording, the version of the inputs it was made from, the version of what it
+  wrote, and its status (published / quarantined / failed): a tier's run for a robot x day partition redoes
+  only the recordings whose inputs changed, and the release reads each shard's version from here.
 
 A tick's cost is then a lookup per folder and per new object, and its memory one folder's listing.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +64,9 @@ RECORDINGS = sa.Table(
     sa.Column("digest", sa.String(64)),
     sa.Column("duplicate_of", sa.String(256)),
     sa.Column("note", sa.String(2048), nullable=False, default=""),
+    sa.Column("partition_key", sa.String(300), nullable=False, default=""),  # robot x day: "2026-12-01|robot-17"
     sa.Index("robodata_recordings_tick", "tick"),
+    sa.Index("robodata_recordings_partition", "partition_key"),
     sa.Index("robodata_recordings_status", "status"),
 )
 CONTENTS = sa.Table(
@@ -68,6 +75,21 @@ CONTENTS = sa.Table(
     sa.Column("key", sa.String(256), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
 )
+OUTPUTS = sa.Table(
+    "robodata_outputs", _MD,
+    sa.Column("tier", sa.String(256), primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("partition_key", sa.String(300), nullable=False),
+    sa.Column("input_version", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("path", sa.String(2048), nullable=False, default=""),
+    sa.Column("checks", sa.String(4096), nullable=False, default="{}"),
+    sa.Column("summary", sa.String(4096), nullable=False, default="{}"),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("note", sa.String(2048), nullable=False, default=""),
+    sa.Index("robodata_outputs_partition", "tier", "partition_key"),
+)
 DIRS = sa.Table(
     "robodata_dirs", _MD,
     sa.Column("zone", sa.String(1024), primary_key=True),
@@ -75,6 +97,9 @@ DIRS = sa.Table(
     sa.Column("parent", sa.String(2048), nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
 )
+
+# A tier's output of one recording.
+PUBLISHED, QUARANTINED = "published", "quarantined"
 
 # Statuses a recording can have; the release takes only "ingested" ones.
 REGISTERED, INGESTED, FAILED, DUPLICATE, SUPERSEDED = "registered", "ingested", "failed", "duplicate", "superseded"
@@ -99,6 +124,7 @@ class Recording:
     digest: str | None = None
     duplicate_of: str | None = None
     note: str = ""
+    partition_key: str = ""
 
     @property
     def name(self) -> str:
@@ -120,6 +146,23 @@ class Claim:
 
     def is_mine(self, key: str) -> bool:
         return self.owner == key
+
+
+@dataclass
+class Output:
+    """One tier's output of one recording."""
+
+    tier: str
+    key: str
+    partition_key: str
+    input_version: str
+    version: str
+    status: str
+    path: str = ""
+    checks: dict[str, bool] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    updated_at: float = 0.0
+    note: str = ""
 
 
 @dataclass
@@ -165,6 +208,7 @@ class Registry:
             try:
                 eng = _engine(url)
                 _MD.create_all(eng)
+                _migrate(eng)
             except sa.exc.SQLAlchemyError as err:
                 raise RegistryError(f"recording registry {_redact(url)}: {err.__class__.__name__}: "
                                     f"{str(err).splitlines()[0]}") from err
@@ -298,6 +342,50 @@ class Registry:
         conn.execute(sa.update(RECORDINGS).where(RECORDINGS.c.key == key).values(
             status=SUPERSEDED, note=f"the landed content changed; now recording {by}"))
 
+    def in_partition(self, partition: str, status: Sequence[str] | None = None) -> list[Recording]:
+        """The recordings of one robot x day partition, oldest first."""
+        q = (sa.select(RECORDINGS).where(RECORDINGS.c.partition_key == partition)
+             .order_by(RECORDINGS.c.registered_at, RECORDINGS.c.key))
+        if status:
+            q = q.where(RECORDINGS.c.status.in_(list(status)))
+        with self.engine.connect() as c:
+            return [Recording(**r._asdict()) for r in c.execute(q)]
+
+    def partitions(self, status: Sequence[str] | None = None) -> dict[str, int]:
+        """Every partition that holds recordings (with ``status``): partition -> how many."""
+        q = sa.select(RECORDINGS.c.partition_key, sa.func.count()).group_by(RECORDINGS.c.partition_key)
+        if status:
+            q = q.where(RECORDINGS.c.status.in_(list(status)))
+        with self.engine.connect() as c:
+            return {p: int(n) for p, n in c.execute(q) if p}
+
+    # ---- tier outputs -----------------------------------------------------------------------------------------
+    def outputs(self, tier: str, keys: Sequence[str] | None = None, *, partition: str | None = None
+                ) -> dict[str, Output]:
+        """``tier``'s outputs: of ``keys``, of one ``partition``, or all of them; recording key -> output."""
+        q = sa.select(OUTPUTS).where(OUTPUTS.c.tier == tier)
+        if partition is not None:
+            q = q.where(OUTPUTS.c.partition_key == partition)
+        with self.engine.connect() as c:
+            if keys is None:
+                return {r.key: _output(r) for r in c.execute(q)}
+            out: dict[str, Output] = {}
+            keys = list(keys)
+            for i in range(0, len(keys), 500):
+                out.update({r.key: _output(r) for r in c.execute(q.where(OUTPUTS.c.key.in_(keys[i:i + 500])))})
+            return out
+
+    def put_output(self, out: Output) -> None:
+        values = dict(partition_key=out.partition_key, input_version=out.input_version, version=out.version,
+                      status=out.status, path=out.path[:2000], checks=json.dumps(out.checks)[:4000],
+                      summary=_short_json(out.summary), updated_at=out.updated_at or time.time(),
+                      note=out.note[:2000])
+        with self.engine.begin() as c:
+            done = c.execute(sa.update(OUTPUTS).where(OUTPUTS.c.tier == out.tier, OUTPUTS.c.key == out.key)
+                             .values(**values))
+            if done.rowcount == 0:
+                c.execute(sa.insert(OUTPUTS).values(tier=out.tier, key=out.key, **values))
+
     # ---- content ----------------------------------------------------------------------------------------------
     def claim_content(self, key: str, digest: str, size: int) -> Claim:
         """Claim the bytes with ``digest`` for recording ``key``: the first claim wins (the primary key decides
@@ -321,6 +409,20 @@ class Registry:
             return Claim(row.key, int(row.size))
 
 
+def _migrate(eng: sa.Engine) -> None:
+    """Columns added since a registry was created (``create_all`` makes missing tables, not columns)."""
+    have = {c["name"] for c in sa.inspect(eng).get_columns(RECORDINGS.name)}
+    if "partition_key" not in have:
+        with eng.begin() as c:
+            c.execute(sa.text(f"ALTER TABLE {RECORDINGS.name} ADD COLUMN partition_key VARCHAR(300) "
+                              "NOT NULL DEFAULT ''"))
+
+
+def _output(r: Any) -> Output:
+    return Output(r.tier, r.key, r.partition_key, r.input_version, r.version, r.status, r.path or "",
+                  json.loads(r.checks or "{}"), json.loads(r.summary or "{}"), float(r.updated_at), r.note or "")
+
+
 def _landed(r: Any) -> LandedRow:
     return LandedRow(r.path, int(r.size), float(r.mtime), r.etag or "", r.state, int(r.seen), r.key,
                      float(r.first_seen), r.note or "")
@@ -328,7 +430,16 @@ def _landed(r: Any) -> LandedRow:
 
 def _rec_values(rec: Recording) -> dict[str, Any]:
     return {k: getattr(rec, k) for k in ("key", "zone", "path", "size", "mtime", "etag", "registered_at", "tick",
-                                         "status", "digest", "duplicate_of", "note")}
+                                         "status", "digest", "duplicate_of", "note", "partition_key")}
+
+
+def _short_json(doc: dict[str, Any], limit: int = 4000) -> str:
+    """``doc`` as JSON within ``limit`` characters: its scalar entries first, long values dropped."""
+    text = json.dumps(doc, default=str)
+    if len(text) <= limit:
+        return text
+    small = {k: v for k, v in doc.items() if isinstance(v, (int, float, str, bool)) and len(str(v)) < 200}
+    return json.dumps(small, default=str)[:limit] if len(json.dumps(small, default=str)) <= limit else "{}"
 
 
 def _redact(url: str) -> str:

@@ -1,10 +1,11 @@
-"""new_recordings: watch the landing zone, register each finished recording as a partition, request its ingest.
+"""new_recordings: watch the landing zone, register each finished recording, request its partition's ingest.
 
 The tick is :class:`robodata.landing.Scanner` over the project's registry: listing metadata only, cost per
 tick following what changed, state in the registry's tables. The cursor is two numbers: the last tick whose
 result Dagster stored (recordings registered by a later tick, whose result was lost with a crashed daemon,
 are requested again under the same run keys, which Dagster never launches twice) and when the last full scan
-ran.
+ran. A tick requests one run per robot x day partition its new recordings fall in (run key: partition and the
+tick that registered them), and adds each robot it has not seen to the ``robots`` dimension.
 """
 
 
@@ -15,7 +16,8 @@ import dagster as dg
 
 from robodata.landing import Scanner
 from robodata.registry import Registry
-from robodata_dagster.assets.partitions import RECORDINGS
+from robodata_dagster.assets.partitions import ROBOTS, robot_of
+from robodata_dagster.assets.raw_teleop import TICK_TAG
 from robodata_dagster.resources.project import ProjectResource
 
 SENSOR_NAME = "new_recordings"
@@ -50,10 +52,20 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
     new_cursor = json.dumps({"tick": tick, "full_at": full_at, "full_from": full_from})
     if not new:
         return dg.SensorResult(skip_reason="; ".join(reasons) or "no new recordings", cursor=new_cursor)
+    groups: dict[tuple[str, int], list] = {}
+    for r in new.values():
+        groups.setdefault((r.partition_key, r.tick), []).append(r)
+    for (part, _), recs in groups.items():
+        notes = sorted({r.note for r in recs if r.note})
+        for n in notes:
+            context.log.warning(f"{part}: {n}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=k, partition_key=k, tags={"robodata/source": r.path})
-                      for k, r in new.items()],
-        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(RECORDINGS, list(new))],
+        run_requests=[dg.RunRequest(
+            run_key=f"{part}@{t}", partition_key=part,
+            tags={TICK_TAG: str(t), "robodata/recordings": str(len(recs)), "robodata/source": recs[0].path[:200]},
+        ) for (part, t), recs in sorted(groups.items())],
+        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest(
+            ROBOTS, sorted({robot_of(p) for p, _ in groups}))],
         cursor=new_cursor,
     )
 
@@ -64,7 +76,8 @@ def build_new_recordings_sensor(job: "dg.JobDefinition | object") -> dg.SensorDe
         job=job,
         minimum_interval_seconds=TICK_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Registers each finished recording in the landing zone as a partition and ingests it once.",
+        description="Registers each finished recording in the landing zone and ingests it once, in its robot x day "
+                    "partition.",
     )
     def new_recordings(context: dg.SensorEvaluationContext, project: ProjectResource) -> dg.SensorResult:
         return evaluate_landing(context, project)

@@ -92,3 +92,24 @@ def project_home(cfg_file: Path, *, clear: tuple[str, ...] = ()):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def registered_partition(instance, registry_url: str, key: str, tiers: tuple[str, ...] = ("raw_teleop",),
+                         date: str = "2026-12-01") -> str:
+    """Register ``key`` (episodes already in the store) as an ingested recording, alone in its own robot x day
+    partition (robot = the key), with published outputs of ``tiers``; returns the partition key to
+    materialize a later tier with. For tests that build a tier's input by hand instead of ingesting."""
+    import time as _time
+
+    from robodata.registry import INGESTED, Output, Recording, Registry
+
+    part = f"{date}|{key}"
+    registry = Registry(registry_url)
+    with registry.engine.begin() as conn:
+        if not registry.key_taken(conn, key):
+            registry.add_recording(conn, Recording(key, "test-zone", f"{key}/{key}.hdf5", 1, 1.0, "", _time.time(),
+                                                   0, INGESTED, partition_key=part))
+    for tier in tiers:
+        registry.put_output(Output(tier, key, part, f"in-{key}", f"v-{key}", "published"))
+    instance.add_dynamic_partitions("robots", [key])
+    return part

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from robodata_dagster.resources.project import ProjectResource
+from tests.conftest import registered_partition
 
 KEY = "sess-abc123"
 
@@ -32,12 +33,12 @@ def _materialize(tmp_path, recorded, tier_cfg):
     shutil.copy(recorded, store / "raw_teleop" / f"{KEY}.hdf5")
     cfg = tmp_path / "robodata.yaml"
     # MimicGen off: augmented_videos follows (and reads exactly) raw_teleop
-    cfg.write_text(yaml.safe_dump({"storage_root": str(store), "tiers": {"augmented_videos": tier_cfg,
-                                                                         "synthetic_demos": {"enabled": False}}}))
+    cfg.write_text(yaml.safe_dump({"home": str(tmp_path / "proj"), "storage_root": str(store),
+                                   "tiers": {"augmented_videos": tier_cfg, "synthetic_demos": {"enabled": False}}}))
     augmented_videos = build_augmented_videos(load_config(str(cfg)))
     assert [d.asset_key.path[-1] for d in augmented_videos.specs_by_key[augmented_videos.key].deps] == ["raw_teleop"]
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("recordings", [KEY])
+    part = registered_partition(instance, load_config(str(cfg)).registry_url, KEY)
     from dagster_ray import LocalRay  # noqa: F401 - the asset needs a ray resource; Ray stays down (in-process tasks)
 
     class NoRay(dg.ConfigurableResource):
@@ -46,7 +47,7 @@ def _materialize(tmp_path, recorded, tier_cfg):
     from robodata_dagster.resources.engines import engine_resources
 
     res = dg.materialize(
-        [augmented_videos], partition_key=KEY, instance=instance, raise_on_error=False,
+        [augmented_videos], partition_key=part, instance=instance, raise_on_error=False,
         resources={"project": ProjectResource(config_path=str(cfg)), "ray_cluster": NoRay(),
                    **engine_resources(load_config(str(cfg)))},  # the engine the config names
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import project_home
+from tests.conftest import project_home, registered_partition
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
 pytestmark = pytest.mark.slow
@@ -23,8 +23,9 @@ HANG_GUARD_S = 600  # a daemon, a code server and Ray on a busy CI machine: minu
 
 
 @contextlib.contextmanager
-def _project(tmp_path: Path, *, max_partitions_per_run: int, recordings: dict[str, dict] | None = None):
-    """A project home with small MCAPs landed and registered (the CLI's tick of the real sensor)."""
+def _project(tmp_path: Path, *, recordings: dict[str, dict] | None = None):
+    """A project home with small MCAPs landed and registered (the CLI's tick of the real sensor), each
+    recording the only one of its robot (the folder named like it) today: keys are its partitions."""
     small_map = tmp_path / "small_map.yaml"
     small_map.write_text(yaml.safe_dump(SMALL_TOPIC_MAP))
     cfg_file = tmp_path / "robodata.yaml"
@@ -32,8 +33,7 @@ def _project(tmp_path: Path, *, max_partitions_per_run: int, recordings: dict[st
         "home": str(tmp_path / "proj"),
         "sources": [{"pattern": "small_*.mcap", "topic_map": str(small_map)}],
         "ray": {"num_cpus": 2},
-        "tiers": {"raw_teleop": {"max_partitions_per_run": max_partitions_per_run},
-                  "lerobot": {"codec": "libx264", "crf": 23}},
+        "tiers": {"lerobot": {"codec": "libx264", "crf": 23}},
     }))
     with project_home(cfg_file) as (cfg, instance, defs):
         keys: dict[str, str] = {}
@@ -42,13 +42,15 @@ def _project(tmp_path: Path, *, max_partitions_per_run: int, recordings: dict[st
 
             landing = Path(cfg.landing_url)
             for name, kw in recordings.items():
-                make_mcap(landing / f"{name}.mcap", **kw)
+                path = landing / name / f"{name}.mcap"
+                path.parent.mkdir(parents=True)
+                make_mcap(path, **kw)
                 t = time.time() - 30  # settled: untouched for a while
-                os.utime(landing / f"{name}.mcap", (t, t))
+                os.utime(path, (t, t))
             requests, skip = tick_sensor(instance, defs, wait_settle=False)
-            keys = {name: next(r.partition_key for r in requests if r.partition_key.startswith(name + "-"))
+            keys = {name: next(r.partition_key for r in requests if r.partition_key.endswith("|" + name))
                     for name in recordings}
-            assert set(keys.values()) <= set(instance.get_dynamic_partitions("recordings")), skip
+            assert set(recordings) <= set(instance.get_dynamic_partitions("robots")), skip
         yield {"cfg": cfg, "instance": instance, "defs": defs, "keys": keys, "home": tmp_path}
 
 
@@ -70,19 +72,23 @@ def _materialized_in(instance, run_id: str) -> set[tuple[str, str | None]]:
 
 
 def test_backfill_is_a_dagster_backfill_run_by_the_daemon(tmp_path, capsys):
-    """No daemon running: the CLI starts dagster-daemon, the backfill policy packs 2 partitions in one run."""
+    """No daemon running: the CLI starts dagster-daemon; one run per robot x day partition (backfill policy);
+    a recording's key names its partition."""
     import dagster as dg
     from dagster._core.execution.backfill import BulkActionStatus
 
     from robodata.cli import main
+    from robodata.registry import Registry
     from robodata_dagster.backfills import live_daemon
 
-    with _project(tmp_path, max_partitions_per_run=2,
+    with _project(tmp_path,
                   recordings={"small_a": {"frames": 40}, "small_b": {"frames": 45}, "small_c": {"frames": 50}}) as p:
         instance = p["instance"]
         wanted = [p["keys"]["small_a"], p["keys"]["small_b"]]
+        registry = Registry(p["cfg"].registry_url)
+        (rec_b,) = registry.in_partition(wanted[1])
         assert live_daemon(instance) is None
-        rc = main(["backfill", *wanted, "--timeout", str(HANG_GUARD_S)])
+        rc = main(["backfill", wanted[0], rec_b.key, "--timeout", str(HANG_GUARD_S)])
         cap = capsys.readouterr()
         assert rc == 0, cap.out + cap.err
         bid = _backfill_id(cap.out)
@@ -91,18 +97,20 @@ def test_backfill_is_a_dagster_backfill_run_by_the_daemon(tmp_path, capsys):
         assert backfill is not None and bid in {b.backfill_id for b in instance.get_backfills()}
         assert backfill.is_asset_backfill and backfill.status == BulkActionStatus.COMPLETED_SUCCESS
         assert backfill.tags["robodata/launched_by"] == "cli" and backfill.tags["robodata/job"] == "ingest_recordings"
-        # BackfillPolicy.multi_run(max_partitions_per_run=2): both partitions in one run, tagged with the backfill.
+        # BackfillPolicy.multi_run(max_partitions_per_run=1): a run per partition, tagged with the backfill.
         runs = list(instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": bid})))
-        assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
-        assert {runs[0].tags["dagster/asset_partition_range_start"],
-                runs[0].tags["dagster/asset_partition_range_end"]} == set(wanted)
-        assert runs[0].asset_selection == {dg.AssetKey("raw_teleop")}
-        assert _materialized_in(instance, runs[0].run_id) == {("raw_teleop", k) for k in wanted}  # not small_c
+        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        assert {r.tags["dagster/asset_partition_range_start"] for r in runs} == set(wanted)
+        assert all(r.asset_selection == {dg.AssetKey("raw_teleop")} for r in runs)
+        done = set().union(*(_materialized_in(instance, r.run_id) for r in runs))
+        assert done == {("raw_teleop", k) for k in wanted}  # not small_c
         for k in wanted:
             row = next(line for line in cap.out.splitlines() if line.startswith(k))
-            assert " yes " in row and "materialized" in row and runs[0].run_id[:8] in row, row
+            assert " yes " in row and "materialized" in row, row
         store = Path(p["cfg"].storage_url)
-        assert all((store / "raw_teleop" / f"{k}.hdf5").exists() for k in wanted)
+        for k in wanted:
+            (rec,) = registry.in_partition(k)
+            assert (store / "raw_teleop" / f"{rec.key}.hdf5").exists()
         # The daemon robodata started is gone (its whole process group), and not mistaken for a live one.
         assert "daemon: started" in cap.out
         log = Path(cap.out.split("daemon: started (log ", 1)[1].split(")", 1)[0])
@@ -121,8 +129,7 @@ def test_failed_partition_fails_the_backfill_on_a_running_daemon(tmp_path, capsy
     from robodata.cli import main
     from robodata_dagster.backfills import DaemonProcess, live_daemon
 
-    with _project(tmp_path, max_partitions_per_run=1,
-                  recordings={"small_ok": {"frames": 40}, "small_nan": {"nan_at": 10}}) as p:
+    with _project(tmp_path, recordings={"small_ok": {"frames": 40}, "small_nan": {"nan_at": 10}}) as p:
         instance, keys = p["instance"], p["keys"]
         daemon = DaemonProcess(instance, tmp_path / "test-daemon.log").start()
         try:
@@ -144,7 +151,7 @@ def test_failed_partition_fails_the_backfill_on_a_running_daemon(tmp_path, capsy
         runs = {}
         for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": bid})):
             start, end = r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]
-            assert start == end  # max_partitions_per_run=1
+            assert start == end  # one robot x day per run
             runs[start] = r
         assert set(runs) == {keys["small_ok"], keys["small_nan"]}  # one partition per run
         assert runs[keys["small_ok"]].status == dg.DagsterRunStatus.SUCCESS
@@ -164,7 +171,7 @@ def test_no_wait_submits_and_returns(tmp_path, capsys):
     from robodata.cli import main
     from robodata_dagster.backfills import backfill_runs
 
-    with _project(tmp_path, max_partitions_per_run=1, recordings={"small_a": {"frames": 40}}) as p:
+    with _project(tmp_path, recordings={"small_a": {"frames": 40}}) as p:
         rc = main(["backfill", "--no-wait"])
         cap = capsys.readouterr()
         assert rc == 0
@@ -177,6 +184,8 @@ def test_no_wait_submits_and_returns(tmp_path, capsys):
         n = len(p["instance"].get_backfills())
         assert main(["backfill", "nope-mcap-00000000"]) == 2
         assert "unknown recording partitions: ['nope-mcap-00000000']" in capsys.readouterr().err
+        assert main(["backfill", "2026-01-02|small_a"]) == 2  # a partition that holds no recording
+        assert "no recording is registered in it" in capsys.readouterr().err
         assert main(["backfill", "--job", "cut_release", p["keys"]["small_a"]]) == 2
         assert "is not partitioned" in capsys.readouterr().err
         assert main(["backfill", "--assets", "no_such_asset"]) == 2
@@ -195,13 +204,13 @@ def test_release_job_backfill_launches_one_run(tmp_path, capsys):
     from robodata.storage import DataStore
     from tests.test_lerobot import make_store
 
-    with _project(tmp_path, max_partitions_per_run=1) as p:
+    with _project(tmp_path) as p:
         instance = p["instance"]
         store = DataStore(p["cfg"].storage_url)
         for key, episodes in (("rec-a", 2), ("rec-b", 1)):  # two recordings' lerobot_episodes shards
             src = make_store(tmp_path / f"{key}.hdf5", episodes=episodes, frames=20, cameras=(("front", (32, 40, 3)),))
             write_shard(src, store.local_path(layout.shard_path(key)), video_codec="libx264", crf=23)
-        instance.add_dynamic_partitions("recordings", ["rec-a", "rec-b"])
+            registered_partition(instance, p["cfg"].registry_url, key, tiers=("raw_teleop", "lerobot_episodes"))
         rc = main(["backfill", "--job", "cut_release", "--timeout", str(HANG_GUARD_S)])
         cap = capsys.readouterr()
         assert rc == 0, cap.out + cap.err

@@ -33,20 +33,23 @@ def project(tmp_path_factory):
         yield {"cfg": cfg, "instance": instance, "defs": defs, "tmp": home}
 
 
-def _record_and_ingest(project, name: str, seed: int) -> str:
+def _record_and_ingest(project, name: str, seed: int) -> tuple[str, str]:
+    """Record ``name`` as robot-<name>'s only recording of the day and ingest it: (partition, recording key)."""
     from robodata.landing import LandingZone
+    from robodata.registry import Registry
     from robodata.sim.recorder import record_session
     from robodata_dagster.runs import run_partitions, tick_sensor
 
     rec = record_session(project["tmp"] / "rec", name, n_episodes=2, seed=seed, image_hw=(48, 64))
-    dst = LandingZone(project["cfg"].landing_url).land(rec["mcap"])
+    dst = LandingZone(project["cfg"].landing_url).land(rec["mcap"], under=f"robot-{name}")
     t = time.time() - 30
     os.utime(dst, (t, t))
     requests, _ = tick_sensor(project["instance"], project["defs"], wait_settle=False)
     assert len(requests) == 1
-    key = requests[0].partition_key
-    assert run_partitions(project["instance"], project["defs"], "ingest_recordings", [key])[0].success
-    return key
+    part = requests[0].partition_key
+    assert run_partitions(project["instance"], project["defs"], "ingest_recordings", [part])[0].success
+    (key,) = [r.key for r in Registry(project["cfg"].registry_url).in_partition(part)]
+    return part, key
 
 
 def _run(project, job, keys):
@@ -60,10 +63,10 @@ def _latest(project) -> dict:
 
 
 def test_episodes_then_release_loads_in_lerobot(project):
-    key = _record_and_ingest(project, "rec_a", 11)
-    out = _run(project, "write_lerobot_episodes", [key])[0]
+    part, key = _record_and_ingest(project, "rec_a", 11)
+    out = _run(project, "write_lerobot_episodes", [part])[0]
     assert out.success, out.error
-    assert out.checks == {"shard_is_valid_lerobot": True}
+    assert out.checks == {"shard_is_valid_lerobot": True, "every_recording_published": True}
     assert out.metadata["episodes"] == 2 and out.metadata["source_tier"] == "raw_teleop"
     rel = _run(project, "cut_release", [""])[0]
     assert rel.success, rel.error
@@ -96,8 +99,8 @@ def test_rerun_with_nothing_new_changes_nothing(project):
 
 
 def test_new_recording_makes_a_new_release_and_keeps_the_old(project):
-    key = _record_and_ingest(project, "rec_b", 12)
-    assert _run(project, "write_lerobot_episodes", [key])[0].success
+    part, key = _record_and_ingest(project, "rec_b", 12)
+    assert _run(project, "write_lerobot_episodes", [part])[0].success
     rel = _run(project, "cut_release", [""])[0]
     assert rel.success and rel.metadata["release"] != project["first_release"]
     assert sorted(rel.metadata["recordings"]) == sorted(project["keys"] + [key])
@@ -110,9 +113,15 @@ def test_new_recording_makes_a_new_release_and_keeps_the_old(project):
 
 def test_mismatched_shard_fails_and_previous_release_stays_latest(project):
     # A shard whose features differ (another robot's data landed in the same project).
+    from robodata.registry import INGESTED, Output, Recording, Registry
+
     store = Path(project["cfg"].storage_url)
-    bad_key = "other-robot-mcap-0badf00d"
-    project["instance"].add_dynamic_partitions("recordings", [bad_key])
+    bad_key = "other-robot-mcap-0badf00d0badf00d"
+    registry = Registry(project["cfg"].registry_url)
+    with registry.engine.begin() as conn:
+        registry.add_recording(conn, Recording(bad_key, "zone", "other/robot.mcap", 1, 1.0, "", time.time(), 0,
+                                               INGESTED, partition_key="2026-12-01|other"))
+    registry.put_output(Output("lerobot_episodes", bad_key, "2026-12-01|other", "iv", "v-bad", "published"))
     src = store / "lerobot/episodes" / project["keys"][0]
     dst = store / "lerobot/episodes" / bad_key
     shutil.copytree(src, dst)
@@ -124,7 +133,7 @@ def test_mismatched_shard_fails_and_previous_release_stays_latest(project):
     assert bad_key in rel.error and "features differ" in rel.error
     assert _latest(project)["release"] == project["second_release"]
     shutil.rmtree(dst)
-    project["instance"].delete_dynamic_partition("recordings", bad_key)
+    registry.set_status(bad_key, "superseded")  # out of later releases
 
 
 def test_v21_release_for_groot(project, monkeypatch):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from robodata.partitions import robot_name
 from tests.conftest import project_home
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
@@ -69,41 +70,97 @@ def _run(project, keys):
     return run_partitions(project["instance"], project["defs"], "ingest_recordings", keys)
 
 
-def test_sensor_ingests_new_recordings_once(project, tmp_path):
-    from robodata.sim.recorder import record_session
+def _today() -> str:
+    import datetime as dt
 
-    rec = record_session(tmp_path, "teleop_a", n_episodes=2, seed=3, image_hw=(48, 64))
-    _land(project, Path(rec["mcap"]))
-    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "turtle run.bag")
-    requests, _ = _tick(project)
-    keys = sorted(r.partition_key for r in requests)
-    assert len(keys) == 2 and all(r.run_key == r.partition_key for r in requests)
-    assert set(keys) <= set(project["instance"].get_dynamic_partitions("recordings"))
-    assert any(k.startswith("teleop_a-mcap-") for k in keys) and any(k.startswith("turtle-run-bag-") for k in keys)
-    outcomes = _run(project, keys)
-    for o in outcomes:
-        assert o.success, o.error
-        assert o.checks == {"frames_in_sync_and_finite": True, "episode_rates_and_lengths": True,
-                            "few_frames_out_of_sync": True}
-    by = {o.partition.split("-")[0]: o for o in outcomes}
-    assert by["teleop_a"].metadata["episodes"] == 2 and by["teleop_a"].metadata["frames"] > 200
-    assert by["turtle"].metadata["episodes"] == 1
-    store = Path(project["cfg"].storage_url)
-    for k in keys:
-        assert (store / "raw_teleop" / f"{k}.hdf5").exists()
-        assert (store / "raw_teleop" / f"{k}.overview.png").read_bytes()[:4] == b"\x89PNG"
-    project["good"] = keys
-    # The materialization is in the instance, per partition.
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def _registry(project):
+    from robodata.registry import Registry
+
+    return Registry(project["cfg"].registry_url)
+
+
+def _keys(project, partition: str) -> dict[str, str]:
+    """The recordings of a robot x day partition: landed name -> recording key."""
+    return {r.name: r.key for r in _registry(project).in_partition(partition)}
+
+
+def _latest(project, partition: str):
     import dagster as dg
 
     recs = project["instance"].fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teleop"), asset_partitions=[keys[0]]), limit=1
-    ).records
-    assert recs and recs[0].asset_materialization.metadata["frames"].value > 0
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_teleop"), asset_partitions=[partition]), limit=1).records
+    return recs[0].asset_materialization if recs else None
+
+
+CHECKS_OK = {"frames_in_sync_and_finite": True, "episode_rates_and_lengths": True, "few_frames_out_of_sync": True,
+             "every_recording_published": True}
+
+
+def test_sensor_ingests_new_recordings_once(project, tmp_path):
+    """Two recordings of one robot on one day: one robot x day partition, one run, one file each in the store."""
+    import dagster as dg
+
+    from robodata.sim.recorder import record_session
+
+    rec = record_session(tmp_path, "teleop_a", n_episodes=2, seed=3, image_hw=(48, 64))
+    _land(project, Path(rec["mcap"]), "robot-a/teleop_a.mcap")
+    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "robot-a/turtle run.bag")
+    requests, _ = _tick(project)
+    part = f"{_today()}|robot-a"
+    assert [r.partition_key for r in requests] == [part]
+    assert requests[0].tags["robodata/recordings"] == "2"
+    assert "robot-a" in project["instance"].get_dynamic_partitions("robots")
+    assert dg.MultiPartitionKey({"date": _today(), "robot": "robot-a"}) == part
+    keys = _keys(project, part)
+    assert set(keys) == {"robot-a/teleop_a.mcap", "robot-a/turtle run.bag"}
+    assert keys["robot-a/teleop_a.mcap"].startswith("robot-a-teleop_a-mcap-")
+    (outcome,) = _run(project, [part])
+    assert outcome.success, outcome.error
+    assert outcome.checks == CHECKS_OK
+    assert outcome.metadata["episodes"] == 3 and outcome.metadata["frames"] > 200
+    assert outcome.metadata["recordings_published"] == 2 and outcome.metadata["recordings_made_now"] == 2
+    assert "robot-a/turtle run.bag" in outcome.metadata["recordings"]  # the per-recording table
+    store = Path(project["cfg"].storage_url)
+    for k in keys.values():
+        assert (store / "raw_teleop" / f"{k}.hdf5").exists()
+        assert (store / "raw_teleop" / f"{k}.overview.png").read_bytes()[:4] == b"\x89PNG"
+    outputs = _registry(project).outputs("raw_teleop", list(keys.values()))
+    assert {o.status for o in outputs.values()} == {"published"}
+    project["good"] = list(keys.values())
+    project["good_part"] = part
+    assert _latest(project, part).metadata["frames"].value > 0
+
+
+def test_partition_takes_new_recordings_incrementally(project, tmp_path):
+    """A third recording of robot-a's day: the partition's next run ingests only it, and the partition's data
+    version changes; a run with nothing new ingests nothing and leaves the data version as it was."""
+    from robodata.sim.recorder import record_session
+
+    part = project["good_part"]
+    before = _latest(project, part).tags["dagster/data_version"]
+    (again,) = _run(project, [part])
+    assert again.success, again.error
+    assert again.metadata["recordings_made_now"] == 0 and again.metadata["recordings_unchanged"] == 2
+    assert _latest(project, part).tags["dagster/data_version"] == before
+    rec = record_session(tmp_path, "teleop_c", n_episodes=1, seed=9, image_hw=(48, 64))
+    _land(project, Path(rec["mcap"]), "robot-a/teleop_c.mcap")
+    requests, _ = _tick(project)
+    assert [r.partition_key for r in requests] == [part] and requests[0].tags["robodata/recordings"] == "1"
+    from robodata_dagster.runs import run_partitions
+
+    (outcome,) = run_partitions(project["instance"], project["defs"], "ingest_recordings", [part],
+                                tags=dict(requests[0].tags))
+    assert outcome.success, outcome.error
+    assert outcome.metadata["recordings_made_now"] == 1 and outcome.metadata["recordings_unchanged"] == 2
+    assert outcome.metadata["recordings_published"] == 3
+    assert _latest(project, part).tags["dagster/data_version"] != before
 
 
 def test_sensor_never_ingests_twice(project, tmp_path):
-    from robodata.registry import DUPLICATE, Registry
+    from robodata.registry import DUPLICATE
 
     requests, skip = _tick(project)
     assert requests == [] and "no new recordings" in skip
@@ -111,14 +168,14 @@ def test_sensor_never_ingests_twice(project, tmp_path):
     # content), so it registers it; the run hashes it, finds the owner and ingests nothing.
     _land(project, project["realdata"] / "rosbag_js" / "example.bag", "robot-2/2026-12-01/turtle-copy.bag")
     requests, _ = _tick(project)
-    assert [r.partition_key.split("-2026")[0] for r in requests] == ["robot-2"]
-    copy = requests[0].partition_key
-    outcome = _run(project, [copy])[0]
+    assert [r.partition_key for r in requests] == ["2026-12-01|robot-2"]  # the day the path names
+    (copy,) = _keys(project, "2026-12-01|robot-2").values()
+    outcome = _run(project, [requests[0].partition_key])[0]
     assert outcome.success, outcome.error
-    original = next(k for k in project["good"] if k.startswith("turtle-run-bag-"))
+    original = next(k for k in project["good"] if k.startswith("robot-a-turtle-run-bag-"))
     assert outcome.metadata == {}  # nothing materialized: no downstream tier sees an update
-    assert copy not in project["instance"].get_dynamic_partitions("recordings")  # no ghost partition
-    rec = Registry(project["cfg"].registry_url).lookup(copy)
+    assert _latest(project, "2026-12-01|robot-2") is None  # no ghost materialization
+    rec = _registry(project).lookup(copy)
     assert rec.status == DUPLICATE and rec.duplicate_of == original
     assert not (Path(project["cfg"].storage_url) / "raw_teleop" / f"{copy}.hdf5").exists()
     # and the next ticks leave it alone
@@ -141,7 +198,9 @@ def test_file_still_being_written_waits(project, tmp_path):
     requests, skip = _tick(project, 1)  # the size changed since the last tick: wait one more
     assert requests == [] and "teleop_b.mcap: still being written" in skip
     requests, _ = _tick(project, 1)
-    assert [r.partition_key.split("-")[0] for r in requests] == ["teleop_b"]
+    # no robot folder above it: landing.default_robot
+    assert [r.partition_key for r in requests] == [f"{_today()}|default"]
+    assert list(_keys(project, requests[0].partition_key)) == ["teleop_b.mcap"]
     assert _run(project, [requests[0].partition_key])[0].success
 
 
@@ -156,6 +215,7 @@ def test_file_still_being_written_waits(project, tmp_path):
     ],
 )
 def test_bad_input_fails_only_its_partition(project, tmp_path, case, expect):
+    """A bad recording alone in its partition fails the run, naming the file."""
     import h5py
     import numpy as np
 
@@ -170,37 +230,44 @@ def test_bad_input_fails_only_its_partition(project, tmp_path, case, expect):
         with h5py.File(src, "w") as f:
             f.create_dataset("images", data=np.zeros((2, 2)))
     else:
-        good = Path(project["cfg"].landing_url) / "teleop_a.mcap"
+        good = Path(project["cfg"].landing_url) / "robot-a" / "teleop_a.mcap"
         src.write_bytes(good.read_bytes()[:-5000])
-    landed = _land(project, src, case)
+    robot = "bad-" + case.split(".")[0].replace(" ", "")
+    landed = _land(project, src, f"{robot}/{case}")
     if case == "truncated.mcap":
         _age(landed, 3600)  # a crashed recorder: no footer, untouched for an hour
     requests, _ = _tick(project)
-    assert len(requests) == 1
+    assert [r.partition_key.split("|")[1] for r in requests] == [robot_name(robot)]
     outcome = _run(project, [requests[0].partition_key])[0]
     assert not outcome.success
     assert case in outcome.error and expect in outcome.error, outcome.error
-    # Nothing else is lost: the good partitions' outputs and materializations are intact.
+    (key,) = _keys(project, requests[0].partition_key).values()
+    assert _registry(project).outputs("raw_teleop", [key])[key].status == "failed"
+    # Nothing else is lost: the good recordings' outputs and materializations are intact.
     store = Path(project["cfg"].storage_url)
-    assert not (store / "raw_teleop" / f"{requests[0].partition_key}.hdf5").exists()
+    assert not (store / "raw_teleop" / f"{key}.hdf5").exists()
     for k in project["good"]:
         assert (store / "raw_teleop" / f"{k}.hdf5").exists()
-    assert len(project["instance"].get_dynamic_partitions("recordings")) >= 3
+    assert _latest(project, project["good_part"]) is not None
 
 
-def test_failed_check_blocks(project, tmp_path):
-    """An HDF5 recorded at 10 Hz that claims 30 fps: ingest works, the blocking rate check fails the run."""
+def _slow_hdf5(path: Path) -> Path:
+    """An HDF5 recorded at 10 Hz that claims 30 fps: it ingests, and fails the blocking rate check."""
     import numpy as np
 
     from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreWriter, FeatureSpec
 
     schema = EpisodeSchema([FeatureSpec("q", "state", (2,)), FeatureSpec("a", "action", (2,))], fps=30)
-    src = tmp_path / "slow.hdf5"
-    with EpisodeStoreWriter(src, schema) as w:
+    with EpisodeStoreWriter(path, schema) as w:
         d = w.begin_episode()
         d.extend(np.arange(50) / 10.0, {"q": np.zeros((50, 2)), "a": np.zeros((50, 2))})
         d.close(success=True)
-    _land(project, src)
+    return path
+
+
+def test_failed_check_blocks(project, tmp_path):
+    """Alone in its partition, a recording failing a blocking check is quarantined and fails the run."""
+    _land(project, _slow_hdf5(tmp_path / "slow.hdf5"), "robot-slow/slow.hdf5")
     requests, _ = _tick(project)
     outcome = _run(project, [requests[0].partition_key])[0]
     assert outcome.checks["episode_rates_and_lengths"] is False
@@ -208,16 +275,45 @@ def test_failed_check_blocks(project, tmp_path):
     assert not outcome.success and "episode_rates_and_lengths" in outcome.error
 
 
+def test_failed_check_quarantines_one_recording_of_a_partition(project, tmp_path):
+    """Beside a good recording, one failing a blocking check is quarantined alone: the partition publishes the
+    good one, its every_recording_published check fails and names the other."""
+    import json
+
+    from robodata.sim.recorder import record_session
+
+    rec = record_session(tmp_path, "teleop_d", n_episodes=1, seed=11, image_hw=(48, 64))
+    _land(project, Path(rec["mcap"]), "robot-mixed/teleop_d.mcap")
+    _land(project, _slow_hdf5(tmp_path / "slow2.hdf5"), "robot-mixed/slow2.hdf5")
+    requests, _ = _tick(project)
+    (outcome,) = _run(project, [requests[0].partition_key])
+    assert outcome.success, outcome.error
+    assert outcome.checks["episode_rates_and_lengths"] is True  # the partition publishes the good recording
+    assert outcome.checks["every_recording_published"] is False
+    keys = _keys(project, requests[0].partition_key)
+    outputs = _registry(project).outputs("raw_teleop", list(keys.values()))
+    assert outputs[keys["robot-mixed/teleop_d.mcap"]].status == "published"
+    assert outputs[keys["robot-mixed/slow2.hdf5"]].status == "quarantined"
+    mat = _latest(project, requests[0].partition_key)
+    assert mat.metadata["recordings_published"].value == 1
+    evals = [e for e in project["instance"].all_logs(outcome.run_id)
+             if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    failing = {e.dagster_event.event_specific_data.check_name:
+               e.dagster_event.event_specific_data.metadata for e in evals}
+    assert json.loads(json.dumps(failing["episode_rates_and_lengths"]["recordings_failing"].value)) == [
+        keys["robot-mixed/slow2.hdf5"]]
+
+
 def test_backfill_from_cli(project, capsys):
-    """A real Dagster backfill, executed by the dagster-daemon the CLI starts (tests/test_backfill.py has more)."""
+    """A real Dagster backfill, executed by the dagster-daemon the CLI starts (tests/test_backfill.py has more);
+    a recording's key names its partition."""
     from dagster._core.execution.backfill import BulkActionStatus
 
     from robodata.cli import main
 
-    rc = main(["backfill", *project["good"], "--timeout", "600"])
+    rc = main(["backfill", project["good"][0], "--timeout", "600"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    for k in project["good"]:
-        assert k in out
+    assert project["good_part"] in out
     bid = out.split()[1].rstrip(":")
     assert project["instance"].get_backfill(bid).status == BulkActionStatus.COMPLETED_SUCCESS

@@ -27,6 +27,7 @@ from robodata_dagster.resources.engines import (
     engine_resources,
 )
 from robodata_dagster.resources.project import ProjectResource
+from tests.conftest import registered_partition
 
 STANDIN = [sys.executable, "-m", "robodata.mimicgen.isaaclab_standin"]
 
@@ -126,12 +127,12 @@ def test_synthetic_demos_failing_a_blocking_check_is_quarantined_not_published(t
         "engine": "isaaclab", "min_demo_frames": 50,
         "isaaclab": {"command": STANDIN, "generation_num_trials": 2, "num_envs": 1, "device": "cpu"}}})
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("recordings", ["rec"])
+    part = registered_partition(instance, load_config(cfg_file).registry_url, "rec")
 
     class NoRay(dg.ConfigurableResource):
         pass
 
-    res = dg.materialize([synthetic_demos], partition_key="rec", instance=instance, raise_on_error=False,
+    res = dg.materialize([synthetic_demos], partition_key=part, instance=instance, raise_on_error=False,
                          resources={"project": ProjectResource(config_path=str(cfg_file)), "ray_cluster": NoRay(),
                                     **engine_resources(load_config(cfg_file))})
     checks = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}

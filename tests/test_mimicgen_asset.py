@@ -17,6 +17,7 @@ from robodata.formats.isaaclab import EpisodeStore
 from robodata_dagster.assets.synthetic_demos import STANDIN_COMMAND, synthetic_demos
 from robodata_dagster.resources.engines import engine_resources
 from robodata_dagster.resources.project import ProjectResource
+from tests.conftest import registered_partition
 
 HW = (48, 64)
 
@@ -33,7 +34,8 @@ def home(tmp_path_factory):
     rep = record_session(home / "rec", "good", n_episodes=2, seed=5, image_hw=HW, formats=["hdf5"])
     store = home / "proj" / "store" / "raw_teleop"
     store.mkdir(parents=True)
-    shutil.copy(rep["hdf5"], store / "good.hdf5")
+    for key in ("good", "good-isaac", "good-fail"):
+        shutil.copy(rep["hdf5"], store / f"{key}.hdf5")
     shutil.copy(rep["hdf5"], store / "noobj.hdf5")
     with h5py.File(store / "noobj.hdf5", "r+") as f:
         for name in f["data"]:
@@ -45,11 +47,11 @@ def _materialize(home, key, tier, ray=None):
     cfg_file = home / f"robodata-{tier.get('engine', 'local')}.yaml"
     cfg_file.write_text(yaml.safe_dump({"home": str(home / "proj"), "tiers": {"synthetic_demos": tier}}))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("recordings", [key])
     cfg = load_config(str(cfg_file))
+    part = registered_partition(instance, cfg.registry_url, key)  # raw_teleop/<key>.hdf5, ingested
     resources = {"project": ProjectResource(config_path=str(cfg_file)), "ray_cluster": ray or _NoRay(),
                  **engine_resources(cfg)}  # the engine the config names, as definitions.py picks it
-    return dg.materialize([synthetic_demos], partition_key=key, instance=instance, resources=resources,
+    return dg.materialize([synthetic_demos], partition_key=part, instance=instance, resources=resources,
                           raise_on_error=False), cfg
 
 
@@ -76,7 +78,7 @@ def test_local_engine_on_ray_with_blocking_checks(home):
     assert md["success_rate"].value >= 0.5 and "overview" in md
     assert set(md["source_usage_per_subtask"].value) == {"grasp", "place"}
     checks = res.get_asset_check_evaluations()
-    assert len(checks) == 4 and all(c.passed for c in checks)
+    assert len(checks) == 5 and all(c.passed for c in checks)  # the stage's 4 and every_recording_published
     with EpisodeStore(cfg.storage_url + "/" + synthetic_demos_path("good")) as es:
         assert len(es) == 4 and es.read("demo_0").obs["wrist"].shape[1:] == (*HW, 3)
 
@@ -85,7 +87,7 @@ def test_source_without_object_poses_fails_that_partition_only(home):
     res, cfg = _materialize(home, "noobj", {"demos_per_source": 1})
     assert not res.success
     failure = res.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert "recording noobj:" in failure.description and "no object poses" in failure.description
+    assert "recording noobj (" in failure.description and "no object poses" in failure.description
     assert not (home / "proj" / "store" / synthetic_demos_path("noobj")).exists()
     assert (home / "proj" / "store" / "raw_teleop" / "good.hdf5").exists()
 
@@ -93,7 +95,7 @@ def test_source_without_object_poses_fails_that_partition_only(home):
 def test_isaaclab_engine_launch_through_pipes_with_a_standin(home):
     tier = {"engine": "isaaclab", "isaaclab": {"command": STANDIN_COMMAND, "generation_num_trials": 3,
                                                "num_envs": 2, "device": "cpu"}}
-    res, cfg = _materialize(home, "good", tier)
+    res, cfg = _materialize(home, "good-isaac", tier)
     assert res.success, res.get_step_failure_events()
     md = res.asset_materializations_for_node("synthetic_demos")[0].metadata
     assert md["engine"].value == "isaaclab_mimic" and md["demos"].value == 3
@@ -101,13 +103,13 @@ def test_isaaclab_engine_launch_through_pipes_with_a_standin(home):
     assert "--task Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0" in cmd and "--generation_num_trials 3" in cmd
     assert "--num_envs 2" in cmd and "--headless" in cmd and "--enable_cameras" in cmd
     assert all(c.passed for c in res.get_asset_check_evaluations())
-    with EpisodeStore(cfg.storage_url + "/" + synthetic_demos_path("good")) as es:
+    with EpisodeStore(cfg.storage_url + "/" + synthetic_demos_path("good-isaac")) as es:
         assert len(es) == 3 and es.env_args["env_name"] == "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0"
 
 
 def test_isaaclab_engine_failure_is_one_clear_error(home):
     tier = {"engine": "isaaclab", "isaaclab": {"command": [sys.executable, "-c", "import sys; sys.exit(3)"]}}
-    res, _ = _materialize(home, "good", tier)
+    res, _ = _materialize(home, "good-fail", tier)
     assert not res.success
     failure = res.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert failure is not None and "Isaac Lab Mimic (engine isaaclab) failed" in failure.description

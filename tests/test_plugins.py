@@ -118,7 +118,9 @@ out["runs"]["cut_release"] = [(o.success, o.error) for o in run_partitions(insta
 latest = json.loads((Path(cfg.storage_url) / "lerobot/releases/latest.json").read_text())
 t = pq.read_table(next(Path(latest["path"], "data").rglob("*.parquet"))).to_pandas()
 out["actions"] = np.stack(t["action"].to_numpy()).tolist()
-raw = Path(cfg.storage_url) / "raw_teleop" / f"{keys[0]}.hdf5"
+from robodata.registry import Registry
+out["recordings"] = [r.key for r in Registry(cfg.registry_url).in_partition(keys[0])]
+raw = Path(cfg.storage_url) / "raw_teleop" / f"{out['recordings'][0]}.hdf5"
 import h5py
 with h5py.File(raw) as f:
     out["raw_actions"] = f["data/demo_0/actions"][()].tolist()
@@ -175,7 +177,8 @@ def test_plugin_datasource_feeds_the_platform(plugin_site, tmp_path):
                                      "validators: [{type: max_abs_action, limit: 100}]\n")
     (tmp_path / "robodata.yaml").write_text(f"home: {tmp_path / 'home'}\n{NO_MIMICGEN_NO_AUGMENT}pipeline: p.yaml\n")
     out = _platform_run(plugin_site, tmp_path, str(tmp_path / "drive.csv"))
-    assert len(out["keys"]) == 1 and out["keys"][0].startswith("drive-csv-")
+    assert len(out["keys"]) == 1 and out["keys"][0].endswith("|default")  # today, no robot folder
+    assert len(out["recordings"]) == 1 and out["recordings"][0].startswith("drive-csv-")
     assert all(ok for runs in out["runs"].values() for ok, _ in runs), out["runs"]
     np.testing.assert_allclose(np.asarray(out["raw_actions"]), table[:, 3:5], atol=1e-5)
     raw = table[:, 3:5]

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from robodata.config import ProjectConfig
-from tests.conftest import project_home
+from tests.conftest import project_home, registered_partition
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
 NO_MIMICGEN_NO_AUGMENT = {"synthetic_demos": {"enabled": False}, "augmented_videos": {"enabled": False}}
@@ -83,7 +83,6 @@ def test_every_asset_has_a_code_version_that_follows_only_the_settings_shaping_i
     assert changed(_config(sources=[{"pattern": "*.mcap", "topic_map": str(tmp_path / "map.yaml")}])) == {"raw_teleop"}
     # where or how a tier runs, and the settings of an engine that is not chosen, change nothing
     assert changed(_config({
-        "raw_teleop": {"max_partitions_per_run": 4},
         "synthetic_demos": {"max_partitions_per_run": 3, "isaaclab": {"num_envs": 64, "launcher": "k8s"}},
         "augmented_videos": {"local": {"device": "cpu", "batch_frames": 8}, "cosmos": {"guidance": 7.0}},
         "policy": {"launcher": "k8s", "tracking": {"experiment": "other"}, "num_workers": 2},
@@ -113,7 +112,7 @@ def test_the_automation_sensor_is_there_and_running_by_default():
 # ---- through a real Dagster instance ------------------------------------------------------------------------
 
 
-def _write_project(home: Path, *, crf: int = 23, task_b: str = "wave", per_run: int = 1) -> Path:
+def _write_project(home: Path, *, crf: int = 23, task_b: str = "wave") -> Path:
     """Two sources with their own topic maps (a_*.mcap, b_*.mcap); MimicGen and augmentation off."""
     for name, task in (("a", "wave"), ("b", task_b)):
         (home / f"map_{name}.yaml").write_text(json.dumps({**SMALL_TOPIC_MAP, "task": task}))
@@ -123,19 +122,19 @@ def _write_project(home: Path, *, crf: int = 23, task_b: str = "wave", per_run: 
         "sources": [{"pattern": "a_*.mcap", "topic_map": "map_a.yaml"},
                     {"pattern": "b_*.mcap", "topic_map": "map_b.yaml"}],
         "ray": {"num_cpus": 2},
-        "tiers": {"raw_teleop": {"max_partitions_per_run": per_run},
-                  "lerobot": {"codec": "libx264", "crf": crf}, **NO_MIMICGEN_NO_AUGMENT},
+        "tiers": {"lerobot": {"codec": "libx264", "crf": crf}, **NO_MIMICGEN_NO_AUGMENT},
     }))
     return cfg_file
 
 
 def _ingest_new(tmp: Path, names: list[str]) -> dict[str, str]:
-    """Land ``names`` (small MCAPs), register them and ingest them (``robodata ingest``'s path); their keys."""
+    """Land ``names`` (small MCAPs), each as the only recording of its robot (robot-<name>) today, register
+    them and ingest them (``robodata ingest``'s path); their robot x day partitions."""
     from robodata_dagster.runs import register_and_ingest
 
     keys = {}
     for i, name in enumerate(names):  # different bytes: the same bytes under another name are one recording
-        out = register_and_ingest(make_mcap(tmp / f"{name}.mcap", 40 + 5 * i))
+        out = register_and_ingest(make_mcap(tmp / f"{name}.mcap", 40 + 5 * i), under=f"robot-{name}")
         assert out.success, out.error
         keys[name] = out.partition
     return keys
@@ -210,9 +209,9 @@ def test_a_topic_map_or_tier_change_marks_exactly_the_affected_partitions_stale(
         of = _staleness(instance, defs)
         assert of("lerobot_episodes", b) == (S.FRESH, set())
 
-        # a shard setting changes: the shards are stale (CODE), raw_teleop is not (nor for a setting that
-        # only batches its runs); materializing them makes them fresh again
-        _write_project(tmp_path, task_b="wave twice", crf=28, per_run=2)
+        # a shard setting changes: the shards are stale (CODE), raw_teleop is not; materializing them makes
+        # them fresh again
+        _write_project(tmp_path, task_b="wave twice", crf=28)
         defs = _rebuild()
         of = _staleness(instance, defs)
         for k in (a, b):
@@ -234,13 +233,21 @@ def test_without_mimicgen_and_augmentation_the_shards_follow_raw_teleop(tmp_path
         # the one upstream tier is read, and its absence is a clear error naming the path
         from robodata_dagster.runs import run_partitions
 
-        instance.add_dynamic_partitions("recordings", ["never-ingested-0badf00d"])
-        missing = run_partitions(instance, defs, "write_lerobot_episodes", ["never-ingested-0badf00d"])[0]
+        # a partition with no recording: nothing to start from, said so
+        instance.add_dynamic_partitions("robots", ["nobody"])
+        empty = run_partitions(instance, defs, "write_lerobot_episodes", ["2026-12-01|nobody"])[0]
+        assert not empty.success and "no recording here has a published upstream output" in empty.error
+        # the registry says raw_teleop published it, the file is not there
+        part = registered_partition(instance, cfg.registry_url, "never-ingested-0badf00d")
+        missing = run_partitions(instance, defs, "write_lerobot_episodes", [part])[0]
         assert not missing.success
         assert "raw_teleop/never-ingested-0badf00d.hdf5" in missing.error, missing.error
         assert "materialize raw_teleop first" in missing.error
 
-        key = _ingest_new(tmp_path, ["a_rec"])["a_rec"]
-        shard = _run(instance, defs, "write_lerobot_episodes", [key])[0]
+        part = _ingest_new(tmp_path, ["a_rec"])["a_rec"]
+        shard = _run(instance, defs, "write_lerobot_episodes", [part])[0]
         assert shard.metadata["source_tier"] == "raw_teleop" and shard.metadata["episodes"] >= 1
+        from robodata.registry import Registry
+
+        (key,) = [r.key for r in Registry(cfg.registry_url).in_partition(part)]
         assert (Path(cfg.storage_url) / "lerobot/episodes" / key / "meta/info.json").exists()

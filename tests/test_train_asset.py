@@ -43,9 +43,12 @@ def project(tmp_path_factory):
         dst = LandingZone(c.landing_url).land(rec["mcap"])
         t = time.time() - 30
         os.utime(dst, (t, t))
-        key = tick_sensor(instance, defs, wait_settle=False)[0][0].partition_key
+        part = tick_sensor(instance, defs, wait_settle=False)[0][0].partition_key
         for job in ("ingest_recordings", "write_lerobot_episodes"):
-            assert run_partitions(instance, defs, job, [key])[0].success
+            assert run_partitions(instance, defs, job, [part])[0].success
+        from robodata.registry import Registry
+
+        (key,) = [r.key for r in Registry(c.registry_url).in_partition(part)]
         v30 = run_partitions(instance, defs, "cut_release", [""])[0]
         assert v30.success, v30.error
         cfg["tiers"]["lerobot"]["version"] = "v2.1"  # the GR00T flavour of the same recordings

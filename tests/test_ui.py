@@ -21,8 +21,10 @@ from tests.ui_harness import VIEWPORT, browser_page, build_home_subprocess, scre
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
-CHECKS = ("frames_in_sync_and_finite", "episode_rates_and_lengths", "few_frames_out_of_sync")
-METADATA_KEYS = ("episodes", "frames", "dropped_frames", "duration_s", "reference_rate_hz", "path")
+CHECKS = ("frames_in_sync_and_finite", "episode_rates_and_lengths", "few_frames_out_of_sync",
+          "every_recording_published")
+METADATA_KEYS = ("episodes", "frames", "dropped_frames", "duration_s", "reference_rate_hz", "path", "recordings",
+                 "recordings_published")
 # the assets the release is made of, and their groups (the graph may hold more tiers between them)
 CORE_GROUPS = {"raw_teleop": "recording_tiers", "lerobot_episodes": "recording_tiers", "lerobot_dataset": "release"}
 GRAPH_VIEWPORT = {"width": 2000, "height": 900}
@@ -44,8 +46,8 @@ def project(tmp_path_factory) -> dict:
     asset: ingested, synthetic demos, augmented videos, LeRobot episodes and a release."""
     home = tmp_path_factory.mktemp("ui_home")
     built = build_home_subprocess(home, n_episodes=2, fmt="mcap")
-    assert len(built["keys"]) == 1, built
-    assert built["release_metadata"]["recordings"] == built["keys"], built["release_metadata"]
+    assert len(built["keys"]) == 1 and len(built["recordings"]) == 1, built
+    assert built["release_metadata"]["recordings"] == built["recordings"], built["release_metadata"]
     return built
 
 
@@ -153,14 +155,16 @@ def check_graph_nodes(project, graph, nodes, view) -> None:
 
 
 def test_partition_metadata_is_rendered(server, project, page, tmp_path):
-    key = project["keys"][0]
+    from urllib.parse import quote
+
+    key = project["keys"][0]  # the robot x day partition, "<date>|<robot>"
     meta = project["metadata"][key]
-    page.goto(f"{server.url}/assets/raw_teleop?view=partitions&partition={key}")
+    page.goto(f"{server.url}/assets/raw_teleop?view=partitions&partition={quote(key)}")
     # the detail panel first renders with "No metadata entries" and a spinner; wait for the real entries
     page.get_by_text("dropped_frames", exact=True).first.wait_for(state="visible")
     page.wait_for_load_state("networkidle")
     body = page.inner_text("body")
-    assert key in body
+    assert project["recordings"][0] in body  # the partition's table of recordings
     assert "Materialized" in body
     assert "No metadata entries" not in body
     for name in METADATA_KEYS:
@@ -188,7 +192,7 @@ def test_check_results_are_rendered(server, page, tmp_path):
 
 
 def test_release_metadata_is_rendered(server, project, page, tmp_path):
-    key = project["keys"][0]
+    key = project["recordings"][0]
     meta = project["release_metadata"]
     page.goto(f"{server.url}/assets/lerobot_dataset")
     page.get_by_text("upstream_data_versions", exact=True).first.wait_for(state="visible")

@@ -85,6 +85,7 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
         sys.path.insert(0, str(REPO))
     from robodata.config import load_config
     from robodata.landing import LandingZone
+    from robodata.registry import Registry
     from robodata.sim.recorder import record_session
     from robodata_dagster.runs import instance_and_defs, tick_sensor
 
@@ -104,6 +105,7 @@ def build_home(home: Path, *, n_episodes: int = 2, seed: int = 3, fmt: str = "mc
         "home": str(home),
         "dagster_home": os.environ["DAGSTER_HOME"],
         "keys": keys,
+        "recordings": [r.key for k in keys for r in Registry(cfg.registry_url).in_partition(k)],
         "run_ids": [o.run_id for runs in outcomes.values() for o in runs],
         "metadata": {o.partition: _jsonable_dict(o.metadata) for o in ingest},  # raw_teleop's, by partition
         "release_metadata": _jsonable_dict(release.metadata),
