@@ -12,12 +12,11 @@ from robodata import store_layout as layout
 from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
 from robodata.parallel import gpus_available, run_tasks
-from robodata.registry import PUBLISHED, QUARANTINED
+from robodata.registry import PUBLISHED, QUARANTINED, Registry
 from robodata.stages.tiers import (
     LeRobotShardStage,
     ReleaseStage,
     codec_options,
-    dataset_digest,
     write_episode_part,
 )
 from robodata.storage import DataStore
@@ -42,7 +41,8 @@ def _write_part(store_url: str, src_rel: str, episode: str, part_rel: str, opts:
 
 def write_shard(cfg: ProjectConfig, store: DataStore, key: str, src_rel: str) -> tuple[Any, dict[str, Any]]:
     """One recording's LeRobot shard: its episodes written as parts in parallel (Ray tasks), then assembled,
-    checked and published (or quarantined); the stage outcome and its numbers."""
+    checked and published (or quarantined) as a new content-addressed version ``<key>@<digest>``; the stage
+    outcome and its numbers (``version`` is the digest)."""
     from robodata.formats.isaaclab import EpisodeStore
 
     with store.read_path(src_rel) as src, EpisodeStore(src) as es:
@@ -63,13 +63,13 @@ def write_shard(cfg: ProjectConfig, store: DataStore, key: str, src_rel: str) ->
     parts = [r.value for r in results]
     with tempfile.TemporaryDirectory(prefix="robodata-parts-") as tmp:
         local = store.local_copies([p.rel for p in parts], Path(tmp))
-        outcome = LeRobotShardStage(cfg.tiers.lerobot).run(store, key, parts=local)
+        # the shard's version is its content's digest (follows its source's episodes and the codec), and so
+        # is its path: a release reads exactly the version the registry recorded, whatever is rewritten later
+        outcome, version = LeRobotShardStage(cfg.tiers.lerobot).run_versioned(store, key, parts=local)
     store.remove(parts_rel)
     rep = outcome.report
     frames = sum(p.frames for p in parts)
     elapsed = time.perf_counter() - t0
-    with store.read_path(store.rel(outcome.url or outcome.quarantined)) as root:
-        version = dataset_digest(root)  # the shard's content: follows its source's episodes and the codec
     return outcome, {"episodes": rep.episodes, "frames": frames, "tasks": rep.tasks, "video_keys": rep.video_keys,
                      "codec": parts[0].codec, "seconds": elapsed, "bytes": rep.bytes, "version": version}
 
@@ -100,16 +100,29 @@ def build_lerobot_episodes(cfg: ProjectConfig | None = None, upstream: str = lay
         totals: dict[str, Any] = {"episodes": 0, "frames": 0, "bytes": 0, "seconds": 0.0, "tasks": [],
                                   "video_keys": [], "codec": ""}
 
+        registry = Registry(project.config.registry_url)
+
         def make(t: Todo) -> Result:
-            outcome, rep = write_shard(project.config, store, t.rec.key, source_for(store, t.rec.key, upstream, tier))
+            key = t.rec.key
+            before = registry.outputs("lerobot_episodes", [key]).get(key)
+            outcome, rep = write_shard(project.config, store, key, source_for(store, key, upstream, tier))
+            kept = {outcome.output}
+            if before is not None and before.status == PUBLISHED and before.path:
+                # two versions are kept: this one and the one before, which a release being cut may still read
+                kept.add(store.rel(before.path))
+                older = before.summary.get("previous_path")
+                if older and store.rel(older) not in kept:
+                    store.remove(store.rel(older))
             for k in ("episodes", "frames", "bytes", "seconds"):
                 totals[k] += rep[k]
             totals["tasks"] = sorted({*totals["tasks"], *rep["tasks"]})
             totals["video_keys"] = sorted({*totals["video_keys"], *rep["video_keys"]})
             totals["codec"] = rep["codec"]
-            return Result(t.rec.key, PUBLISHED if outcome.published else QUARANTINED, version=rep["version"],
+            previous = before.path if before is not None and before.path != outcome.url else ""
+            return Result(key, PUBLISHED if outcome.published else QUARANTINED, version=rep["version"],
                           checks=outcome.checks, path=outcome.url or outcome.quarantined or "",
-                          summary={"episodes": rep["episodes"], "frames": rep["frames"]})
+                          summary={"episodes": rep["episodes"], "frames": rep["frames"],
+                                   "previous_path": previous})
 
         def metadata(made: list[Result]) -> dict[str, Any]:
             secs = totals.pop("seconds")
@@ -127,15 +140,17 @@ def build_lerobot_episodes(cfg: ProjectConfig | None = None, upstream: str = lay
 lerobot_episodes = build_lerobot_episodes()
 
 
-def release_inputs(project: ProjectResource) -> dict[str, str]:
-    """The recordings a release may hold, with their shard versions: ingested (not superseded, not a
-    duplicate, as the registry records them) and with a published lerobot_episodes shard."""
-    from robodata.registry import INGESTED, Registry
+def release_inputs(project: ProjectResource, store: DataStore) -> dict[str, tuple[str, str]]:
+    """The recordings a release may hold, with their shard versions and the (immutable) store paths of those
+    versions: ingested (not superseded, not a duplicate, as the registry records them) and with a published
+    lerobot_episodes shard."""
+    from robodata.registry import INGESTED
 
     registry = Registry(project.config.registry_url)
     keys = [r.key for r in registry.recordings(status=[INGESTED])]
     shards = registry.outputs("lerobot_episodes", keys)
-    return {k: o.version for k, o in shards.items() if o.status == PUBLISHED}
+    return {k: (o.version, store.rel(o.path) if o.path.startswith(store.root + "/") else layout.shard_path(k))
+            for k, o in shards.items() if o.status == PUBLISHED}
 
 
 def build_lerobot_dataset(cfg: ProjectConfig | None = None) -> dg.AssetsDefinition:
@@ -157,12 +172,13 @@ def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
     lr = project.config.tiers.lerobot
     store = project.store()
     stage = ReleaseStage(lr)
-    versions = release_inputs(project)
+    inputs = release_inputs(project, store)
+    paths = {k: p for k, (_, p) in inputs.items()}
     try:
-        keys = stage.select(store, list(versions))
+        keys = stage.select(store, list(inputs), paths)
     except RobodataError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
-    rel = stage.cut(store, keys, {k: versions[k] for k in keys})
+    rel = stage.cut(store, keys, {k: inputs[k][0] for k in keys}, paths)
     return dg.MaterializeResult(
         metadata={
             "release": rel.release,

@@ -149,9 +149,8 @@ def old_sensor_tick(zone, cursor: dict, new: list[str]) -> tuple[float, int]:
 
 
 def _plan(inst, graph, asset: str, partitions: list[str]) -> float:
-    from dagster._core.execution.backfill import PartitionBackfill
-
     import dagster as dg
+    from dagster._core.execution.backfill import PartitionBackfill
 
     t0 = time.perf_counter()
     bf = PartitionBackfill.from_asset_partitions(

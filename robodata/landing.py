@@ -765,6 +765,12 @@ def landing_status(cfg: Any, limit: int = 20) -> str:
     lines = [f"landing zone {zone.url} (prefixes: {', '.join(p or '(all)' for p in zone.prefixes)})",
              "  landed objects: " + (", ".join(f"{n} {s}" for s, n in sorted(landed.items())) or "none seen yet"),
              "  recordings:     " + (", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none registered yet")]
+    parts = reg.partitions()
+    if parts:
+        robots = {p.split("|", 1)[-1] for p in parts}
+        days = sorted(p.split("|", 1)[0] for p in parts)
+        lines.append(f"  partitions:     {len(parts)} robot x day ({len(robots)} robots, {days[0]} .. {days[-1]}); "
+                     f"latest: " + ", ".join(f"{p} ({parts[p]})" for p in sorted(parts, reverse=True)[:5]))
     for state, title in (("waiting", "still settling"), ("refused", "refused")):
         rows = reg.landed_with_state(zone.url, state, limit)
         if rows:
@@ -774,5 +780,5 @@ def landing_status(cfg: Any, limit: int = 20) -> str:
         recs = reg.recordings(status=[status], limit=limit)
         if recs:
             lines.append(f"  {status}:")
-            lines += [f"    {r.key}  {r.path}  {r.note}" for r in recs]
+            lines += [f"    {r.key}  {r.partition_key or '-'}  {r.path}  {r.note}" for r in recs]
     return "\n".join(lines)

@@ -62,6 +62,12 @@ def shard_path(key: str) -> str:
     return f"{LEROBOT_SHARDS}/{key}"
 
 
+def shard_version_path(key: str, version: str) -> str:
+    """One version of a recording's shard, named by its content digest: written once, never replaced, so a
+    release that read the version from the registry reads exactly that content (``<key>@<version>``)."""
+    return f"{shard_path(key)}@{version}"
+
+
 def shard_parts_path(key: str) -> str:
     """Where one-episode parts of a shard are written before they are joined."""
     return f"{shard_path(key)}.parts"

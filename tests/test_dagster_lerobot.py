@@ -122,7 +122,7 @@ def test_mismatched_shard_fails_and_previous_release_stays_latest(project):
         registry.add_recording(conn, Recording(bad_key, "zone", "other/robot.mcap", 1, 1.0, "", time.time(), 0,
                                                INGESTED, partition_key="2026-12-01|other"))
     registry.put_output(Output("lerobot_episodes", bad_key, "2026-12-01|other", "iv", "v-bad", "published"))
-    src = store / "lerobot/episodes" / project["keys"][0]
+    src = Path(registry.outputs("lerobot_episodes", [project["keys"][0]])[project["keys"][0]].path)
     dst = store / "lerobot/episodes" / bad_key
     shutil.copytree(src, dst)
     info = json.loads((dst / "meta/info.json").read_text())

@@ -313,6 +313,9 @@ def test_landing_status_lists_every_object_not_taken(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 registered" in out and "1 waiting" in out and "1 refused" in out
     assert "robot-1/2026-12-01/half.mcap" in out and "robot-1/2026-12-01/link.mcap  (a symbolic link" in out
+    assert "partitions:     1 robot x day (1 robots, 2026-12-01 .. 2026-12-01)" in out
+    (rec,) = Registry(cfg.registry_url).recordings()
+    assert rec.partition_key == "2026-12-01|robot-1"  # decided at registration, from the path
 
 
 def test_ros2_bag_folder_is_one_recording_once_rosbag2_closes_it(tmp_path, realdata):

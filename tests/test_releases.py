@@ -204,3 +204,33 @@ def test_rollback_is_recorded_on_the_asset_in_dagster(project, monkeypatch, caps
         assert meta["previous_release"] == r2.release and meta["pinned"] is True
         assert meta["recordings"] == ["rec-a"] and obs.tags["robodata/action"] == "rollback"
     capsys.readouterr()
+
+
+def test_a_shard_rewritten_while_a_release_is_cut_cannot_change_what_the_release_holds(tmp_path):
+    """The race of a release cut during a shard rewrite: the release has read the shard's version (from the
+    registry, in the platform), then the shard is rewritten with other content, then the release reads the
+    files. Shard versions are content-addressed paths (``<key>@<digest>``), written once: the release reads
+    the version it recorded, so version and content cannot disagree."""
+    from robodata.lerobot.metadata import read_info
+    from robodata.stages.tiers import LeRobotShardStage
+
+    store = DataStore(tmp_path / "store")
+    parts = {}
+    for name, episodes in (("old", 1), ("new", 2)):
+        src = make_store(tmp_path / f"{name}.hdf5", episodes=episodes, frames=20, cameras=(("front", (32, 40, 3)),))
+        parts[name] = tmp_path / f"part-{name}"
+        write_shard(src, parts[name], video_codec="libx264", crf=23)
+    shard = LeRobotShardStage(LR)
+    first, v1 = shard.run_versioned(store, "rec-a", parts=[parts["old"]])
+    assert first.published and first.output == layout.shard_version_path("rec-a", v1)
+    again, same = shard.run_versioned(store, "rec-a", parts=[parts["old"]])  # the same content: the same path
+    assert same == v1 and again.url == first.url
+    # versions read ... the shard rewritten (a new version, a new path; the old one untouched) ... files read
+    second, v2 = shard.run_versioned(store, "rec-a", parts=[parts["new"]])
+    assert v2 != v1 and second.output != first.output
+    assert read_info(store.local_path(first.output))["total_episodes"] == 1
+    rel = ReleaseStage(LR).cut(store, ["rec-a"], {"rec-a": v1}, {"rec-a": first.output})
+    assert rel.published and rel.versions == {"rec-a": v1}
+    assert rel.info["total_episodes"] == 1  # the content of the version it names, not the newer shard's
+    later = ReleaseStage(LR).cut(store, ["rec-a"], {"rec-a": v2}, {"rec-a": second.output})
+    assert later.release != rel.release and later.info["total_episodes"] == 2

@@ -250,4 +250,6 @@ def test_without_mimicgen_and_augmentation_the_shards_follow_raw_teleop(tmp_path
         from robodata.registry import Registry
 
         (key,) = [r.key for r in Registry(cfg.registry_url).in_partition(part)]
-        assert (Path(cfg.storage_url) / "lerobot/episodes" / key / "meta/info.json").exists()
+        shard = Registry(cfg.registry_url).outputs("lerobot_episodes", [key])[key]
+        assert shard.path.endswith(f"lerobot/episodes/{key}@{shard.version}")  # content-addressed
+        assert (Path(shard.path) / "meta/info.json").exists()

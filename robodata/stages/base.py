@@ -139,14 +139,23 @@ def stage_and_publish(
     rel: str,
     work: Callable[[Path], Any],
     validators: Sequence[OutputValidator] = (),
+    *,
+    named_by: Callable[[Path], str] | None = None,
 ) -> StageOutcome:
-    """Write ``rel`` through ``work(staging_path)``, validate the staged output, then publish or quarantine."""
+    """Write ``rel`` through ``work(staging_path)``, validate the staged output, then publish or quarantine.
+
+    ``named_by(staged)``: publish at the path it gives for the staged output instead (a content-addressed
+    name); an output already there under that name is the same content, kept as it is."""
     with store.staged(rel) as tmp:
         report = work(tmp)
         checks = run_validators(tmp, validators)
+        if named_by is not None:
+            rel = named_by(tmp)
         outcome = StageOutcome(stage, rel, False, checks=checks, report=report)
         if outcome.blocking_failures:
             outcome.quarantined = store.quarantine(tmp, rel, [f.to_json() for f in outcome.findings])
+        elif named_by is not None and store.exists(rel):
+            outcome.url, outcome.published = store.url(rel), True
         else:
             outcome.url = store.publish(tmp, rel)
             outcome.published = True

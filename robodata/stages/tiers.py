@@ -20,7 +20,16 @@ from robodata.config import LeRobotConfig, RawTeleopConfig
 from robodata.errors import RobodataError
 from robodata.lerobot.layout import INFO_PATH, META_DIR, RELEASE_INFO_PATH, V30
 from robodata.lerobot.metadata import read_info
-from robodata.stages.base import CheckResult, Finding, OutputValidator, SharedVerdicts, Stage, run_validators
+from robodata.stages.base import (
+    CheckResult,
+    Finding,
+    OutputValidator,
+    SharedVerdicts,
+    Stage,
+    StageOutcome,
+    run_validators,
+    stage_and_publish,
+)
 from robodata.storage import DataStore
 from robodata.topicmap import TopicMap
 
@@ -195,6 +204,22 @@ class LeRobotShardStage(Stage[LeRobotConfig]):
     def validators(self) -> list[OutputValidator]:
         return [LeRobotLayoutValid()]
 
+    def run_versioned(self, store: DataStore, key: str, *, parts: Sequence[Path]) -> tuple[StageOutcome, str]:
+        """Like :meth:`run`, but published at the content-addressed ``<key>@<digest>``
+        (:func:`layout.shard_version_path`), never over an existing folder: a new version is a new path (one
+        rename locally, one upload remotely), the same content already there is kept. Returns the outcome and
+        the version (the digest)."""
+        digests: list[str] = []
+
+        def named_by(staged: Path) -> str:
+            digests.append(dataset_digest(staged))
+            return layout.shard_version_path(key, digests[0])
+
+        outcome = stage_and_publish(self.name, store, self.output_path(key),
+                                    lambda tmp: self.work(tmp, key, parts=parts), self.validators(),
+                                    named_by=named_by)
+        return outcome, digests[0]
+
 
 def dataset_digest(root: Path) -> str:
     """A digest of a LeRobot dataset's metadata files (info, episodes, stats): changes whenever its content does."""
@@ -262,29 +287,35 @@ class ReleaseStage(Stage[LeRobotConfig]):
     def validators(self) -> list[OutputValidator]:
         return [GxLeRobotFrames(), ReleaseLayoutValid()]
 
-    def select(self, store: DataStore, known: Sequence[str]) -> list[str]:
-        """The recordings this release takes (``recordings: all`` or a list) that have a shard."""
+    def select(self, store: DataStore, known: Sequence[str], paths: dict[str, str] | None = None) -> list[str]:
+        """The recordings this release takes (``recordings: all`` or a list) that have a shard (at ``paths``,
+        key -> store path of the shard version to take; default ``lerobot/episodes/<key>``)."""
         keys = sorted(known)
         if self.config.recordings != "all":
             missing = sorted(set(self.config.recordings) - set(keys))
             if missing:
                 raise RobodataError(f"tiers.lerobot.recordings names unknown recordings: {missing}")
             keys = list(self.config.recordings)
-        keys = [k for k in keys if store.exists(f"{layout.shard_path(k)}/{INFO_PATH}")]
+        paths = paths or {}
+        keys = [k for k in keys if store.exists(f"{paths.get(k) or layout.shard_path(k)}/{INFO_PATH}")]
         if not keys:
             raise RobodataError("no recording has a lerobot_episodes shard yet: nothing to release")
         return keys
 
-    def cut(self, store: DataStore, keys: Sequence[str], versions: dict[str, str]) -> ReleaseResult:
+    def cut(self, store: DataStore, keys: Sequence[str], versions: dict[str, str],
+            paths: dict[str, str] | None = None) -> ReleaseResult:
         """Cut (or find) the release of ``keys`` at the shard ``versions``, check it, promote it if it passed.
 
-        A shard without a known version counts by the digest of its content. The same inputs give the same
-        release id: an existing one is re-checked, not rewritten."""
+        ``paths`` (key -> store path) names the shard version to read, e.g. the content-addressed one the
+        registry recorded with the version, so that version and content cannot disagree; default
+        ``lerobot/episodes/<key>``. A shard without a known version counts by the digest of its content. The
+        same inputs give the same release id: an existing one is re-checked, not rewritten."""
         t0 = time.perf_counter()
         versions = dict(versions)
+        src = {k: (paths or {}).get(k) or layout.shard_path(k) for k in keys}
         for k in keys:
             if not versions.get(k):
-                with store.read_path(layout.shard_path(k)) as root:
+                with store.read_path(src[k]) as root:
                     versions[k] = dataset_digest(root)
         release = release_id(self.config, versions)
         rel = self.output_path(release)
@@ -300,7 +331,7 @@ class ReleaseStage(Stage[LeRobotConfig]):
             published, url = not any(c.blocking and not c.passed for c in checks), store.url(rel)
         else:
             with tempfile.TemporaryDirectory(prefix="robodata-release-") as tmp:
-                shards = store.local_copies([layout.shard_path(k) for k in keys], Path(tmp))
+                shards = store.local_copies([src[k] for k in keys], Path(tmp))
                 outcome = self.run(store, release, shards=shards, recordings=list(keys), versions=versions)
             checks, published, url = outcome.checks, outcome.published, outcome.url or outcome.quarantined
         with store.read_path(store.rel(url)) as root:
