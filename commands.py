@@ -160,6 +160,41 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``robodata doctor [--fix]``: what killed work left behind, and (with --fix) its clean-up: runs a dead CLI
+    process left STARTED (ended, their pool slots freed) and temporaries of dead writers in the project's
+    local folders (removed; an interrupted folder swap is put back)."""
+    from robodata.atomic import find_debris, sweep_debris
+    from robodata_dagster.runs import sweep_dead_runs
+
+    cfg = config_from_args(args)
+    instance, _ = instance_and_defs(cfg)
+    runs = sweep_dead_runs(instance, fix=args.fix)
+    print(f"runs of dead CLI processes: {len(runs)}" + (" (ended, slots freed)" if args.fix and runs else ""))
+    for r in runs:
+        print(f"  {r}")
+    roots: list[Path] = []
+    for url in (str(cfg.home_dir), cfg.storage_url, cfg.landing_url):
+        p = Path(url).resolve() if "://" not in url else None
+        if p is not None and p.exists() and not any(p.is_relative_to(r) for r in roots):
+            roots = [r for r in roots if not r.is_relative_to(p)] + [p]
+    found = [d for r in roots for d in find_debris(r)]
+    dead = [d for d in found if d.gone]
+    kept = [d for d in found if not d.gone]
+    if args.fix:
+        for r in roots:
+            sweep_debris(r)
+    print(f"temporaries of dead writers: {len(dead)} ({sum(d.size for d in dead) / 1e6:.1f} MB)"
+          + (" (removed)" if args.fix and dead else ""))
+    for d in dead:
+        print(f"  {d.path}" + (f"  -> moved back to {d.restores.name}" if d.restores else ""))
+    if kept:
+        print(f"temporaries kept: {len(kept)} (a live writer, another host, or no owner recorded)")
+        for d in kept:
+            print(f"  {d.path}  owner {d.owner or 'unknown'}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     prepare_home(cfg)
@@ -188,6 +223,9 @@ class _Platform:
         s.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="stop waiting after this long (default: wait until the backfill is done)")
         s.set_defaults(func=cmd_backfill)
+        s = sub.add_parser("doctor", help="what killed work left behind (dead runs, temporaries); --fix cleans it up")
+        s.add_argument("--fix", action="store_true", help="end dead runs (freeing their slots), remove debris")
+        s.set_defaults(func=cmd_doctor)
         s = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev) on 127.0.0.1 with this project")
         s.add_argument("--port", type=int, default=3000)
         s.set_defaults(func=cmd_ui)

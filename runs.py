@@ -26,7 +26,21 @@ concurrency:
     max_concurrent_runs: 2
   pools:
     default_limit: 2
+# The daemon marks a run whose worker died as failed and frees its pool slots; a run that died for such an
+# infrastructure reason is retried (twice), a run that failed on the data is not.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 600
+  poll_interval_seconds: 30
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 60
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 """
+_WRITTEN_BY = "# Written by robodata"
+OWNER_TAG = "robodata/owner"  # host-pid-start of the process executing a CLI run (robodata.owner)
 
 
 @dataclass
@@ -44,8 +58,11 @@ def prepare_home(cfg: ProjectConfig) -> Path:
     """Create the project home (Dagster instance folder, landing zone, store) and point DAGSTER_HOME at it."""
     home = Path(os.environ.get("DAGSTER_HOME") or cfg.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(_DAGSTER_YAML)
+    dagster_yaml = home / "dagster.yaml"
+    # ours (first line) and out of date: rewritten; a dagster.yaml somebody else wrote is left alone
+    if not dagster_yaml.exists() or (dagster_yaml.read_text().startswith(_WRITTEN_BY)
+                                     and dagster_yaml.read_text() != _DAGSTER_YAML):
+        dagster_yaml.write_text(_DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     if "://" not in cfg.landing_url:
         Path(cfg.landing_url).mkdir(parents=True, exist_ok=True)
@@ -101,16 +118,47 @@ def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True, evaluatio
     return requests, (None if requests else skip)
 
 
+def sweep_dead_runs(instance: Any, *, fix: bool = True) -> list[str]:
+    """Fail the runs a killed CLI process left STARTED, and free their pool slots (else every later ingest
+    waits on "Step blocked by limit for pool ingest" for ever). A CLI run executes in the CLI's own process,
+    which the daemon's run monitoring cannot see; its ``robodata/owner`` tag says which process that was,
+    and a run whose owner is provably gone (robodata.owner) is ended here. Returns the run ids ended (with
+    ``fix`` False: those that would be, nothing changed)."""
+    import dagster as dg
+
+    from robodata.owner import Owner
+
+    ended = []
+    live = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=live, tags={"robodata/launched_by": "cli"})):
+        owner = Owner.parse(run.tags.get(OWNER_TAG, ""))
+        if owner is None or not owner.gone():
+            continue
+        if not fix:
+            ended.append(run.run_id)
+            continue
+        instance.report_run_failed(run, f"the process executing this run (pid {owner.pid}) is gone (killed?); "
+                                        "robodata marked the run failed and freed its concurrency slots")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        ended.append(run.run_id)
+    return ended
+
+
 def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, tags: dict[str, str] | None = None,
                    progress: Any = None, quiet_console: bool = True,
                    overrides: dict[str, Any] | None = None) -> list[RunOutcome]:
-    """Execute ``job_name`` once per partition key against the instance (visible in the UI)."""
+    """Execute ``job_name`` once per partition key against the instance (visible in the UI). Runs a killed
+    CLI left behind are ended first (:func:`sweep_dead_runs`)."""
+    from robodata.owner import Owner
+
+    sweep_dead_runs(instance)
     job = defs.resolve_job_def(job_name)
+    owner = Owner.me().token()
     outcomes = []
     for i, key in enumerate(keys):
         if progress:
             progress(i, len(keys), key)
-        run_tags = {"robodata/launched_by": "cli", **(tags or {})}
+        run_tags = {"robodata/launched_by": "cli", OWNER_TAG: owner, **(tags or {})}
         # Runs log to the instance (the UI shows every event and traceback); the terminal gets our summary.
         run_config: dict[str, Any] = {}
         if quiet_console:

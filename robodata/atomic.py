@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -55,14 +57,33 @@ class AtomicWriteError(RobodataError):
     """An atomic write did not produce what it promised (nothing written, or a file where a folder was due)."""
 
 
-def partial_name(dest: str | os.PathLike[str]) -> Path:
-    """A fresh temporary sibling of ``dest``: ``.<name>.partial-<8 hex digits><suffix>`` in the same folder.
+_NAME_MAX = 255  # bytes in one path component (ext4, xfs, APFS; S3 keys allow more)
 
-    The suffix of ``dest`` is kept at the end (``.rec.hdf5.partial-1a2b3c4d.hdf5``) because tools that write
+
+def _owner_token() -> str:
+    from robodata.owner import Owner
+
+    return Owner.me().token()
+
+
+def _sibling(dest: Path, mark: str, suffix: str = "") -> Path:
+    """``.<name><mark><owner>-<6 hex><suffix>``, the name cut short so the whole stays a valid file name.
+    The owner (host, pid, process start: :mod:`robodata.owner`) lets a later clean-up prove it dead."""
+    tail = f"{mark}{_owner_token()}-{uuid.uuid4().hex[:6]}{suffix}"
+    room = _NAME_MAX - len(f".{tail}".encode())
+    name = dest.name.encode()[:room].decode("utf-8", "ignore")
+    return dest.with_name(f".{name}{tail}")
+
+
+def partial_name(dest: str | os.PathLike[str]) -> Path:
+    """A fresh temporary sibling of ``dest``: ``.<name>.partial-<owner>-<6 hex><suffix>`` in the same folder.
+
+    The suffix of ``dest`` is kept at the end (``.rec.hdf5.partial-...-1a2b3c.hdf5``) because tools that write
     the staged file themselves add theirs otherwise: Isaac Lab's recorder appends ``.hdf5`` to an output
-    path without it, and would write beside the staging path instead of at it."""
+    path without it, and would write beside the staging path instead of at it. A name too long for that
+    (up to 255 bytes) is shortened, never the cause of an error."""
     dest = Path(dest)
-    return dest.with_name(f".{dest.name}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}{dest.suffix}")
+    return _sibling(dest, PARTIAL_MARK, dest.suffix[:16])
 
 
 def is_partial(path: str | os.PathLike[str]) -> bool:
@@ -94,7 +115,7 @@ def publish_path(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> N
         os.replace(tmp, dest)
         return
     # os.replace cannot move a folder over an existing folder (or a file over a folder): move the old one aside.
-    old = dest.with_name(f".{dest.name}{OLD_MARK}{uuid.uuid4().hex[:8]}")
+    old = _sibling(dest, OLD_MARK)
     os.replace(dest, old)
     try:
         os.replace(tmp, dest)
@@ -215,3 +236,54 @@ __all__ = [
     "publish_path",
     "remove_path",
 ]
+
+
+_DEBRIS = re.compile(r"^\.(?P<name>.*?)(?P<mark>\.partial-|\.old-)(?P<owner>[0-9a-f]{4}-[0-9a-f]+-[0-9a-f]+)-[0-9a-f]{6}")
+
+
+@dataclass
+class Debris:
+    """A temporary a writer left behind: where, whose, and whether its owner is provably gone."""
+
+    path: Path
+    owner: str  # host-pid-start, or "" for a name from before owners were recorded
+    gone: bool
+    size: int
+    restores: Path | None = None  # an ``.old-`` folder whose destination is missing: moved back, not deleted
+
+
+def find_debris(root: str | os.PathLike[str]) -> list[Debris]:
+    """Every ``.partial-`` / ``.old-`` temporary under ``root`` (not following links); the contents of one are
+    not searched further."""
+    from robodata.owner import Owner
+
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            if not is_partial(name):
+                continue
+            p = Path(dirpath) / name
+            m = _DEBRIS.match(name)
+            owner = Owner.parse(m["owner"]) if m else None
+            size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.lstat().st_size
+            dest = p.with_name(m["name"]) if m and m["mark"] == OLD_MARK else None
+            out.append(Debris(p, owner.token() if owner else "", bool(owner and owner.gone()), size,
+                              dest if dest is not None and not os.path.lexists(dest) else None))
+        dirnames[:] = [d for d in dirnames if not is_partial(d)]
+    return out
+
+
+def sweep_debris(root: str | os.PathLike[str]) -> list[Debris]:
+    """Remove the temporaries under ``root`` whose owner is provably gone (an ``.old-`` folder whose
+    destination is missing, a writer killed between its two renames, is moved back instead); returns them.
+    Temporaries of live processes, of other hosts, or with no owner in their name are left alone."""
+    done = []
+    for d in find_debris(root):
+        if not d.gone:
+            continue
+        if d.restores is not None:
+            os.replace(d.path, d.restores)
+        else:
+            remove_path(d.path)
+        done.append(d)
+    return done

@@ -36,6 +36,7 @@ PLATFORM_COMMANDS = {
     "demo": "record demos in the simulator and run every tier of the asset graph on them",
     "backfill": "launch a Dagster backfill over recording partitions (all, or those named), run by the daemon",
     "ui": "start the Dagster UI and daemon on 127.0.0.1 with this project",
+    "doctor": "what killed work left behind (dead runs, temporaries); --fix cleans it up",
 }
 
 

@@ -30,6 +30,12 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
     stored_tick = int(cursor.get("tick", 0))
     full_at = float(cursor.get("full_at", 0.0))
     full_from = str(cursor.get("full_from", ""))  # a full scan in progress (it spans ticks at fleet scale)
+    if context.instance_ref is not None or getattr(context, "_instance", None) is not None:
+        from robodata_dagster.runs import sweep_dead_runs
+
+        for run_id in sweep_dead_runs(context.instance):  # a killed CLI's runs would hold the ingest slots
+            context.log.warning(f"run {run_id}: the CLI process executing it is gone; marked failed, its "
+                                "concurrency slots freed")
     cfg = project.config
     registry = Registry(cfg.registry_url)
     now = time.time()

@@ -19,9 +19,11 @@ from robodata.atomic import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    find_debris,
     is_partial,
     partial_name,
     publish_path,
+    sweep_debris,
 )
 
 
@@ -156,6 +158,58 @@ def test_a_killed_writer_leaves_only_a_partial_sibling(tmp_path, kind, existing)
         assert (dest.read_text() if kind == "file" else (dest / "previous.txt").read_text()) == "previous"
     else:  # nothing ever appeared under the final name
         assert not os.path.lexists(dest)
+    # the temporary names its owner, now provably gone: the clean-up removes it, and only it
+    (debris,) = find_debris(tmp_path)
+    assert debris.path == left[0] and debris.gone and debris.owner.count("-") == 2
+    assert sweep_debris(tmp_path)[0].path == left[0]
+    assert [p.name for p in tmp_path.iterdir()] == (["release"] if existing else [])
+
+
+def test_debris_of_live_writers_and_unknown_owners_is_kept(tmp_path):
+    with atomic_path(tmp_path / "out.bin", kind="file") as tmp:  # this process: alive
+        tmp.write_bytes(b"x")
+        (tmp_path / ".old.partial-1a2b3c4d").write_text("no owner in the name (written before owners were)")
+        found = {d.path.name: d for d in find_debris(tmp_path)}
+        assert set(found) == {tmp.name, ".old.partial-1a2b3c4d"}
+        assert not any(d.gone for d in found.values())
+        assert sweep_debris(tmp_path) == []
+    assert (tmp_path / "out.bin").read_bytes() == b"x"
+
+
+def test_a_folder_swap_killed_between_its_renames_is_put_back(tmp_path):
+    """Killed after moving the old folder aside and before moving the new one in: the destination is missing,
+    the previous content is under the .old- name; the clean-up moves it back rather than deleting it."""
+    dest = tmp_path / "shard"
+    dest.mkdir()
+    (dest / "previous.txt").write_text("previous")
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from robodata import atomic
+        real = os.replace
+        def replace(src, dst):
+            real(src, dst)
+            if ".old-" in Path(dst).name:
+                os.kill(os.getpid(), signal.SIGKILL)
+        atomic.os.replace = replace
+        with atomic.atomic_path({str(dest)!r}, kind="dir") as tmp:
+            (tmp / "new.txt").write_text("new")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not dest.exists()
+    (old,) = [d for d in find_debris(tmp_path) if d.restores is not None]
+    assert old.restores == dest and old.gone
+    sweep_debris(tmp_path)
+    assert (dest / "previous.txt").read_text() == "previous" and find_debris(tmp_path) == []
+
+
+def test_a_name_too_long_for_a_temporary_is_shortened(tmp_path):
+    dest = tmp_path / ("n" * 250 + ".hdf5")  # 255 bytes: the longest name a file system takes
+    with atomic_path(dest, kind="file") as tmp:
+        assert len(tmp.name.encode()) <= 255 and tmp.name.endswith(".hdf5") and is_partial(tmp)
+        tmp.write_bytes(b"ok")
+    assert dest.read_bytes() == b"ok"
 
 
 def test_publish_path_swaps_a_staged_folder_in(tmp_path):

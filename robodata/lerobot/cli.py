@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from robodata.atomic import partial_name
 from robodata.errors import RobodataError
 from robodata.lerobot.convert import convert
 from robodata.lerobot.errors import LeRobotError
@@ -69,7 +70,8 @@ def _convert_recording(src: Path, args: argparse.Namespace, hdf5_opts: dict[str,
     tm = load_topic_map(args.topic_map)
     dst = Path(args.dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{dst.name}.ingest-", dir=dst.parent) as tmp:
+    # a hidden temporary with its owner in the name: `robodata doctor` removes it if this process is killed
+    with tempfile.TemporaryDirectory(prefix=partial_name(dst).name + "-", dir=dst.parent) as tmp:
         store = Path(tmp) / f"{src.stem}.hdf5"
         ing = ingest_recording(src, store, tm)
         print(f"ingested {src}: {len(ing.episodes)} episodes, {ing.frames} frames"
