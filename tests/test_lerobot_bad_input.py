@@ -121,6 +121,31 @@ def test_v20_dataset_without_frame_index_converts_with_derived_indices(groot, tm
     assert len(LeRobotDataset(repo_id="local/v20", root=out, video_backend="pyav")) == 40
 
 
+def test_nan_in_the_state_fails_validate_and_is_never_converted(groot, tmp_path):
+    """A dataset from the field with NaN in observation.state (a dropped joint reading) and inf in action:
+    validate says which feature, how many values and the first frame; convert refuses it, writing nothing."""
+    ds = copy(groot, tmp_path / "nan")
+    f = sorted(ds.glob("data/chunk-000/*.parquet"))[1]  # episode 1
+    t = pq.read_table(f)
+    state = np.stack(t.column("observation.state").to_numpy(zero_copy_only=False)).astype(np.float32)
+    state[7, 2] = np.nan
+    state[9, 0] = np.nan
+    action = np.stack(t.column("action").to_numpy(zero_copy_only=False)).astype(np.float32)
+    action[3, 1] = np.inf
+    for name, v in (("observation.state", state), ("action", action)):
+        arr = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
+        t = t.set_column(t.column_names.index(name), name, pa.array(arr.to_pylist(), type=t.schema.field(name).type))
+    pq.write_table(t, f)
+    found = messages(validate_dataset(ds))
+    assert f"{f} (episode 1): observation.state: 2 non-finite values (NaN or inf), first at frame 7" in found
+    assert "action: 1 non-finite values (NaN or inf), first at frame 3" in found
+    assert exit_code(validate_dataset(ds)) != 0
+    with pytest.raises(LeRobotError, match=r"episode 1\): observation.state: 2 non-finite .* not converted"):
+        convert(ds, tmp_path / "v30", to="v3.0")
+    assert not (tmp_path / "v30").exists()
+    assert not messages(validate_dataset(groot))  # the clean original has none
+
+
 def test_missing_store_and_non_dataset_are_named(tmp_path):
     with pytest.raises(LeRobotError, match=r"nope.hdf5: no such file"):
         write_shard(tmp_path / "nope.hdf5", tmp_path / "out")

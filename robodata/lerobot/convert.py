@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
+from robodata.atomic import partial_name
 from robodata.lerobot.aggregate import ReleaseReport, aggregate
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import INFO_PATH, V21, V30, VERSIONS
@@ -41,7 +41,7 @@ def convert(
     if kind is PathKind.ISAACLAB_HDF5:
         if to == V30:
             return write_shard(src, dst, **shard_options)
-        tmp = dst.with_name(f".{dst.name}.shard-{uuid.uuid4().hex[:8]}")
+        tmp = partial_name(dst)  # names its owner: `robodata doctor` removes it if this process is killed
         try:
             write_shard(src, tmp, **shard_options)
             return aggregate([tmp], dst, version=V21)
@@ -49,4 +49,10 @@ def convert(
             shutil.rmtree(tmp, ignore_errors=True)
     if kind is not PathKind.LEROBOT:
         raise LeRobotError(f"{src}: neither a LeRobot dataset (no {INFO_PATH}) nor an HDF5 episode store")
+    from robodata.lerobot.validate import nonfinite_findings
+
+    bad = nonfinite_findings(src)
+    if bad:  # never copied into a dataset people train on
+        raise LeRobotError(f"{bad[0].where}: {bad[0].message}" + (f" (and {len(bad) - 1} more episodes/features)"
+                                                                  if len(bad) > 1 else "") + "; not converted")
     return aggregate([src], dst, version=to)

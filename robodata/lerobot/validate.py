@@ -153,11 +153,47 @@ def _check_episodes_and_rows(meta: DatasetMeta) -> list[Finding]:
                 ann = t.column(TASK_ANNOTATION_COLUMN).to_numpy()
                 if len(ann) and (ann.min() < 0 or ann.max() >= len(meta.tasks)):
                     out.append(Finding(ERROR, where, f"{TASK_ANNOTATION_COLUMN} outside 0..{len(meta.tasks) - 1}"))
+        out += _nonfinite(meta, t, where)
         if meta.version == V30:
             loc = ep.location
             if loc.get("dataset_from_index") != next_index or loc.get("dataset_to_index") != next_index + ep.length:
                 out.append(Finding(ERROR, where, "dataset_from_index/dataset_to_index do not match the frame count"))
         next_index += n
+    return out
+
+
+_FLOATS = ("float16", "float32", "float64")
+
+
+def _nonfinite(meta: DatasetMeta, table: Any, where: str) -> list[Finding]:
+    """One finding per float feature of an episode's table holding NaN or inf (a policy trained on them
+    learns NaN): how many values, and the first frame."""
+    import pyarrow as pa
+
+    out = []
+    n = max(table.num_rows, 1)
+    for k, ft in meta.features.items():
+        if not isinstance(ft, dict) or ft.get("dtype") not in _FLOATS or k not in table.column_names:
+            continue
+        col = table.column(k).combine_chunks()
+        while pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+            col = col.flatten()
+        values = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            first = int(np.argmax(bad)) // max(1, values.size // n)
+            out.append(Finding(ERROR, where, f"{k}: {int(bad.sum())} non-finite values (NaN or inf), first at "
+                                             f"frame {first}"))
+    return out
+
+
+def nonfinite_findings(path: str | os.PathLike[str]) -> list[Finding]:
+    """The NaN / inf findings of a LeRobot dataset alone (what ``convert`` refuses)."""
+    meta = read_meta(Path(path))
+    cache = FileCache()
+    out: list[Finding] = []
+    for ep in meta.episodes:
+        out += _nonfinite(meta, episode_rows_raw(meta, ep, cache), f"{meta.data_file(ep)} (episode {ep.index})")
     return out
 
 
