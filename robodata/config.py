@@ -8,7 +8,6 @@ from the environment (fsspec reads ``AWS_*``/``GOOGLE_*``; ``$ROBODATA_STORAGE_O
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,9 @@ from robodata.yamlfile import read_yaml
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
 HOME_ENV = "ROBODATA_HOME"
 CONFIG_ENV = "ROBODATA_CONFIG"
-_SECRET_WORDS = ("password", "secret", "token", "access_key", "api_key", "credential")
+
+
+REGISTRY_ENV = "ROBODATA_REGISTRY_URL"  # the registry URL when it holds a password (kept out of the file)
 
 
 class ConfigError(RobodataError):
@@ -158,9 +159,11 @@ class ProjectConfig(_Strict):
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ProjectConfig:
-        for url in (self.storage_root, self.landing_root):
-            if url and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-                raise ValueError("credentials in a URL; put them in environment variables")
+        from robodata.secrets import find_secrets
+
+        found = find_secrets(self.model_dump(mode="json"))
+        if found:
+            raise ValueError(f"{', '.join(found)}: secrets must come from environment variables")
         return self
 
     # ---- resolved locations -------------------------------------------------------------------------
@@ -194,7 +197,8 @@ class ProjectConfig(_Strict):
     @property
     def registry_url(self) -> str:
         """The recording registry's database (SQLAlchemy URL)."""
-        return self.landing.registry or f"sqlite:///{self.home_dir / 'registry.sqlite3'}"
+        return (self.landing.registry or os.environ.get(REGISTRY_ENV)  # a PostgreSQL URL with its password
+                or f"sqlite:///{self.home_dir / 'registry.sqlite3'}")
 
     def _resolve(self, ref: str | dict[str, Any] | None) -> TopicMap | None:
         if ref is None:
@@ -237,22 +241,9 @@ class ProjectConfig(_Strict):
         return self._resolve(self.topic_map)
 
     def storage_options(self) -> dict[str, Any]:
-        raw = os.environ.get("ROBODATA_STORAGE_OPTIONS")
-        return json.loads(raw) if raw else {}
+        from robodata.storage import storage_options
 
-
-def _find_secrets(data: Any, path: str = "") -> list[str]:
-    out = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            p = f"{path}.{k}" if path else str(k)
-            if any(w in str(k).lower() for w in _SECRET_WORDS) and v not in (None, ""):
-                out.append(p)
-            out += _find_secrets(v, p)
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += _find_secrets(v, f"{path}.{i}")
-    return out
+        return storage_options()
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> ProjectConfig:
@@ -263,9 +254,15 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
     data = read_yaml(p, ConfigError, "config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the config must be a mapping of keys to values")
-    secrets = _find_secrets(data)
-    if secrets:
-        raise ConfigError(f"{p}: {', '.join(secrets)}: secrets must come from environment variables, not the file")
+    from robodata.secrets import find_secrets
+
+    # the file and the --set overrides alike (they end up in run configs and metadata)
+    for where, doc in ((str(p), data), ("--set", overrides or {})):
+        found = find_secrets(doc)
+        if found:
+            raise ConfigError(f"{where}: {', '.join(found)}: secrets must come from environment variables "
+                              "(AWS_*, MLFLOW_TRACKING_PASSWORD, $ROBODATA_REGISTRY_URL, $ROBODATA_STORAGE_OPTIONS), "
+                              "never the config")
     data = _deep_merge(data, overrides or {})
     try:
         cfg = ProjectConfig.model_validate(data)

@@ -43,6 +43,7 @@ from robodata.atomic import OLD_MARK, PARTIAL_MARK, atomic_path
 from robodata.errors import RobodataError
 from robodata.partitions import fleet_partition, recording_key
 from robodata.registry import DUPLICATE, FAILED, REGISTERED, SUPERSEDED, LandedRow, Recording, Registry
+from robodata.storage import storage_options
 
 RECORDING_SUFFIXES = pathkind.RECORDING_SUFFIXES + pathkind.HDF5_SUFFIXES  # files the sensor takes
 MCAP_MAGIC = b"\x89MCAP0\r\n"
@@ -115,7 +116,7 @@ class LandingZone:
         if "://" not in self.url or self.url.startswith("file://"):
             self.local_root = Path(self.url.removeprefix("file://"))
             self.local_root.mkdir(parents=True, exist_ok=True)
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options())
         self.prefixes = [p.strip("/") for p in (prefixes or [""])]
 
     def _full(self, name: str) -> str:

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
@@ -32,6 +33,25 @@ def _strip_file(url: str) -> str:
     return url[len("file://") :] if url.startswith("file://") else url
 
 
+STORAGE_OPTIONS_ENV = "ROBODATA_STORAGE_OPTIONS"
+
+
+def storage_options() -> dict[str, Any]:
+    """fsspec options for remote stores and landing zones from ``$ROBODATA_STORAGE_OPTIONS`` (JSON, e.g.
+    ``{"client_kwargs": {"endpoint_url": "https://minio:9000"}, "key": "...", "secret": "..."}``): credentials
+    and endpoints stay in the environment, out of the config and out of every run's stored config."""
+    raw = os.environ.get(STORAGE_OPTIONS_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        opts = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise StorageError(f"${STORAGE_OPTIONS_ENV}: not JSON ({err.msg} at character {err.pos})") from None
+    if not isinstance(opts, dict):
+        raise StorageError(f"${STORAGE_OPTIONS_ENV}: must be a JSON object of fsspec options")
+    return opts
+
+
 class DataStore:
     """A root (folder or fsspec URL) under which tiers write their outputs.
 
@@ -48,7 +68,7 @@ class DataStore:
             Path(self.root).mkdir(parents=True, exist_ok=True)
             self.fs = fsspec.filesystem("file")
         else:
-            self.fs, _ = fsspec.core.url_to_fs(self.root)
+            self.fs, _ = fsspec.core.url_to_fs(self.root, **storage_options())
 
     def __repr__(self) -> str:
         return f"DataStore({self.root!r})"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robodata.config import ConfigError, load_config, parse_overrides
+from robodata.config import ConfigError, ProjectConfig, load_config, parse_overrides
 from robodata.topicmap import TopicMapError, load_topic_map
 
 
@@ -49,8 +49,51 @@ def test_secrets_refused(tmp_path):
     with pytest.raises(ConfigError, match="tiers.policy.wandb_api_key: secrets must come from environment"):
         load_config(f)
     f.write_text("storage_root: s3://user:pw@bucket/x\n")
-    with pytest.raises(ConfigError, match="credentials in a URL"):
+    with pytest.raises(ConfigError, match=r"storage_root \(a password in a URL\)"):
         load_config(f)
+
+
+@pytest.mark.parametrize("yaml_text, where", [
+    ("storage_root: s3://bucket/x?token=abc\n", r"storage_root \(a secret URL parameter\)"),
+    ("ray: {address: 'ray://admin:hunter2@head:10001'}\n", r"ray.address \(a password in a URL\)"),
+    ("landing: {registry: 'postgresql://robodata:pw@db/robodata'}\n", r"landing.registry \(a password in a URL\)"),
+    ("tiers: {policy: {tracking: {tracking_uri: 'http://u:p@mlflow:5000'}}}\n", r"tracking_uri \(a password"),
+    ("tiers: {policy: {trainer_args: ['--wandb.api_key=abc']}}\n", r"trainer_args.0 \(a secret command-line"),
+    ("tiers: {synthetic_demos: {isaaclab: {extra_args: ['--token', 'abc']}}}\n",
+     r"extra_args.0 \(a secret command-line argument: --token followed by its value\)"),
+])
+def test_secrets_anywhere_in_the_file_are_refused(tmp_path, yaml_text, where):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=rf"c.yaml: .*{where}.*never the config"):
+        load_config(f)
+
+
+def test_secrets_in_overrides_are_refused_after_merging():
+    """--set values end up in run configs: a secret there is refused like one in the file, naming --set."""
+    with pytest.raises(ConfigError, match=r"--set: tiers.policy.trainer_env.HF_TOKEN: secrets must come"):
+        load_config(None, parse_overrides(["tiers.policy.trainer_env.HF_TOKEN=hf_abc"]))
+    with pytest.raises(ConfigError, match=r"--set: storage_root \(a password in a URL\)"):
+        load_config(None, parse_overrides(["storage_root=s3://k:s@bucket/x"]))
+    with pytest.raises(ValueError, match="secrets must come from environment"):  # bypassing load_config
+        ProjectConfig.model_validate({"landing_root": "https://u:p@host/landing"})
+
+
+def test_credentials_from_the_environment(monkeypatch, tmp_path):
+    from robodata.secrets import redact
+    from robodata.storage import DataStore, StorageError
+
+    monkeypatch.setenv("ROBODATA_REGISTRY_URL", "postgresql://robodata:pw@db/robodata")
+    assert load_config().registry_url == "postgresql://robodata:pw@db/robodata"  # used, never in the file
+    monkeypatch.setenv("ROBODATA_STORAGE_OPTIONS", '{"anon": true, "client_kwargs": {"endpoint_url": '
+                                                   '"http://127.0.0.1:9"}}')
+    store = DataStore("s3://some-bucket/robodata")  # no request is made here
+    assert store.fs.anon is True and store.fs.client_kwargs["endpoint_url"] == "http://127.0.0.1:9"
+    monkeypatch.setenv("ROBODATA_STORAGE_OPTIONS", "{not json")
+    with pytest.raises(StorageError, match=r"\$ROBODATA_STORAGE_OPTIONS: not JSON"):
+        DataStore("s3://some-bucket/robodata")
+    assert redact("postgresql://robodata:pw@db/x?sslmode=require&access_token=abc") == (
+        "postgresql://robodata:***@db/x?sslmode=require&access_token=***")
 
 
 def test_overrides():

@@ -19,6 +19,7 @@ from typing import Any
 
 from robodata import store_layout as layout
 from robodata.errors import RobodataError
+from robodata.secrets import redact
 from robodata.stages.base import Finding, OutputValidator, Stage, StageOutcome
 from robodata.stages.engines import Launcher, require_engine
 from robodata.storage import DataStore
@@ -202,7 +203,7 @@ def train_policy(store: DataStore, config: PolicyConfig, launch: Launcher, *, ho
         "promotion": reason,
         "candidate": outcome.url or outcome.quarantined,
         "mlflow_run_id": rid,
-        "mlflow_tracking_uri": tracker.uri,
+        "mlflow_tracking_uri": redact(tracker.uri),
         "model_version": version or "not registered",
         "trainer_command": plan.command.shell(),
         "loss_curve": _loss_curve(res, plan.name),
