@@ -212,6 +212,13 @@ def register_and_ingest(path: str | Path, config: str | None = None, *, under: s
     src = Path(path)
     if not src.exists():
         raise LandingError(f"{src}: no such file or folder")
+    from robodata.pathkind import detect, find_rosbag2_folder
+
+    bag = find_rosbag2_folder(src) is not None
+    if not (landing.takes(src.name, src.is_dir()) or bag or detect(src) is not None):
+        raise LandingError(f"{src}: not something robodata can ingest (a .mcap file, a ROS 1 .bag, a ROS 2 bag "
+                           "folder, an Isaac Lab .hdf5 episode store, or what a configured datasource takes); "
+                           "nothing was landed")
     landed = landing.land(src, under=under)  # `under`: e.g. robot-17/2026-12-01, as the fleet lands them
     rel = str(landed) if landing.local_root is None else landed.relative_to(landing.local_root).as_posix()
     f = landing.info(rel)

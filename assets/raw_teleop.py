@@ -83,7 +83,8 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
         for t, r in zip(plan.todo, tasks, strict=True):
             k = t.rec.key
             if not r.ok:
-                results.append(Result(k, FAILED, error=f"{t.rec.url}: {r.error}"))
+                err = " ".join(str(r.error).split())
+                results.append(Result(k, FAILED, error=err if t.rec.name in err else f"{t.rec.url}: {err}"))
                 continue
             checks, rep = r.value
             if rep.get("duplicate_of"):

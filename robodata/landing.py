@@ -123,7 +123,8 @@ class LandingZone:
         return f"{self.root}/{name}" if name else self.root
 
     # ---- what is a recording ------------------------------------------------------------------------------
-    def _takes(self, base: str, is_dir: bool) -> bool:
+    def takes(self, base: str, is_dir: bool) -> bool:
+        """Whether a file (or, ``is_dir``, a folder) named ``base`` is a recording this zone takes."""
         if is_dir:
             return self.accept is not None and self.accept(base, True)
         return base.lower().endswith(RECORDING_SUFFIXES) or (self.accept is not None and self.accept(base, False))
@@ -134,7 +135,7 @@ class LandingZone:
         return PARTIAL_MARK in base or OLD_MARK in base or base.endswith(_SKIP_SUFFIXES) or base.startswith("..")
 
     def _hidden_reason(self, rel: str, base: str, is_dir: bool) -> str:
-        if base.startswith(".") and (self._takes(base[1:], is_dir) or self._takes(base, is_dir)):
+        if base.startswith(".") and (self.takes(base[1:], is_dir) or self.takes(base, is_dir)):
             return f"{rel}: hidden name (starts with '.'): not taken; rename it without the dot to ingest it"
         return ""
 
@@ -182,7 +183,7 @@ class LandingZone:
                 if self._ignored(name):
                     continue
                 if e.is_symlink():
-                    if self._takes(name, False) or self._takes(name, True) or name.endswith(pathkind.ROS2_STORAGE_SUFFIXES):
+                    if self.takes(name, False) or self.takes(name, True) or name.endswith(pathkind.ROS2_STORAGE_SUFFIXES):
                         objs.append(self._refused(child, "a symbolic link: links are not followed"))
                     continue
                 if e.is_dir(follow_symlinks=False):
@@ -195,14 +196,14 @@ class LandingZone:
                         subdirs.append(child)
                         continue
                     bag = os.path.join(e.path, pathkind.ROS2_METADATA)
-                    if os.path.isfile(bag) and not os.path.islink(bag) or self._takes(name, True):
+                    if os.path.isfile(bag) and not os.path.islink(bag) or self.takes(name, True):
                         objs.append(self._local_folder(child))
                     else:
                         subdirs.append(child)
                     continue
                 if name == pathkind.ROS2_METADATA and rel:
                     return [], [], [_BAG]
-                if not (self._takes(name, False) or name.startswith(".")):
+                if not (self.takes(name, False) or name.startswith(".")):
                     continue
                 if in_bag is not None and in_bag.fullmatch(name):
                     notes.append(f"{rel}: a ROS 2 bag still being recorded (no {pathkind.ROS2_METADATA} yet)")
@@ -254,7 +255,7 @@ class LandingZone:
             if info.get("type") == "directory":
                 if name.startswith("."):
                     continue
-                if self._takes(name, True):
+                if self.takes(name, True):
                     objs.append(self._remote_folder(child, path))
                 else:  # a ROS 2 bag among them says so when it is listed itself (no probe per folder here)
                     subdirs.append(child)
@@ -269,7 +270,7 @@ class LandingZone:
             if in_bag is not None and in_bag.fullmatch(name):
                 notes.append(f"{rel}: a ROS 2 bag still being recorded (no {pathkind.ROS2_METADATA} yet)")
                 continue
-            if self._takes(name, False):
+            if self.takes(name, False):
                 objs.append(LandedFile(child, f"{self.url}/{child}", int(info.get("size") or 0), _mtime(info),
                                        etag=_etag(info)))
         return objs, subdirs, notes[:1]

@@ -136,8 +136,12 @@ class DataStore:
         else:
             tmp_key = self.url(str(partial_name(rel)))
             self.fs.put(str(staged), tmp_key, recursive=staged.is_dir())
-            if self.fs.exists(self.url(rel)):
+            if staged.is_dir() and self.fs.exists(self.url(rel)):
+                # an object store has no folder rename: readers of a replaced folder may see it missing in
+                # between, so the tiers readers depend on publish folders under new, versioned names
+                # (shards: <key>@<digest>; releases: their content id) and never replace them
                 self.fs.rm(self.url(rel), recursive=True)
+            # one object: the copy onto an existing key replaces it at once (readers see old or new)
             self.fs.mv(tmp_key, self.url(rel), recursive=staged.is_dir())
         return self.url(rel)
 

@@ -125,8 +125,13 @@ class TopicMap(_Strict):
             for key, feat in getattr(self.datagen, kind).items():
                 if feat not in names:
                     raise ValueError(f"datagen.{kind}.{key} names unknown feature {feat!r}")
-        if not any(f.role in ("state", "action", "pose", "image") for f in self.features):
-            raise ValueError("no state, action, pose or image feature")
+        # the episode store's obs/state and actions are the concatenation of these roles: none is a zero-width
+        # dataset no reader (or h5py) takes
+        have = ", ".join(f"{f.name} ({f.role})" for f in self.features)
+        for role, example in (("state", "joint positions"), ("action", "the commanded joints or end-effector")):
+            if not any(f.role == role for f in self.features):
+                raise ValueError(f"no feature with role {role!r} (the episodes need one, e.g. {example}); "
+                                 f"features: {have}")
         return self
 
     def sync_for(self, feature: FeatureMap) -> SyncPolicy:

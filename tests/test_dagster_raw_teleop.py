@@ -304,6 +304,19 @@ def test_failed_check_quarantines_one_recording_of_a_partition(project, tmp_path
         keys["robot-mixed/slow2.hdf5"]]
 
 
+def test_cli_ingest_refuses_what_it_cannot_ingest_before_landing_it(project, tmp_path):
+    from robodata.landing import LandingError
+    from robodata_dagster.runs import register_and_ingest
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a recording")
+    with pytest.raises(LandingError, match=r"notes.txt: not something robodata can ingest .* nothing was landed"):
+        register_and_ingest(notes)
+    with pytest.raises(LandingError, match=r"gone.mcap: no such file or folder"):
+        register_and_ingest(tmp_path / "gone.mcap")
+    assert not list(Path(project["cfg"].landing_url).rglob("notes.txt"))
+
+
 def test_backfill_from_cli(project, capsys):
     """A real Dagster backfill, executed by the dagster-daemon the CLI starts (tests/test_backfill.py has more);
     a recording's key names its partition."""

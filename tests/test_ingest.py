@@ -91,7 +91,9 @@ def test_real_turtlesim_bags(realdata, tmp_path, bag):
 def test_unsorted_chunks_bag(realdata, tmp_path):
     """The 3-message unsorted-chunk bag reads in time order; its single pose is too short for an episode."""
     tm = load_topic_map({**load_topic_map(TURTLE_MAP).model_dump(), "features": [
-        {"name": "pose", "topic": "/turtle1/pose", "fields": ["x", "y", "theta"], "role": "state"}]})
+        {"name": "pose", "topic": "/turtle1/pose", "fields": ["x", "y", "theta"], "role": "state"},
+        {"name": "vel", "topic": "/turtle1/pose", "fields": ["linear_velocity", "angular_velocity"],
+         "role": "action"}]})
     from robodata.readers import open_recording
 
     with open_recording(realdata / "rosbag_js" / "example-unsorted-chunks.bag") as r:
@@ -102,6 +104,16 @@ def test_unsorted_chunks_bag(realdata, tmp_path):
 
 
 # ---- bad input: one clear error naming the file and the problem, and no output left behind -------------
+
+
+def test_a_topic_map_without_state_or_action_is_one_sentence():
+    from robodata.topicmap import TopicMapError
+
+    base = load_topic_map(TURTLE_MAP).model_dump()
+    for role in ("state", "action"):
+        kept = [f for f in base["features"] if f["role"] != role]
+        with pytest.raises(TopicMapError, match=rf"no feature with role '{role}' \(the episodes need one"):
+            load_topic_map({**base, "features": kept})
 
 
 def _fails(src, tm, tmp_path, *patterns):
