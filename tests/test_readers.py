@@ -604,3 +604,48 @@ def test_mcap_ros2_fallback_decoder_reads_the_stored_schema(tmp_path):
         a, b = fast(raw), slow(raw)
     assert list(a.name) == list(b.name) == ["j1", "j2"]
     assert list(a.position) == list(b.position)
+
+
+def _ros1_records(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(position, op, header length, data length) of every record of a ROS 1 bag, read from the bytes."""
+    out, p = [], 13
+    while p < len(data):
+        (hlen,) = struct.unpack_from("<I", data, p)
+        header = data[p + 4:p + 4 + hlen]
+        i, op = 0, None
+        while i < hlen:
+            (n,) = struct.unpack_from("<I", header, i)
+            k, _, v = header[i + 4:i + 4 + n].partition(b"=")
+            op = v[0] if k == b"op" else op
+            i += 4 + n
+        (dlen,) = struct.unpack_from("<I", data, p + 4 + hlen)
+        out.append((p, op, hlen, dlen))
+        p += 8 + hlen + dlen
+    return out
+
+
+@pytest.mark.parametrize("damage, expect", [
+    ("chunk_data_len", r"chunk at byte 4117 declares 2.0 GB of data; the file has 868,400 bytes"),
+    ("index_header_len", r"a record at byte \d+ declares a 1.5 GB header; the file has 868,400 bytes"),
+    ("index_pos", r"the bag header says its index starts at byte 878,400, past the end of the file"),
+])
+def test_damaged_ros1_bag_layout_is_said_in_the_files_terms(tmp_path, damage, expect):
+    """A real bag (rosbag.js's example.bag) with one length field damaged, as a bad disk or a hostile upload
+    would: one sentence naming the record, its byte offset and the file's size; no unpack or assert error."""
+    data = bytearray((REALDATA / "rosbag_js" / "example.bag").read_bytes())
+    recs = _ros1_records(bytes(data))
+    if damage == "chunk_data_len":
+        p, _, hlen, _ = next(r for r in recs if r[1] == 5)
+        struct.pack_into("<I", data, p + 4 + hlen, 2_000_000_000)
+    elif damage == "index_header_len":
+        p = next(r for r in recs if r[1] == 4)[0]
+        struct.pack_into("<I", data, p, 1_500_000_000)
+    else:
+        at = bytes(data).index(b"index_pos=", 13) + len(b"index_pos=")
+        struct.pack_into("<Q", data, at, len(data) + 10_000)
+    bag = tmp_path / "damaged.bag"
+    bag.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=rf"damaged.bag: {expect}") as err:
+        with open_recording(bag) as r:
+            list(r.messages())
+    assert "unpack" not in str(err.value) and "AssertionError" not in str(err.value)

@@ -130,6 +130,10 @@ class RosbagsRecordingReader(RecordingReader):
             return "unknown"
 
     def _open_problem(self, err: BaseException) -> str:
+        if self.path.is_file() and self.path.suffix == ".bag":
+            found = ros1_layout_problem(self.path)
+            if found:  # what is wrong, in the file's own terms, instead of the library's unpack error
+                return found
         text = " ".join(str(a) for a in err.args) if err.args else type(err).__name__
         text = " ".join(text.split())  # one line, whatever the library wrote
         if "index looks damaged" in text:
@@ -342,3 +346,54 @@ class RosbagsRecordingReader(RecordingReader):
                     out[topic].add_many(np.sort(np.concatenate(arrs), kind="stable"))
                 return out
         return super().interarrival(topics)
+
+
+_OPS = {2: "message", 3: "bag header", 4: "index", 5: "chunk", 6: "chunk info", 7: "connection"}
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n:,} bytes"
+
+
+def ros1_layout_problem(path: Path) -> str | None:
+    """Why a ROS 1 bag's record layout cannot be read, said in the file's terms ("chunk at byte N declares
+    2.0 GB of data; the file has M bytes"), or None when its records fit. Reads only record headers (a seek
+    past each record's data), so it costs a few reads per chunk."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(13) != b"#ROSBAG V2.0\n":
+            return None
+        pos = 13
+        index_pos = None
+        while pos < size:
+            head = f.read(4)
+            if len(head) < 4:
+                return f"truncated ROS 1 bag: a record at byte {pos} is cut off (the file has {size:,} bytes)"
+            (hlen,) = struct.unpack("<I", head)
+            if pos + 4 + hlen + 4 > size:
+                return (f"a record at byte {pos} declares a {_gb(hlen)} header; the file has {size:,} bytes "
+                        f"({size - pos - 4:,} after it): damaged")
+            header = f.read(hlen)
+            fields, i = {}, 0
+            while i + 4 <= len(header):
+                (n,) = struct.unpack_from("<I", header, i)
+                k, _, v = header[i + 4:i + 4 + n].partition(b"=")
+                fields[k] = v
+                i += 4 + n
+            op = fields.get(b"op", b"\x00")[0]
+            what = _OPS.get(op, f"record (op {op})")
+            (dlen,) = struct.unpack("<I", f.read(4))
+            end = pos + 4 + hlen + 4 + dlen
+            if end > size:
+                return (f"{what} at byte {pos} declares {_gb(dlen)} of data; the file has {size:,} bytes "
+                        f"({size - (pos + 8 + hlen):,} after its header): truncated or damaged")
+            if op == 3 and b"index_pos" in fields and len(fields[b"index_pos"]) == 8:
+                (index_pos,) = struct.unpack("<Q", fields[b"index_pos"])
+                if index_pos > size:
+                    return (f"the bag header says its index starts at byte {index_pos:,}, past the end of the "
+                            f"file ({size:,} bytes): truncated or damaged; `rosbag reindex` rebuilds the index")
+            f.seek(end)
+            pos = end
+    return None
