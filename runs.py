@@ -77,7 +77,11 @@ def prepare_home(cfg: ProjectConfig) -> Path:
 
 def instance_and_defs(cfg: ProjectConfig):
     """The project's Dagster instance and the code location built for ``cfg`` (its ``--set`` overrides too:
-    engines and launchers are resources chosen from it)."""
+    engines and launchers are resources chosen from it). What this process starts from here on (Ray, a
+    daemon) is cleaned up when it ends, even by ``kill -9`` (:func:`robodata.owner.start_reaper`)."""
+    from robodata.owner import start_reaper
+
+    start_reaper()
     prepare_home(cfg)
     import dagster as dg
 

@@ -40,6 +40,11 @@ PLATFORM_COMMANDS = {
 }
 
 
+# The commands that start processes of their own (Ray workers, a dagster-daemon, encoders, simulators).
+_STARTS_PROCESSES = {"demo", "ingest", "backfill", "run", "record", "ui", "augment", "convert", "generate",
+                     "export-video"}
+
+
 def load_platform() -> Any | None:
     """The platform registered under the ``robodata.platform`` entry point, or None in the bare library.
 
@@ -249,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
+    if args.command in _STARTS_PROCESSES:
+        from robodata.owner import start_reaper
+
+        start_reaper()  # Ray, encoders, a daemon: none outlives this process, however it ends
     try:
         with extra_hint(f"robodata {args.command}"):  # a missing optional layer: one line naming the extra
             return int(args.func(args) or 0)

@@ -63,3 +63,25 @@ class Owner:
             return False
         start = _start_of(self.pid)
         return start is None or abs(start - self.start) > 1
+
+
+_REAPER: dict[int, object] = {}
+
+
+def start_reaper() -> None:
+    """Make sure what this process starts (Ray's processes, a dagster-daemon, encoders) does not outlive it.
+
+    A watchdog process (``python -m robodata.reaper``, in its own session so that a Ctrl-C to the terminal
+    does not take it first) notes this process's descendants every second; once this process is gone,
+    however it ended (``kill -9`` included), it kills those still running. Once per process; a no-op with
+    ``ROBODATA_NO_REAPER=1``."""
+    import subprocess
+    import sys
+
+    pid = os.getpid()
+    if pid in _REAPER or os.environ.get("ROBODATA_NO_REAPER") == "1":
+        return
+    me = Owner.me()
+    _REAPER[pid] = subprocess.Popen(
+        [sys.executable, "-m", "robodata.reaper", str(pid), str(me.start)], start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)

@@ -140,3 +140,27 @@ def test_doctor_lists_and_removes_what_dead_writers_left(tmp_path, capsys):
             assert [d.path for d in find_debris(tmp_path)] == [live]
         assert find_debris(tmp_path) == [] and not dest.exists()
 
+
+def test_a_killed_cli_leaves_no_process_behind(tmp_path):
+    """kill -9 of the process alone (not its group): what it started (here a stand-in for Ray's workers and
+    a daemon) is killed by its reaper once it is gone."""
+    import psutil
+
+    state = tmp_path / "reaper-state"
+    script = ("import subprocess, sys, time\n"
+              "from robodata.owner import start_reaper\n"
+              "start_reaper()\n"
+              "kids = [subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(900)']) for _ in range(2)]\n"
+              "print(' '.join(str(k.pid) for k in kids), flush=True)\n"
+              "time.sleep(900)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "ROBODATA_REAPER_STATE": str(state)})
+    kids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(kids) == 2
+    _wait("the reaper to note both children",
+          lambda: state.exists() and set(kids) <= {int(p) for p in state.read_text().split()}, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    _wait("the children to be gone", lambda: not any(psutil.pid_exists(k) and psutil.Process(k).status()
+                                                      != psutil.STATUS_ZOMBIE for k in kids))
+
