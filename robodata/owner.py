@@ -72,8 +72,8 @@ def start_reaper() -> None:
     """Make sure what this process starts (Ray's processes, a dagster-daemon, encoders) does not outlive it.
 
     A watchdog process (``python -m robodata.reaper``, in its own session so that a Ctrl-C to the terminal
-    does not take it first) notes this process's descendants every second; once this process is gone,
-    however it ended (``kill -9`` included), it kills those still running. Once per process; a no-op with
+    does not take it first) notes this process's descendants every quarter second; once this process is
+    gone, however it ended (``kill -9`` included), it kills those still running and what they started. Once per process; a no-op with
     ``ROBODATA_NO_REAPER=1``."""
     import subprocess
     import sys

@@ -1,6 +1,6 @@
 """The watchdog :func:`robodata.owner.start_reaper` starts: ``python -m robodata.reaper PID START``.
 
-Every second it notes the descendants of process PID (started at START, so a reused pid is not mistaken for
+Every quarter second it notes the descendants of process PID (started at START, so a reused pid is not mistaken for
 it); when PID is gone it kills the descendants it noted that still run (the same pid and start time), so a
 killed CLI leaves no Ray workers, raylet or daemon behind. It never signals a process group: the CLI's group
 may be the user's shell job.
@@ -12,7 +12,7 @@ import sys
 import time
 
 
-def watch(pid: int, start: int, interval_s: float = 1.0) -> int:
+def watch(pid: int, start: int, interval_s: float = 0.25) -> int:
     import os
 
     import psutil
@@ -37,13 +37,20 @@ def watch(pid: int, start: int, interval_s: float = 1.0) -> int:
         except psutil.Error:
             pass
         time.sleep(interval_s)
-    killed = 0
+    # those noted that still run, and what they started since the last look (a raylet's newest workers)
+    doomed = []
     for cpid, created in noted.items():
         try:
             c = psutil.Process(cpid)
             if c.create_time() == created:
-                c.kill()
-                killed += 1
+                doomed += [c, *c.children(recursive=True)]
+        except psutil.Error:
+            pass
+    killed = 0
+    for c in doomed:
+        try:
+            c.kill()
+            killed += 1
         except psutil.Error:
             pass
     return killed
