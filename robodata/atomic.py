@@ -15,11 +15,13 @@ The rules:
   listings and sensors to skip (anything containing ``.partial-`` is work in progress).
 * A **file** replaces ``dest`` with one ``os.replace``: readers see the old file or the new one, nothing
   between, even if the process dies at any point.
-* A **folder** cannot be renamed over a non-empty folder, so when ``dest`` already exists the swap is two
-  renames: the old ``dest`` moves aside to ``.<name>.old-<hex>``, the new folder moves to ``dest``, then the
-  old one is deleted. Between the two renames ``dest`` is briefly absent (never half-written); a process
-  killed exactly there leaves the previous content intact under the ``.old-`` name. When ``dest`` does not
-  exist yet, a folder is published with a single rename.
+* A **folder** cannot be renamed over a non-empty folder, so when ``dest`` already exists the two are
+  swapped in one step (Linux ``renameat2(RENAME_EXCHANGE)``) and the old content, now at the temporary
+  name, is deleted: readers see the old folder or the new one, never nothing. Where the system cannot swap,
+  it is two renames: the old ``dest`` moves aside to ``.<name>.old-<owner>-<hex>``, the new folder moves to
+  ``dest``, then the old one is deleted; between the two ``dest`` is briefly absent (never half-written), and
+  a process killed exactly there leaves the previous content under the ``.old-`` name, which ``robodata
+  doctor --fix`` moves back. When ``dest`` does not exist yet, a folder is published with a single rename.
 * On an exception inside the block, the temporary path is removed and ``dest`` is left as it was.
 * A killed writer (SIGKILL, an out-of-memory kill, a crash) leaves only its ``.partial-`` sibling behind,
   which a later run may delete; it never leaves anything under the final name.
@@ -100,6 +102,28 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` in one step with Linux's ``renameat2(RENAME_EXCHANGE)`` (glibc 2.28+; ext4, xfs,
+    btrfs, tmpfs); False where the system or file system cannot, and the caller falls back to two renames.
+    Written here because Python's os module has no renameat2."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
 def publish_path(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
     """Move the finished ``tmp`` over ``dest`` (same filesystem): one ``os.replace`` for a file, two renames when
     a folder replaces an existing ``dest`` (see the module docstring).
@@ -113,6 +137,9 @@ def publish_path(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> N
         return
     if not os.path.lexists(dest):
         os.replace(tmp, dest)
+        return
+    if _exchange(tmp, dest):  # one atomic swap (Linux): readers see the old folder or the new, never nothing
+        remove_path(tmp)  # now the old content
         return
     # os.replace cannot move a folder over an existing folder (or a file over a folder): move the old one aside.
     old = _sibling(dest, OLD_MARK)

@@ -177,7 +177,8 @@ def test_debris_of_live_writers_and_unknown_owners_is_kept(tmp_path):
 
 
 def test_a_folder_swap_killed_between_its_renames_is_put_back(tmp_path):
-    """Killed after moving the old folder aside and before moving the new one in: the destination is missing,
+    """(Where folders cannot be swapped in one step.) Killed after moving the old folder aside and before moving
+    the new one in: the destination is missing,
     the previous content is under the .old- name; the clean-up moves it back rather than deleting it."""
     dest = tmp_path / "shard"
     dest.mkdir()
@@ -192,6 +193,7 @@ def test_a_folder_swap_killed_between_its_renames_is_put_back(tmp_path):
             if ".old-" in Path(dst).name:
                 os.kill(os.getpid(), signal.SIGKILL)
         atomic.os.replace = replace
+        atomic._exchange = lambda a, b: False  # a system without renameat2: the two-rename fallback
         with atomic.atomic_path({str(dest)!r}, kind="dir") as tmp:
             (tmp / "new.txt").write_text("new")
     """)
@@ -222,3 +224,25 @@ def test_publish_path_swaps_a_staged_folder_in(tmp_path):
     publish_path(staged, dest)
     assert names(dest) == ["new.txt"]
     assert names(tmp_path) == ["release"]
+
+
+def test_a_folder_replaces_another_in_one_swap(tmp_path, monkeypatch):
+    """On Linux the old and new folders are exchanged in one renameat2 call: no moment without the folder,
+    no .old- sibling ever made (the two-rename fallback, tested above, is what other systems get)."""
+    from robodata import atomic
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux-only")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    assert atomic._exchange(tmp_path / "x", tmp_path / "y")  # the system can swap here
+    dest = tmp_path / "shard"
+    dest.mkdir()
+    (dest / "old.txt").write_text("old")
+    moves = []
+    real = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (moves.append((a, b)), real(a, b)))
+    with atomic_path(dest, kind="dir") as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert names(dest) == ["new.txt"] and moves == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard", "x", "y"]
