@@ -123,10 +123,11 @@ def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True, evaluatio
 
 
 def sweep_dead_runs(instance: Any, *, fix: bool = True) -> list[str]:
-    """Fail the runs a killed CLI process left STARTED, and free their pool slots (else every later ingest
+    """Fail the runs a killed process left STARTED, and free their pool slots (else every later ingest
     waits on "Step blocked by limit for pool ingest" for ever). A CLI run executes in the CLI's own process,
-    which the daemon's run monitoring cannot see; its ``robodata/owner`` tag says which process that was,
-    and a run whose owner is provably gone (robodata.owner) is ended here. Returns the run ids ended (with
+    a daemon's in a run worker of the code server; neither is seen by Dagster's run monitoring with the
+    default run launcher. Their ``robodata/owner`` tag says which process that is (set by the CLI, or by the
+    project resource in the run worker), and a run whose owner is provably gone (robodata.owner) is ended. Returns the run ids ended (with
     ``fix`` False: those that would be, nothing changed)."""
     import dagster as dg
 
@@ -134,7 +135,7 @@ def sweep_dead_runs(instance: Any, *, fix: bool = True) -> list[str]:
 
     ended = []
     live = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=live, tags={"robodata/launched_by": "cli"})):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=live)):
         owner = Owner.parse(run.tags.get(OWNER_TAG, ""))
         if owner is None or not owner.gone():
             continue
@@ -145,6 +146,13 @@ def sweep_dead_runs(instance: Any, *, fix: bool = True) -> list[str]:
                                         "robodata marked the run failed and freed its concurrency slots")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         ended.append(run.run_id)
+    if fix:  # slots still held by runs that ended (a run worker that died: the code server failed its run)
+        storage = instance.event_log_storage
+        for pool in storage.get_concurrency_keys():
+            for run_id in storage.get_concurrency_info(pool).active_run_ids:
+                run = instance.get_run_by_id(run_id)
+                if run is None or run.is_finished:
+                    storage.free_concurrency_slots_for_run(run_id)
     return ended
 
 

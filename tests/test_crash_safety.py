@@ -164,3 +164,54 @@ def test_a_killed_cli_leaves_no_process_behind(tmp_path):
     _wait("the children to be gone", lambda: not any(psutil.pid_exists(k) and psutil.Process(k).status()
                                                       != psutil.STATUS_ZOMBIE for k in kids))
 
+
+
+def test_a_daemon_runs_worker_killed_is_ended_and_retried(tmp_path):
+    """A real dagster-daemon launches the sensor's ingest run; its run worker is killed (as the kernel's OOM
+    killer would). The run is ended and its slot freed (by the code server that lost its child, or by the next
+    sensor tick's sweep of runs whose owner is gone), and run retries (on infrastructure failures only) run
+    it again to success."""
+    import dagster as dg
+    import psutil
+
+    from robodata.owner import Owner
+    from robodata_dagster.backfills import DaemonProcess
+    from robodata_dagster.runs import OWNER_TAG
+
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(SMALL_TOPIC_MAP))
+    cfg_file = tmp_path / "robodata.yaml"
+    cfg_file.write_text(yaml.safe_dump({
+        "home": str(tmp_path / "proj"), "ray": {"num_cpus": 1}, "landing": {"settle_seconds": 1},
+        "sources": [{"pattern": "*.mcap", "topic_map": str(tmp_path / "map.yaml")}],
+        # only the landing sensor's runs: no tier after raw_teleop, nothing else competing for the cores
+        "tiers": {"synthetic_demos": {"enabled": False}, "augmented_videos": {"enabled": False}},
+    }))
+    with project_home(cfg_file) as (cfg, instance, defs), DaemonProcess(instance, tmp_path / "daemon.log") as daemon:
+        dst = Path(cfg.landing_url) / "robot-9" / "take.mcap"
+        dst.parent.mkdir(parents=True)
+        make_mcap(dst, 300)
+
+        def owned_run():
+            runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            return next((r for r in runs if OWNER_TAG in r.tags and "dagster/parent_run_id" not in r.tags), None)
+
+        def alive():
+            assert daemon.alive(), daemon.log_tail(40)
+            return True
+
+        run = _wait("the sensor's ingest run to start in a run worker", lambda: alive() and owned_run())
+        owner = Owner.parse(run.tags[OWNER_TAG])
+        worker = psutil.Process(owner.pid)
+        for p in [*worker.children(recursive=True), worker]:
+            p.kill()
+        dead = _wait("the dead run to be ended", lambda: alive() and (
+            r := instance.get_run_by_id(run.run_id)).status == dg.DagsterRunStatus.FAILURE and r, limit_s=900)
+        # ended by whichever saw it first: the code server (its child died) or robodata's sweep (the owner tag)
+        failure = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[-1].dagster_event.message
+        assert "is gone (killed?)" in failure or "marked as failed from outside the execution context" in failure
+        _wait("its slot to be freed (the next sensor tick)", lambda: alive() and run.run_id not in
+              instance.event_log_storage.get_concurrency_info("ingest").active_run_ids, limit_s=900)
+        retry = _wait("its retry to succeed", lambda: alive() and next(
+            (r for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
+             if r.status == dg.DagsterRunStatus.SUCCESS), None), limit_s=900)
+        assert retry.tags.get("dagster/partition") == run.tags.get("dagster/partition")
