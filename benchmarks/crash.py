@@ -1,7 +1,7 @@
 """Crash campaign: kill running work at random points, then check what it left.
 
     python benchmarks/crash.py                 # N=20 kills of each kind (ingest, shard, release), ~30-40 min
-    python benchmarks/crash.py --trials 5      # quicker
+    python benchmarks/crash.py --trials 5      # quicker (--quick: 3)
     python benchmarks/crash.py --kinds ingest  # one kind
 
 One project home (SQLite instance and registry, local store), three recordings of three robots landed and
@@ -241,8 +241,11 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--kinds", default="ingest,shard,release")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="3 kills of each kind (run_all.py)")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "crash.json")
     args = ap.parse_args()
+    if args.quick:
+        args.trials = 3
     rows = campaign(args.kinds.split(","), args.trials, args.seed)
     print()
     cols = ["kind", "trials", "clean_run_s", "killed_mid_run", "corrupt", "mislabelled", "started_after",
