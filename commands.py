@@ -83,7 +83,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print("  6/9 augmenting camera clips: skipped (tiers.augmented_videos.enabled is false)")
     outcomes += synth + aug
-    print(f"  7/9 writing LeRobot episodes for {len(good)} recording(s) ({cfg.tiers.lerobot.codec}, Ray tasks)")
+    print(f"  7/9 writing LeRobot episodes for {len(good)} robot x day partition(s) ({cfg.tiers.lerobot.codec}, "
+          "a Ray task per episode)")
     shards = run_partitions(instance, defs, "write_lerobot_episodes", good, overrides=ov,
                             progress=lambda i, n, k: print(f"      lerobot {i}/{n} {k}", file=sys.stderr))
     print(summary_table(shards))

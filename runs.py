@@ -257,14 +257,16 @@ def register_and_ingest(path: str | Path, config: str | None = None, *, under: s
 
 
 def summary_table(outcomes: list[RunOutcome]) -> str:
-    """One line per partition run: recordings published of those in the partition, episodes, frames, drops."""
+    """One line per partition run: recordings published of those in the partition, episodes (demos for the
+    synthetic and augmented tiers), frames, drops."""
     lines = [f"{'partition':40s} {'ok':3s} {'recordings':>10s} {'episodes':>8s} {'frames':>7s} {'dropped':>7s}  note"]
     for o in outcomes:
         m = o.metadata or {}
         recs = f"{m['recordings_published']}/{m['recordings_total']}" if "recordings_total" in m else ""
         note = o.error[:100] if o.error else (m.get("release") or "")
         lines.append(
-            f"{o.partition or '-':40s} {'yes' if o.success else 'NO':3s} {recs:>10s} {m.get('episodes', ''):>8} "
-            f"{m.get('frames', ''):>7} {m.get('dropped_frames', ''):>7}  {note}"
+            f"{o.partition or '-':40s} {'yes' if o.success else 'NO':3s} {recs:>10s} "
+            f"{m.get('episodes', m.get('demos', m.get('demos_out', ''))):>8} "
+            f"{m.get('frames', m.get('frames_out', '')):>7} {m.get('dropped_frames', ''):>7}  {note}"
         )
     return "\n".join(lines)

@@ -9,10 +9,20 @@ from robodata.registry import PUBLISHED, QUARANTINED
 from robodata.stages.augment import AugmentedVideosStage, augment_recording
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM
 from robodata_dagster.assets.checks import check_specs, metadata_values
-from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
+from robodata_dagster.assets.partitions import (
+    Result,
+    Todo,
+    combined,
+    downstream_tier,
+    every_recording_spec,
+    fleet_partitions,
+)
 from robodata_dagster.assets.versions import augmented_videos_version, digest
 from robodata_dagster.resources.engines import AugmentationEngine
 from robodata_dagster.resources.project import ProjectResource
+
+# the counts summed over a partition's recordings in its metadata (the rest is the last recording's)
+SUMMED = ("clips", "clips_failed", "variants", "demos_out", "frames_out", "mp4_bytes", "hdf5_bytes", "seconds")
 
 
 def build_augmented_videos(cfg: ProjectConfig | None = None, upstream: str | None = None) -> dg.AssetsDefinition:
@@ -42,7 +52,7 @@ def build_augmented_videos(cfg: ProjectConfig | None = None, upstream: str | Non
                          augmented_videos_engine: AugmentationEngine, ray_cluster: RayResource):
         store = project.store()
         augmenter = augmented_videos_engine.augmenter(context)
-        last: dict = {}
+        made: list[dict] = []
 
         def make(t: Todo) -> Result:
             key = t.rec.key
@@ -50,8 +60,7 @@ def build_augmented_videos(cfg: ProjectConfig | None = None, upstream: str | Non
                                                  source_tier=upstream)
             for name, err in {**summary["failed_clips"], **summary["variants_failed"]}.items():
                 context.log.warning(f"augmented_videos {key}: {name} failed: {err}")
-            last.clear()
-            last.update(summary)
+            made.append(summary)
             return Result(key, PUBLISHED if outcome.published else QUARANTINED,
                           version=digest(t.input_version, summary["demos_out"], summary["frames_out"],
                                          summary["hdf5_bytes"], outcome.published),
@@ -60,7 +69,8 @@ def build_augmented_videos(cfg: ProjectConfig | None = None, upstream: str | Non
 
         return downstream_tier(
             context, project, "augmented_videos", upstream, code_version, specs, make,
-            lambda made: metadata_values({k: v for k, v in last.items() if k != "path"}, paths=("videos",),
+            lambda _: metadata_values({k: v for k, v in combined(made, SUMMED).items() if k != "path"},
+                                      paths=("videos",),
                                          images={"before_after": "source (above) and augmented (below)"}))
 
     return augmented_videos

@@ -224,6 +224,21 @@ def _table(plan: Plan, rows: Mapping[str, Output], failed: Mapping[str, str], ma
     return "\n".join(lines)
 
 
+def combined(summaries: Sequence[Mapping[str, Any]], additive: Sequence[str]) -> dict[str, Any]:
+    """One run's per-recording summaries as one: the ``additive`` counts summed over the recordings made,
+    everything else (settings, plots, rates) as the last recording's, and ``recordings_summed`` saying how
+    many went in."""
+    if not summaries:
+        return {}
+    out = dict(summaries[-1])
+    for k in additive:
+        vals = [s[k] for s in summaries if isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool)]
+        if vals:
+            out[k] = sum(vals)
+    out["recordings_summed"] = len(summaries)
+    return out
+
+
 def downstream_tier(context: dg.AssetExecutionContext, project: Any, tier: str, upstream: str, code_version: str,
                     specs: Sequence[dg.AssetCheckSpec], make: Callable[[Todo], Result],
                     metadata: Callable[[list[Result]], Mapping[str, Any]] | None = None) -> dg.MaterializeResult:

@@ -11,12 +11,21 @@ from robodata.registry import PUBLISHED, QUARANTINED
 from robodata.stages.synthetic import SyntheticDemosStage, generate_recording
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM
 from robodata_dagster.assets.checks import check_specs, metadata_values
-from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
+from robodata_dagster.assets.partitions import (
+    Result,
+    Todo,
+    combined,
+    downstream_tier,
+    every_recording_spec,
+    fleet_partitions,
+)
 from robodata_dagster.assets.versions import digest, synthetic_demos_version
 from robodata_dagster.resources.engines import SyntheticDemosEngine
 from robodata_dagster.resources.project import ProjectResource
 
 # The production engine's stand-in for Isaac Lab (tests, and `engine: isaaclab` on a machine without Isaac Sim).
+# the counts summed over a partition's recordings in its metadata (the rest is the last recording's)
+SUMMED = ("sources", "trials", "successes", "failures", "demos", "frames", "hdf5_bytes", "seconds")
 STANDIN_COMMAND = [sys.executable, "-m", "robodata.mimicgen.isaaclab_standin"]
 
 
@@ -48,7 +57,7 @@ def build_synthetic_demos(cfg: ProjectConfig | None = None) -> dg.AssetsDefiniti
                         synthetic_demos_engine: SyntheticDemosEngine, ray_cluster: RayResource):
         store = project.store()
         generator = synthetic_demos_engine.generator(context)
-        last: dict = {}
+        made: list[dict] = []
 
         def make(t: Todo) -> Result:
             key = t.rec.key
@@ -57,15 +66,14 @@ def build_synthetic_demos(cfg: ProjectConfig | None = None) -> dg.AssetsDefiniti
             written = store.size(store.rel(summary["path"]))
             context.log.info(f"{key}: {summary.get('successes', summary.get('demos'))} demos, "
                              f"{'published' if outcome.published else 'quarantined'} at {summary['path']}")
-            last.clear()
-            last.update(summary)
+            made.append(summary)
             return Result(key, PUBLISHED if outcome.published else QUARANTINED,
                           version=digest(t.input_version, written, outcome.published), checks=outcome.checks,
                           path=summary["path"], summary={k: summary.get(k) for k in ("demos", "successes")})
 
         return downstream_tier(
             context, project, "synthetic_demos", layout.RAW_TELEOP, code_version, specs, make,
-            lambda made: metadata_values({k: v for k, v in last.items() if k != "path"},
+            lambda _: metadata_values({k: v for k, v in combined(made, SUMMED).items() if k != "path"},
                                          paths=("failed_path",),
                                          images={"overview": "source vs generated scenes and paths"}))
 
