@@ -201,9 +201,9 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
         "recordings_published": len(published),
         "recordings_made_now": len([r for r in results if r.status in (PUBLISHED, QUARANTINED)]),
         "recordings_unchanged": len([k for k in rows if k not in made]),
-        "recordings": dg.MetadataValue.md(_table(plan, rows, failed, made)),
         "path": dg.MetadataValue.path(first.path),
-        **(metadata or {}),
+        **{k: v for k, v in (metadata or {}).items() if k != "recordings"},  # the table below is the record
+        "recordings": dg.MetadataValue.md(_table(plan, rows, failed, made)),
     }
     version = digest(plan.tier, [(k, rows[k].version) for k in published])
     return dg.MaterializeResult(asset_key=asset_key, metadata=meta, check_results=check_results,

@@ -105,8 +105,8 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
         metadata: dict[str, Any] = {}
         if reports:
             summary = summarize_ingests([r.key for r in results if r.summary], reports, time.perf_counter() - t0)
-            summary.pop("version")
-            summary.pop("path")
+            for k in ("version", "path", "recordings"):  # the partition's own table of recordings says these
+                summary.pop(k)
             metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in summary.items()}
             metadata["overview"] = dg.MetadataValue.md(markdown_image(reports[0]["png"],
                                                                       "trajectories and topic timing"))
