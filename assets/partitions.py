@@ -156,8 +156,10 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
     # tick's) is in it, and a recording found to be a copy or superseded meanwhile is not.
     plan = plan_partition(registry, plan.tier, plan.partition, plan.code_version, plan.upstream)
     made = {t.rec.key for t in by_key.values()}
-    rows = {k: o for k, o in registry.outputs(plan.tier, [r.key for r in plan.candidates]).items()
-            if o.status in (PUBLISHED, QUARANTINED) and k not in failed}
+    outputs = registry.outputs(plan.tier, [r.key for r in plan.candidates])
+    rows = {k: o for k, o in outputs.items() if o.status in (PUBLISHED, QUARANTINED) and k not in failed}
+    # failed in this run, or in an earlier one and not made again since (a sensor run makes only its tick's)
+    failing = {**{k: o.note for k, o in outputs.items() if o.status == FAILED}, **failed}
     if not rows:
         if failed:
             raise dg.Failure(description="; ".join(failed.values()), allow_retries=False,
@@ -179,21 +181,21 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
     for spec in specs:
         if spec.name == EVERY_RECORDING:
             continue
-        failing = sorted(k for k, o in rows.items() if spec.name in o.checks and not o.checks[spec.name])
-        passed = not failing or (spec.blocking and bool(published))
+        failed_it = sorted(k for k, o in rows.items() if spec.name in o.checks and not o.checks[spec.name])
+        passed = not failed_it or (spec.blocking and bool(published))
         meta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
                 for k, v in check_meta.get(spec.name, {}).items()}
         meta.update(recordings_checked=len([o for o in rows.values() if spec.name in o.checks]),
-                    recordings_failing=dg.MetadataValue.json(failing))
+                    recordings_failing=dg.MetadataValue.json(failed_it))
         if findings.get(spec.name):
             meta["findings"] = dg.MetadataValue.json(findings[spec.name][:50])
         check_results.append(dg.AssetCheckResult(
             asset_key=asset_key, check_name=spec.name, passed=passed, metadata=meta,
             severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN))
     check_results.append(dg.AssetCheckResult(
-        asset_key=asset_key, check_name=EVERY_RECORDING, passed=not quarantined and not failed,
+        asset_key=asset_key, check_name=EVERY_RECORDING, passed=not quarantined and not failing,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined": dg.MetadataValue.json(quarantined), "failed": dg.MetadataValue.json(failed)}))
+        metadata={"quarantined": dg.MetadataValue.json(quarantined), "failed": dg.MetadataValue.json(failing)}))
     first = next((rows[k] for k in published), None) or rows[sorted(rows)[0]]
     meta: dict[str, Any] = {
         "partition": plan.partition,
@@ -203,7 +205,7 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
         "recordings_unchanged": len([k for k in rows if k not in made]),
         "path": dg.MetadataValue.path(first.path),
         **{k: v for k, v in (metadata or {}).items() if k != "recordings"},  # the table below is the record
-        "recordings": dg.MetadataValue.md(_table(plan, rows, failed, made)),
+        "recordings": dg.MetadataValue.md(_table(plan, rows, failing, made)),
     }
     version = digest(plan.tier, [(k, rows[k].version) for k in published])
     return dg.MaterializeResult(asset_key=asset_key, metadata=meta, check_results=check_results,

@@ -304,6 +304,31 @@ def test_failed_check_quarantines_one_recording_of_a_partition(project, tmp_path
         keys["robot-mixed/slow2.hdf5"]]
 
 
+def test_an_earlier_failure_stays_visible_in_its_partition(project, tmp_path):
+    """A bad file fails its robot's day alone; a good one landing later in the same day is ingested by the
+    sensor's next run (which makes only its own tick's recordings), and the partition still says which of
+    its recordings failed."""
+    from robodata.sim.recorder import record_session
+    from robodata_dagster.runs import run_partitions
+
+    make_mcap(tmp_path / "small_nan.mcap", nan_at=10)
+    _land(project, tmp_path / "small_nan.mcap", "robot-late/small_nan.mcap")
+    (req,) = _tick(project)[0]
+    assert not _run(project, [req.partition_key])[0].success
+    rec = record_session(tmp_path, "teleop_e", n_episodes=1, seed=13, image_hw=(48, 64))
+    _land(project, Path(rec["mcap"]), "robot-late/teleop_e.mcap")
+    (req2,) = _tick(project)[0]
+    assert req2.partition_key == req.partition_key and req2.run_key != req.run_key
+    (out,) = run_partitions(project["instance"], project["defs"], "ingest_recordings", [req2.partition_key],
+                            tags=dict(req2.tags))
+    assert out.success, out.error
+    assert out.metadata["recordings_made_now"] == 1 and out.metadata["recordings_published"] == 1
+    assert out.checks["every_recording_published"] is False
+    bad = _keys(project, req.partition_key)["robot-late/small_nan.mcap"]
+    table = out.metadata["recordings"]
+    assert next(line for line in table.splitlines() if bad in line).split("|")[3].strip() == "failed"
+
+
 def test_cli_ingest_refuses_what_it_cannot_ingest_before_landing_it(project, tmp_path):
     from robodata.landing import LandingError
     from robodata_dagster.runs import register_and_ingest
