@@ -183,14 +183,14 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
             continue
         failed_it = sorted(k for k, o in rows.items() if spec.name in o.checks and not o.checks[spec.name])
         passed = not failed_it or (spec.blocking and bool(published))
-        meta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
+        cmeta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
                 for k, v in check_meta.get(spec.name, {}).items()}
-        meta.update(recordings_checked=len([o for o in rows.values() if spec.name in o.checks]),
+        cmeta.update(recordings_checked=len([o for o in rows.values() if spec.name in o.checks]),
                     recordings_failing=dg.MetadataValue.json(failed_it))
         if findings.get(spec.name):
-            meta["findings"] = dg.MetadataValue.json(findings[spec.name][:50])
+            cmeta["findings"] = dg.MetadataValue.json(findings[spec.name][:50])
         check_results.append(dg.AssetCheckResult(
-            asset_key=asset_key, check_name=spec.name, passed=passed, metadata=meta,
+            asset_key=asset_key, check_name=spec.name, passed=passed, metadata=cmeta,
             severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN))
     check_results.append(dg.AssetCheckResult(
         asset_key=asset_key, check_name=EVERY_RECORDING, passed=not quarantined and not failing,
