@@ -33,9 +33,9 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
     if context.instance_ref is not None or getattr(context, "_instance", None) is not None:
         from robodata_dagster.runs import sweep_dead_runs
 
-        for run_id in sweep_dead_runs(context.instance):  # a killed CLI's runs would hold the ingest slots
-            context.log.warning(f"run {run_id}: the CLI process executing it is gone; marked failed, its "
-                                "concurrency slots freed")
+        for run_id in sweep_dead_runs(context.instance):  # a killed process's runs would hold the ingest slots
+            context.log.warning(f"run {run_id}: the process executing it (a CLI, a run worker) is gone; marked "
+                                "failed, its concurrency slots freed")
     cfg = project.config
     registry = Registry(cfg.registry_url)
     now = time.time()
@@ -60,7 +60,12 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
         return dg.SensorResult(skip_reason="; ".join(reasons) or "no new recordings", cursor=new_cursor)
     groups: dict[tuple[str, int], list] = {}
     for r in new.values():
+        if not r.partition_key:  # registered by a robodata from before robot x day partitions
+            context.log.warning(f"{r.url}: registered without a robot x day partition; land it again")
+            continue
         groups.setdefault((r.partition_key, r.tick), []).append(r)
+    if not groups:
+        return dg.SensorResult(skip_reason="no new recordings with a partition", cursor=new_cursor)
     for (part, _), recs in groups.items():
         notes = sorted({r.note for r in recs if r.note})
         for n in notes:
