@@ -625,9 +625,11 @@ def _ros1_records(data: bytes) -> list[tuple[int, int, int, int]]:
 
 
 @pytest.mark.parametrize("damage, expect", [
-    ("chunk_data_len", r"chunk at byte 4117 declares 2.0 GB of data; the file has 868,400 bytes"),
-    ("index_header_len", r"a record at byte \d+ declares a 1.5 GB header; the file has 868,400 bytes"),
-    ("index_pos", r"the bag header says its index starts at byte 878,400, past the end of the file"),
+    ("chunk_data_len", r"truncated or damaged ROS 1 bag: the chunk at byte 4117 declares 2.0 GB of data; the file "
+                       r"has 868,400 bytes"),
+    ("index_header_len", r"damaged ROS 1 bag: a record at byte \d+ declares a 1.5 GB header; the file has 868,400"),
+    ("index_pos", r"truncated or damaged ROS 1 bag \(the bag header says its index starts at byte 878,400, past "
+                  r"the end of the file"),
 ])
 def test_damaged_ros1_bag_layout_is_said_in_the_files_terms(tmp_path, damage, expect):
     """A real bag (rosbag.js's example.bag) with one length field damaged, as a bad disk or a hostile upload

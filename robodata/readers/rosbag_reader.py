@@ -373,8 +373,8 @@ def ros1_layout_problem(path: Path) -> str | None:
                 return f"truncated ROS 1 bag: a record at byte {pos} is cut off (the file has {size:,} bytes)"
             (hlen,) = struct.unpack("<I", head)
             if pos + 4 + hlen + 4 > size:
-                return (f"a record at byte {pos} declares a {_gb(hlen)} header; the file has {size:,} bytes "
-                        f"({size - pos - 4:,} after it): damaged")
+                return (f"damaged ROS 1 bag: a record at byte {pos} declares a {_gb(hlen)} header; the file has "
+                        f"{size:,} bytes ({size - pos - 4:,} after it)")
             header = f.read(hlen)
             fields, i = {}, 0
             while i + 4 <= len(header):
@@ -387,13 +387,14 @@ def ros1_layout_problem(path: Path) -> str | None:
             (dlen,) = struct.unpack("<I", f.read(4))
             end = pos + 4 + hlen + 4 + dlen
             if end > size:
-                return (f"{what} at byte {pos} declares {_gb(dlen)} of data; the file has {size:,} bytes "
-                        f"({size - (pos + 8 + hlen):,} after its header): truncated or damaged")
+                return (f"truncated or damaged ROS 1 bag: the {what} at byte {pos} declares {_gb(dlen)} of data; "
+                        f"the file has {size:,} bytes ({size - (pos + 8 + hlen):,} after its header)")
             if op == 3 and b"index_pos" in fields and len(fields[b"index_pos"]) == 8:
                 (index_pos,) = struct.unpack("<Q", fields[b"index_pos"])
                 if index_pos > size:
-                    return (f"the bag header says its index starts at byte {index_pos:,}, past the end of the "
-                            f"file ({size:,} bytes): truncated or damaged; `rosbag reindex` rebuilds the index")
+                    return (f"truncated or damaged ROS 1 bag (the bag header says its index starts at byte "
+                            f"{index_pos:,}, past the end of the file: {size:,} bytes); if the recorder crashed, "
+                            "`rosbag reindex` rebuilds it")
             f.seek(end)
             pos = end
     return None
