@@ -95,7 +95,7 @@ def resolve_selection(defs: dg.Definitions, instance: dg.DagsterInstance, *, job
     # grid of every robot and every day is mostly empty). A recording's key names its partition.
     from robodata.registry import Registry
 
-    registry = Registry(defs.resources["project"].config.registry_url)
+    registry = Registry((defs.resources or {})["project"].config.registry_url)
     held = registry.partitions()
     if not partitions:
         return keys, sorted(held)

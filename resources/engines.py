@@ -200,7 +200,7 @@ class CosmosTransfer(AugmentationEngine):
 def engine_resources(cfg: ProjectConfig) -> dict[str, dg.ConfigurableResource]:
     """The engine and launcher resources ``cfg`` asks for, by resource key (``Definitions(resources=...)``)."""
     tiers = cfg.tiers
-    pipes_launchers: dict[str, Callable[[], PipesLauncher]] = {
+    pipes_launchers: dict[str, Callable[..., PipesLauncher]] = {
         "subprocess": SubprocessLauncher,
         "k8s": KubernetesLauncher,
     }
@@ -212,7 +212,7 @@ def engine_resources(cfg: ProjectConfig) -> dict[str, dg.ConfigurableResource]:
         "local": LocalAugmentation,
         "cosmos": lambda: CosmosTransfer(launcher=pipes_launchers[tiers.augmented_videos.cosmos.launcher]()),
     }
-    trainer: dict[str, Callable[[], PipesLauncher]] = {
+    trainer: dict[str, Callable[..., PipesLauncher]] = {
         "subprocess": lambda: SubprocessLauncher(cwd=str(REPO_ROOT)),
         "k8s": KubernetesLauncher,
         "ray": lambda: RayJobLauncher(address=tiers.policy.ray.address),

@@ -20,7 +20,7 @@ class ClusterRay(RayResource):
         return self.address.split("://")[-1].split(":")[0]
 
     @property
-    def ray_address(self) -> str:  # type: ignore[override]
+    def ray_address(self) -> str:
         return self.address
 
     @property

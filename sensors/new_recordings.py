@@ -11,6 +11,7 @@ tick that registered them), and adds each robot it has not seen to the ``robots`
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -19,6 +20,9 @@ from robodata.registry import Registry
 from robodata_dagster.assets.partitions import ROBOTS, robot_of
 from robodata_dagster.assets.raw_teleop import TICK_TAG
 from robodata_dagster.resources.project import ProjectResource
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 SENSOR_NAME = "new_recordings"
 TICK_SECONDS = 15
@@ -81,7 +85,7 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
     )
 
 
-def build_new_recordings_sensor(job: "dg.JobDefinition | object") -> dg.SensorDefinition:
+def build_new_recordings_sensor(job: "dg.JobDefinition | UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
     @dg.sensor(
         name=SENSOR_NAME,
         job=job,
