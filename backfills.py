@@ -258,6 +258,9 @@ class DaemonProcess:
             _signal_group(pgid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.wait(10)
+        deadline = time.time() + 30  # the group's last members take a moment to die after SIGKILL
+        while _group_alive(pgid) and time.time() < deadline:
+            time.sleep(0.2)
         if self.daemon_id:
             _remember_stopped(self.daemon_id)
 
@@ -276,11 +279,21 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. Zombies do not count: killed children whose parent died
+    with them wait for init to reap them, and in a container without a reaping init that may be never."""
     try:
         os.killpg(pgid, 0)
-        return True
     except (ProcessLookupError, PermissionError):
         return False
+    import psutil
+
+    for p in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return False
 
 
 # ---- waiting ---------------------------------------------------------------------------------------------------
