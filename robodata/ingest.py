@@ -29,13 +29,11 @@ import numpy as np
 from robodata.errors import RobodataError
 from robodata.formats.isaaclab import (
     ACTIONS,
-    DATAGEN_GROUP,
+    DATA_GROUP,
     DEFAULT_IMAGE_COMPRESSION,
     ENV_KWARGS_KEY,
     ENV_NAME_KEY,
     NUM_SAMPLES_ATTR,
-    OBS_GROUP,
-    STATES,
     DemoWriter,
     EpisodeSchema,
     EpisodeStore,
@@ -105,6 +103,7 @@ class IngestReport:
     seconds: float = 0.0
     reference_rate_hz: float = 0.0
     fps: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what was assumed or converted (no timestamps, quaternions)
 
     @property
     def frames(self) -> int:
@@ -140,6 +139,7 @@ class IngestReport:
             "ingest_seconds": round(self.seconds, 3),
             "reference_rate_hz": round(self.reference_rate_hz, 3),
             "successes": sum(1 for e in self.episodes if e.success),
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
@@ -193,9 +193,17 @@ def ingest_recording(
 
 
 def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
-                 image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION) -> IngestReport:
+                 image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION,
+                 fps: float | None = None, quaternion_order: str | None = None) -> IngestReport:
+    """Copy an Isaac Lab HDF5 file (robodata's or Isaac Lab's recorder's) demo by demo into the canonical store.
+
+    Everything is read through :class:`EpisodeStore` (the one reader of the format) and kept: features,
+    Mimic's datagen_info, a nested sim state (``states/...``, ``initial_state/...``) and other datasets at the
+    paths they had. A file without timestamps gets ``frame / fps``; quaternions of the features are written in
+    ``xyzw`` whatever order the file used (its order is recorded in the store's feature table).
+    """
     try:
-        src = EpisodeStore(path)
+        src = EpisodeStore(path, fps=fps, quaternion_order=quaternion_order)
     except EpisodeStoreError as err:
         raise IngestError(str(err)) from err
     report = IngestReport(str(path), str(out), bytes_read=path.stat().st_size, fps=src.schema.fps)
@@ -203,46 +211,46 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
         if not src.demo_names:
             raise IngestError(f"{path}: /data holds no demo_N groups (no episodes)")
         schema = src.schema
+        if src.timestamps_inferred:
+            report.notes.append(f"no timestamps in the file: frames are {schema.fps:g} Hz apart (set fps to change)")
+        if src.quaternion_order is not None and src._quat_cols:
+            report.notes.append(f"quaternions {src.quaternion_order.describe()}; features written as xyzw")
         with EpisodeStoreWriter(out, schema, env_name=src.env_args.get(ENV_NAME_KEY, "robodata"),
                                 env_kwargs=src.env_args.get(ENV_KWARGS_KEY, {}),
                                 image_compression=image_compression) as dst:
             for name in src.demo_names:
                 n = src.num_samples(name)
+                where = f"/{DATA_GROUP}/{name}"
                 if n < min_frames:
                     report.short_episodes_skipped += 1
                     continue
                 if n > max_frames:
-                    raise IngestError(f"{path}: /data/{name} has {n} frames, more than the limit of {max_frames}")
+                    raise IngestError(f"{path}: {where} has {n} frames, more than the limit of {max_frames}")
                 ts = src.timestamps(name)
                 if len(ts) != n:
-                    raise IngestError(f"{path}: /data/{name} has {len(ts)} timestamps for {n} samples")
+                    raise IngestError(f"{path}: {where} has {len(ts)} timestamps for {n} samples")
                 if n > 1 and not np.all(np.diff(ts) > 0):
                     bad = int(np.argmax(np.diff(ts) <= 0)) + 1
-                    raise IngestError(f"{path}: /data/{name} timestamps are not strictly increasing at frame {bad}")
+                    raise IngestError(f"{path}: {where} timestamps are not strictly increasing at frame {bad}")
+                for f in schema.features:
+                    if f.role not in ("action", "extra") and not src.has(name, f.name):
+                        raise IngestError(f"{path}: {where}/{f.h5path} is missing (feature {f.name!r}, present in other demos)")
                 demo = dst.begin_episode(attrs={k: v for k, v in src.attrs(name).items() if k != NUM_SAMPLES_ATTR})
-                g = src.group(name)
-                for batch_start in range(0, n, 256):
-                    e = min(n, batch_start + 256)
-                    obs = {}
-                    for f in schema.features:
-                        if f.role == "action":
-                            continue
-                        if f.name not in g[OBS_GROUP]:
-                            if f.role == "extra":
-                                continue
-                            raise IngestError(f"{path}: /data/{name}/obs lacks {f.name!r} (present in other demos)")
-                        arr = g[OBS_GROUP][f.name][batch_start:e]
-                        _check_finite(arr, path, f"/data/{name}/obs/{f.name}", batch_start)
-                        obs[f.name] = arr
-                    actions = g[ACTIONS][batch_start:e]
-                    _check_finite(actions, path, f"/data/{name}/actions", batch_start)
-                    states = g[STATES][batch_start:e] if STATES in g else None
-                    datagen = {}
-                    if DATAGEN_GROUP in g[OBS_GROUP]:
-                        for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
-                            if hasattr(grp, "items"):
-                                datagen[kind] = {k: d[batch_start:e] for k, d in grp.items() if hasattr(d, "shape")}
-                    demo.extend(ts[batch_start:e], obs, actions, states=states, datagen=datagen)
+                try:
+                    for b in src.batches(name, 256):
+                        for key, arr in b.obs.items():
+                            _check_finite(arr, path, f"{where}/{src.spec(key).h5path}", b.s)
+                        _check_finite(b.actions, path, f"{where}/{ACTIONS}", b.s)
+                        for p, arr in b.passthrough.items():
+                            if len(arr) != b.e - b.s:
+                                raise IngestError(f"{path}: {where}/{p} has fewer rows than the demo's {n} frames")
+                        demo.extend(b.timestamps, b.obs, b.actions, states=b.states, datagen=b.datagen,
+                                    passthrough=b.passthrough)
+                    for p, arr in src.statics(name).items():
+                        demo.put_static(p, arr)
+                except EpisodeStoreError as err:  # names the file and the group path already, or is about the output
+                    msg = str(err)
+                    raise IngestError(msg if msg.startswith(str(path)) else f"{path}: {where}: {msg}") from err
                 demo.close()
                 attrs = src.attrs(name)
                 report.episodes.append(
@@ -508,6 +516,39 @@ class LowDimStreams:
             self._ptr[k] = 0
 
 
+class EpisodeTasks:
+    """The task instruction of each episode, from the task messages of a recording (``task: {topic, field}``).
+
+    Task messages are few (one per episode or per change), so all since the last closed episode are kept. An
+    episode's task (:meth:`for_episode`) is the last message at or before its first frame, else the first one
+    inside it, else ``fallback``; asked when the episode closes, by which time every message up to its last
+    frame has arrived.
+    """
+
+    def __init__(self, fallback: str):
+        self.fallback = fallback
+        self.messages: list[tuple[float, str]] = []  # (stamp s, text), in arrival (stamp) order
+
+    def add(self, stamp: float, text: str) -> None:
+        """A task message stamped ``stamp`` seconds; empty texts are ignored."""
+        text = text.strip()
+        if text:
+            self.messages.append((stamp, text))
+
+    def for_episode(self, first: float, last: float) -> str:
+        """The task of the episode whose frames run from ``first`` to ``last`` seconds."""
+        before = [t for ts, t in self.messages if ts <= first]
+        if before:
+            return before[-1]
+        inside = [t for ts, t in self.messages if first < ts <= last]
+        return inside[0] if inside else self.fallback
+
+    def forget_through(self, t: float) -> None:
+        """Drop messages at or before ``t`` but the latest of them (it still holds for the next episode)."""
+        older = [m for m in self.messages if m[0] <= t]
+        self.messages = older[-1:] + [m for m in self.messages if m[0] > t]
+
+
 @dataclass
 class OpenEpisode:
     """An episode being written: every tick matched to it, whether each was written, and camera offsets.
@@ -570,6 +611,7 @@ class EpisodeCloser:
         tolerance: float,
         datagen: DatagenMap | None = None,
         source: Path,
+        tasks: EpisodeTasks | None = None,
     ):
         self.writer = writer
         self.streams = streams
@@ -580,6 +622,7 @@ class EpisodeCloser:
         self.tolerance = tolerance  # the largest of all streams: sets the low-dim look-behind kept
         self.datagen = datagen or DatagenMap()
         self.source = source  # named in errors and in each demo's attrs
+        self.tasks = tasks  # each demo's task attribute, when the recording carries tasks
         self.demos: dict[int, str] = {}  # recording episode -> demo written
 
     def close(self, ep: OpenEpisode) -> EpisodeReport | None:
@@ -622,10 +665,14 @@ class EpisodeCloser:
             self._discard()
             return None
         name = ep.demo.name
-        ep.demo.close(source=self.source.name, recording_episode=ep.index, t0_s=float(ticks[0]),
-                      dropped_frames=dropped)  # fmt: skip
-        self.demos[ep.index] = name
         kept_ticks = ticks[ok]
+        extra: dict[str, Any] = {}
+        if self.tasks is not None:
+            extra["task"] = self.tasks.for_episode(float(kept_ticks[0]), float(kept_ticks[-1]))
+            self.tasks.forget_through(float(kept_ticks[-1]))
+        ep.demo.close(source=self.source.name, recording_episode=ep.index, t0_s=float(ticks[0]),
+                      dropped_frames=dropped, **extra)  # fmt: skip
+        self.demos[ep.index] = name
         rep = EpisodeReport(name, kept, float(kept_ticks[-1] - kept_ticks[0]), dropped, None)
         self.report.episodes.append(rep)
         # Keep low-dim samples that a following episode may still need (hold/nearest look-behind).
@@ -720,6 +767,21 @@ class _MessageIngest:
         except RobodataError as err:
             raise self._err(f"topic {f.topic} -> feature {f.name!r}: {err}") from err
 
+    def _task_text(self, field: str | None, m: Any) -> str:
+        """The text of a task message (``field`` of it: a string, or UTF-8 bytes)."""
+        from robodata.msgconv import get_field
+
+        try:
+            value = get_field(m.data, field, m.msgtype)
+        except RobodataError as err:
+            raise self._err(f"topic {m.topic} -> task: {err}") from err
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value).decode("utf-8", "replace")
+        if not isinstance(value, str):
+            raise self._err(f"topic {m.topic} -> task: field {field or '<message>'!r} of {m.msgtype} is a "
+                            f"{type(value).__name__}, not a string (the task instruction is text)")
+        return value
+
     # -- main ---------------------------------------------------------------------------------------------
     def run(self) -> IngestReport:
         from robodata.readers import open_recording
@@ -755,6 +817,10 @@ class _MessageIngest:
                 if what == "episode marker" and self.tm.episodes.split != "marker":
                     continue
                 raise self._err(f"topic {t} ({what}) is not in the recording; topics: {present}")
+        task = self.tm.task_topic
+        if task is not None and task.topic not in topics and not task.optional:
+            raise self._err(f"topic {task.topic} (the task instruction) is not in the recording; topics: {present} "
+                            "(set task.optional: true to use the default task without it)")
         self.features = [f for f in self.tm.features if f.topic in topics and topics[f.topic].count]
         self.cameras = [f for f in self.features if f.role == "image"]
         self.lowdim = [f for f in self.features if f.role != "image"]
@@ -802,13 +868,15 @@ class _MessageIngest:
             if role == "image" and (v.ndim != 3 or v.shape[2] != 3):
                 raise self._err(f"feature {f.name!r} is an image feature but converts to shape {v.shape}")
             names = f.names or f.select
+            if not f.names and f.select and shape[0] == 7 * len(f.select):  # TF child frames: a pose (7 values) each
+                names = [f"{frame}.{n}" for frame in f.select for n in POSE_NAMES] if len(f.select) > 1 else None
             if not names and role == "pose":
                 names = list(POSE_NAMES)
             if names and len(names) != shape[0]:
                 raise self._err(f"feature {f.name!r} lists {len(names)} names for {shape[0]} values")
             feats.append(FeatureSpec(f.name, role, shape, dtype, list(names) if names else None))
         return EpisodeSchema(
-            feats, self.tm.fps, task=self.tm.task, robot_type=self.tm.robot_type,
+            feats, self.tm.fps, task=self.tm.task_text, robot_type=self.tm.robot_type,
             extra={"source": self.path.name, "topic_map": self.tm.model_dump(mode="json")},
         )
 
@@ -829,10 +897,11 @@ class _MessageIngest:
         self.writer = EpisodeStoreWriter(self.out, schema, env_name=f"robodata/{self.path.name}",
                                          env_kwargs={"fps": tm.fps, "source": self.path.name},
                                          image_compression=self.image_compression)  # fmt: skip
+        tasks = EpisodeTasks(tm.task_text or self.path.stem) if tm.task_topic else None
         try:
             self.closer = EpisodeCloser(
                 self.writer, self.streams, self.report, min_frames=self.min_frames, max_frames=self.max_frames,
-                camera_tolerances=cam_tol, tolerance=tolerance, datagen=tm.datagen, source=self.path,
+                camera_tolerances=cam_tol, tolerance=tolerance, datagen=tm.datagen, source=self.path, tasks=tasks,
             )  # fmt: skip
             stats, success = self._stream(reader)
             self.closer.mark_success(success)
@@ -863,10 +932,14 @@ class _MessageIngest:
         for f in self.lowdim:
             low_by_topic.setdefault(f.topic, []).append(f)
         ordered = cam_topics | set(low_by_topic) | {ref_topic}  # topics whose stamps must strictly increase
+        info = reader.topics()
+        task_src, tasks = tm.task_topic, self.closer.tasks
+        task_topic = task_src.topic if task_src is not None and tasks is not None and task_src.topic in info else None
         topics = set(tm.topics)
+        if task_src is not None and task_topic is None:
+            topics.discard(task_src.topic)  # an optional task topic this recording lacks
         stats: dict[str, StreamStats] = {t: StreamStats() for t in topics}
         last_stamp: dict[str, float] = {}
-        info = reader.topics()
         total_msgs = sum(info[t].count for t in topics if t in info) or 1
         success: dict[int, bool] = {}
         seen = 0
@@ -889,6 +962,8 @@ class _MessageIngest:
 
             if topic == marker_topic:
                 split.marker(str(getattr(m.data, "data", "")))
+            if topic == task_topic and tasks is not None and task_src is not None:
+                tasks.add(ts, self._task_text(task_src.field, m))
             if success_feature is not None and topic == success_feature.topic:
                 val = np.asarray(self._convert(success_feature, m)).reshape(-1)
                 success[split.success_episode] = bool(val[0]) if len(val) else False
@@ -937,7 +1012,7 @@ class _MessageIngest:
         frames: dict[str, np.ndarray | Future[np.ndarray]] = {}
         for c, message in match.picks:
             frame = _rgb8_view(c, message)
-            if frame is None and message.msgtype.endswith("/CompressedImage"):
+            if frame is None and message.msgtype.endswith(("/CompressedImage", "foxglove.CompressedImage")):
                 if self._decoders is None:
                     self._decoders = ThreadPoolExecutor(_decode_threads(), thread_name_prefix="robodata-imdecode")
                 frames[c.name] = self._decoders.submit(self._decode_one, c, message, match.tick)
@@ -989,9 +1064,10 @@ def _decode_threads() -> int:
 
 
 def _rgb8_view(c: FeatureMap, m: Any) -> np.ndarray | None:
-    """A whole ``sensor_msgs/Image`` in ``rgb8`` with rows packed, as a read-only ``(H, W, 3)`` view of the
-    message's bytes (no copy: the writer stores it as it is); ``None`` for anything else (converted instead)."""
-    if c.field or c.fields or c.select or not m.msgtype.endswith("/Image"):
+    """A whole ``sensor_msgs/Image`` (or ``foxglove.RawImage``) in ``rgb8`` with rows packed, as a read-only
+    ``(H, W, 3)`` view of the message's bytes (no copy: the writer stores it as it is); ``None`` for anything else
+    (converted instead)."""
+    if c.field or c.fields or c.select or not m.msgtype.endswith(("/Image", "foxglove.RawImage")):
         return None
     img = m.data
     try:

@@ -104,8 +104,17 @@ def inspect_episode_store(path: Path) -> dict[str, Any]:
             v = store.attrs(name).get("success")
             success["unknown" if v is None else ("true" if bool(v) else "false")] += 1
         schema = store.schema
+        first = store.demo_names[0] if store.demo_names else None
+        layout = {} if first is None else {
+            "per_frame": {p: list(store.group(first)[p].shape[1:]) for p in store._layout(first).per_frame},
+            "static": {p: list(store.group(first)[p].shape) for p in store._layout(first).static},
+        }
         return {
             "kind": "isaaclab_hdf5",
+            "written_by": "isaaclab" if store.foreign else "robodata",
+            "timestamps": "inferred" if store.timestamps_inferred else "stored",
+            "quaternions": store.quaternion_order.describe() if store.quaternion_order else None,
+            "other_datasets": layout,
             "path": str(path),
             "size_bytes": path.stat().st_size,
             "env_name": store.env_args.get(ENV_NAME_KEY, ""),
@@ -117,7 +126,8 @@ def inspect_episode_store(path: Path) -> dict[str, Any]:
             "demo_length": _stats(lengths),
             "success": success,
             "features": [
-                {"name": f.name, "role": f.role, "shape": list(f.shape), "dtype": f.dtype} for f in schema.features
+                {"name": f.name, "role": f.role, "shape": list(f.shape), "dtype": f.dtype, "path": f.h5path}
+                for f in schema.features
             ],
         }
 
@@ -155,7 +165,19 @@ def inspect_lerobot(path: Path) -> dict[str, Any]:
         "video_keys": [k for k, v in features.items() if isinstance(v, dict) and v.get("dtype") == "video"],
         "image_keys": [k for k, v in features.items() if isinstance(v, dict) and v.get("dtype") == "image"],
         "has_modality_json": (path / MODALITY_PATH).is_file(),
+        "findings": _lerobot_findings(path),
     }
+
+
+def _lerobot_findings(path: Path) -> list[str]:
+    """What ``robodata convert`` would find missing or unusual and do about it (or why it cannot convert)."""
+    from robodata.lerobot.errors import LeRobotError
+    from robodata.lerobot.validate import survey_dataset
+
+    try:
+        return [str(f) for f in survey_dataset(path).findings]
+    except LeRobotError as err:
+        return [f"error: {err}"]
 
 
 def _lerobot_tasks(path: Path) -> list[str]:
@@ -288,14 +310,23 @@ def format_inspection(d: dict[str, Any]) -> str:
             f"{d['path']}",
             "  format     Isaac Lab / robomimic HDF5 episode store",
             f"  env        {d['env_name'] or '-'}" + (f"  task: {d['task']}" if d.get("task") else ""),
-            f"  fps        {d['fps']:g}",
+            f"  fps        {d['fps']:g}" + ("  (no timestamps in the file: frame / fps)"
+                                                 if d.get("timestamps") == "inferred" else ""),
+            *([f"  quaternions {d['quaternions']}; features read as xyzw"] if d.get("quaternions") else []),
             f"  demos      {d['demos']}  (success: {s['true']}, failed: {s['false']}, unknown: {s['unknown']})",
             f"  frames     {d['frames']}"
             + (f"  (per demo: min {length['min']}, mean {length['mean']:.1f}, max {length['max']})" if length else ""),
             f"  size       {_size(d['size_bytes'])}",
         ]
-        rows = [[f["name"], f["role"], "x".join(map(str, f["shape"])) or "scalar", f["dtype"]] for f in d["features"]]
-        return "\n".join(head) + "\n\n" + _table(["feature", "role", "shape", "dtype"], rows)
+        rows = [[f["name"], f["role"], "x".join(map(str, f["shape"])) or "scalar", f["dtype"], f.get("path", "")]
+                for f in d["features"]]
+        text = "\n".join(head) + "\n\n" + _table(["feature", "role", "shape", "dtype", "dataset"], rows)
+        other = d.get("other_datasets") or {}
+        kept = [[p, "per frame", "x".join(map(str, sh)) or "scalar"] for p, sh in (other.get("per_frame") or {}).items()]
+        kept += [[p, "once", "x".join(map(str, sh)) or "scalar"] for p, sh in (other.get("static") or {}).items()]
+        if kept:
+            text += "\n\nkept as recorded (sim state, ...):\n" + _table(["dataset", "rows", "shape"], kept)
+        return text
     if kind == "lerobot":
         length = d.get("episode_length")
         head = [
@@ -315,6 +346,10 @@ def format_inspection(d: dict[str, Any]) -> str:
             f"  videos     {', '.join(d['video_keys']) or '-'}",
             f"  size       {_size(d['size_bytes'])}",
         ]
+        findings = d.get("findings") or []
+        if findings:
+            head.append(f"  gaps       {len(findings)} (what robodata convert does about each):")
+            head += [f"    {f}" for f in findings]
         rows = [[f["name"], str(f["dtype"]), "x".join(map(str, f["shape"]))] for f in d["features"]]
         return "\n".join(head) + "\n\n" + _table(["feature", "dtype", "shape"], rows)
     raise InspectError(f"unknown inspection kind {kind!r}")

@@ -1,8 +1,10 @@
 """ROS messages to numpy arrays: the one place that knows how a Pose, a JointState or an Image becomes numbers.
 
 Works on messages decoded by any of robodata's readers (rosbags dataclasses with numpy arrays,
-``mcap_ros2`` objects with lists and ``bytes``, JSON namespaces): fields are looked up by name, and
-geometry types are recognised by their fields, so ROS 1 and ROS 2 spellings of a type behave the same.
+``mcap_ros2`` objects with lists and ``bytes``, protobuf messages, JSON namespaces): fields are looked up by
+name, and geometry types are recognised by their fields, so ROS 1 and ROS 2 spellings of a type behave the
+same, and so do the Foxglove protobuf schemas (``foxglove.Pose`` is a Pose, ``foxglove.RawImage`` an Image,
+``google.protobuf.Timestamp`` a time).
 
 Conversions (``to_array``):
 
@@ -10,17 +12,21 @@ Conversions (``to_array``):
 ``geometry_msgs`` Point, Vector3               ``(3,)`` x, y, z
 Quaternion                                     ``(4,)`` x, y, z, w
 Pose, Transform (and their ``*Stamped``)       ``(7,)`` x, y, z, qx, qy, qz, qw
+``foxglove.`` Pose(InFrame), FrameTransform    ``(7,)`` x, y, z, qx, qy, qz, qw
 Twist, Accel, Wrench (and ``*Stamped``)        ``(6,)`` linear/force xyz, angular/torque xyz
 ``tf2_msgs/TFMessage`` + ``select`` frames     ``(7 * len(select),)`` the transforms of those child frames
+                                               (and ``foxglove.FrameTransforms``)
 ``sensor_msgs/JointState`` + ``select`` names  ``(len(select),)`` of ``position`` (or the field given)
+``foxglove.JointStates`` + ``select`` names    ``(len(select),)`` of each joint's ``position`` (or field)
 numeric scalar / array                         ``(1,)`` / ``(n,)`` float64 (a message array: stacked)
 bool scalar / array                            ``(1,)`` / ``(n,)`` bool
 a message of numeric scalars only              ``(n,)`` float64 in field order (turtlesim/Pose)
-``builtin_interfaces/Time``, ``Duration``      ``(1,)`` seconds
+``builtin_interfaces/Time``, ``Duration``      ``(1,)`` seconds (and ``google.protobuf.Timestamp``)
 ``sensor_msgs/Image``                          ``(H, W, 3)`` uint8 (rgb8, bgr8, rgba8, bgra8, mono8);
                                                ``(H, W)`` float32 (16UC1, 32FC1 depth)
+                                               (and ``foxglove.RawImage``)
 ``sensor_msgs/CompressedImage``                ``(H, W, 3)`` uint8 (jpeg/png); ``(H, W)`` float32
-                                               for ``compressedDepth`` png
+                                               for ``compressedDepth`` png (and ``foxglove.CompressedImage``)
 =============================================  ==================================================
 """
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +71,9 @@ def normalize_msgtype(msgtype: str) -> str:
 
 def field_names(obj: Any) -> list[str]:
     """The field names of a decoded message object (any of the decoders robodata uses)."""
+    desc = getattr(type(obj), "DESCRIPTOR", None)
+    if desc is not None and hasattr(desc, "fields_by_name"):  # a protobuf message: its fields in declared order
+        return [f.name for f in desc.fields]
     if dataclasses.is_dataclass(obj):
         # rosbags declares constants (``Log.DEBUG``) as dataclass fields typed ``ClassVar[...]``
         return [f.name for f in dataclasses.fields(obj) if not f.name.startswith("_") and "ClassVar" not in str(f.type)]
@@ -119,16 +129,30 @@ def get_field(msg: Any, field: str | None, msgtype: str = "message") -> Any:
 
 
 def stamp_ns(msg: Any) -> int | None:
-    """The ``header.stamp`` of a message in ns (``None`` when it has no header)."""
+    """The ``header.stamp`` of a message in ns, else its ``timestamp`` when that is a time (the Foxglove schemas'
+    convention: ``foxglove.PoseInFrame.timestamp``, a ``google.protobuf.Timestamp``); ``None`` when it has neither."""
     header = getattr(msg, "header", None)
     stamp = getattr(header, "stamp", None) if header is not None else None
     if stamp is None:
-        return None
+        stamp = getattr(msg, "timestamp", None)
+        if stamp is None or isinstance(stamp, _NOT_MESSAGES) or not _is_set(msg, "timestamp"):
+            return None
     return _time_ns(stamp)
 
 
+def _is_set(msg: Any, name: str) -> bool:
+    """Whether a protobuf message field holding a message was set (an unset one reads as its default, zero)."""
+    has = getattr(msg, "HasField", None)
+    if has is None:
+        return True
+    try:
+        return bool(has(name))
+    except ValueError:  # not a message field: presence is not tracked
+        return True
+
+
 def _time_ns(t: Any) -> int | None:
-    for s_name, n_name in (("sec", "nanosec"), ("sec", "nsec"), ("secs", "nsecs")):
+    for s_name, n_name in (("sec", "nanosec"), ("sec", "nsec"), ("secs", "nsecs"), ("seconds", "nanos")):
         if hasattr(t, s_name) and hasattr(t, n_name):
             return int(getattr(t, s_name)) * 1_000_000_000 + int(getattr(t, n_name))
     return None
@@ -155,9 +179,9 @@ def _geometry(v: Any) -> np.ndarray | None:
     for a, b in (("linear", "angular"), ("force", "torque")):
         if _has(v, a, b) and _has(getattr(v, a), "x", "y", "z"):
             return np.array(_xyz(getattr(v, a)) + _xyz(getattr(v, b)), dtype=np.float64)
-    # *Stamped / *WithCovariance wrappers: header + one geometry field
+    # *Stamped / *WithCovariance wrappers (header + one geometry field), and foxglove's *InFrame (frame_id)
     for inner in ("pose", "transform", "twist", "accel", "wrench"):
-        if _has(v, inner) and (_has(v, "header") or _has(v, "covariance")):
+        if _has(v, inner) and (_has(v, "header") or _has(v, "covariance") or _has(v, "frame_id")):
             return _geometry(getattr(v, inner))
     return None
 
@@ -193,6 +217,8 @@ def _numeric(value: Any, where: str) -> np.ndarray:
                 raise MessageConversionError(f"{where}: its elements convert to different shapes {sorted(shapes)}")
             return np.stack(rows)
         raise MessageConversionError(f"{where} is a list of {type(value[0]).__name__}, not numbers")
+    if isinstance(value, Sequence) and not isinstance(value, str):  # a protobuf repeated field
+        return _numeric(list(value), where)
     if isinstance(value, str):
         raise MessageConversionError(f"{where} is a string ({value[:40]!r}), not a number")
     raise MessageConversionError(f"{where} is a {type(value).__name__}, not a number")
@@ -202,7 +228,7 @@ def _convert(value: Any, where: str) -> np.ndarray:
     if _is_message(value):
         if _has(value, "height", "width", "encoding", "step", "data"):
             return image_to_array(value, where)
-        if _has(value, "format", "data") and len(field_names(value)) <= 3:
+        if _has(value, "format", "data") and len(field_names(value)) <= 4:  # + header, or timestamp + frame_id
             return compressed_image_to_array(value, where)
         geo = _geometry(value)
         if geo is not None:
@@ -244,7 +270,8 @@ def to_array(msg: Any, field: str | None, msgtype: str, select: list[str] | None
 def _select(msg: Any, field: str | None, msgtype: str, select: list[str]) -> np.ndarray:
     if not select:
         raise MessageConversionError(f"{msgtype}: select is empty")
-    if _has(msg, "name", "position") and _has(msg, "velocity", "effort"):  # sensor_msgs/JointState
+    # sensor_msgs/JointState, and a user's own JointState-like message (names + parallel value arrays)
+    if _has(msg, "name", "position") and not isinstance(msg.name, (str, bytes)):
         names = [str(n) for n in msg.name]
         values = get_field(msg, field or "position", msgtype)
         arr = _numeric(values, f"{msgtype}.{field or 'position'}")
@@ -261,6 +288,16 @@ def _select(msg: Any, field: str | None, msgtype: str, select: list[str]) -> np.
                 f"(joints present: {', '.join(names)})"
             )
         return arr[[index[n] for n in select]]
+    joints = getattr(msg, "joints", None) if field is None or field in ("position", "velocity", "effort") else None
+    if joints is not None and not isinstance(joints, (str, bytes)):  # foxglove.JointStates: a message per joint
+        by_name = {str(j.name): j for j in joints}
+        missing = [n for n in select if n not in by_name]
+        if missing:
+            raise MessageConversionError(
+                f"{msgtype}: no joint {', '.join(map(repr, missing))} in this message "
+                f"(joints present: {', '.join(by_name) or 'none'})"
+            )
+        return np.array([float(getattr(by_name[n], field or "position")) for n in select], dtype=np.float64)
     transforms = getattr(msg, "transforms", None) if field in (None, "transforms") else None
     if transforms is not None:  # tf2_msgs/TFMessage (and ROS 1 tf/tfMessage)
         by_child = {str(t.child_frame_id).lstrip("/"): t for t in transforms}
@@ -272,7 +309,8 @@ def _select(msg: Any, field: str | None, msgtype: str, select: list[str]) -> np.
             )
         return np.concatenate([_geometry(by_child[f.lstrip("/")]) for f in select])
     raise MessageConversionError(
-        f"{msgtype}: select applies to sensor_msgs/JointState (joint names) and tf2_msgs/TFMessage (child frames)"
+        f"{msgtype}: select applies to sensor_msgs/JointState and foxglove.JointStates (joint names) and "
+        "tf2_msgs/TFMessage and foxglove.FrameTransforms (child frames)"
     )
 
 

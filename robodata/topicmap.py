@@ -93,6 +93,21 @@ class FieldRef(_Strict):
     field: str | None = None
 
 
+class TaskTopic(_Strict):
+    """The task instruction read from the recording: the text ``field`` of the messages on ``topic``
+    (``std_msgs/String`` on ``/task``: ``{topic: /task, field: data}``).
+
+    An episode's task is the last task message at or before its first frame, else the first one inside it;
+    an episode with neither gets ``default`` (the recording's name when that is empty). Empty messages are
+    ignored. ``optional: true`` lets a recording without the topic through (every episode gets the default).
+    """
+
+    topic: str
+    field: str | None = "data"
+    default: str = ""
+    optional: bool = False
+
+
 class DatagenMap(_Strict):
     """Which features feed MimicGen's ``obs/datagen_info`` (pose features become 4x4 matrices)."""
 
@@ -105,7 +120,7 @@ class DatagenMap(_Strict):
 class TopicMap(_Strict):
     """The whole mapping from a recording's topics to canonical episodes."""
 
-    task: str = ""
+    task: str | TaskTopic = Field("", description="the task instruction, or where to read it ({topic, field})")
     robot_type: str = "unknown"
     fps: float = Field(30.0, gt=0)
     reference: ReferenceClock
@@ -138,6 +153,16 @@ class TopicMap(_Strict):
         return feature.sync or self.sync
 
     @property
+    def task_topic(self) -> TaskTopic | None:
+        """Where the episodes' tasks are read from, when the recording carries them (``None``: a fixed task)."""
+        return self.task if isinstance(self.task, TaskTopic) else None
+
+    @property
+    def task_text(self) -> str:
+        """The fixed task: the plain string, or a task topic's ``default`` (may be empty)."""
+        return self.task.default if isinstance(self.task, TaskTopic) else self.task
+
+    @property
     def topics(self) -> list[str]:
         t = {f.topic for f in self.features}
         if self.reference.topic:
@@ -146,6 +171,8 @@ class TopicMap(_Strict):
             t.add(self.episodes.topic)
         if self.success:
             t.add(self.success.topic)
+        if self.task_topic:
+            t.add(self.task_topic.topic)
         return sorted(t)
 
 

@@ -92,15 +92,19 @@ def test_imported_store_round_trips_to_lerobot_v30(imported, tmp_path):
 def test_import_errors_name_the_path(tmp_path):
     with pytest.raises(LeRobotError, match="not a LeRobot dataset"):
         import_lerobot(tmp_path, tmp_path / "x.hdf5")
-    # A copy without its video: the error names the missing MP4, and no store is left behind.
+    # A copy without its video: --strict refuses naming the missing MP4 and leaves no store behind; without it
+    # the camera is left out, said as a finding.
     ds = tmp_path / "ds"
     shutil.copytree(SO101 / "meta", ds / "meta")
     shutil.copytree(SO101 / "data", ds / "data")
     for p in (ds, *ds.rglob("*")):
         p.chmod(0o755 if p.is_dir() else 0o644)  # the source is read-only
-    with pytest.raises(LeRobotError, match=r"file-000\.mp4: video file is missing"):
-        import_lerobot(ds, tmp_path / "y.hdf5", episodes=[0])
+    with pytest.raises(LeRobotError, match=r"--strict.*\n.*file-000\.mp4 is not shipped; the feature is left out"):
+        import_lerobot(ds, tmp_path / "y.hdf5", episodes=[0], strict=True)
     assert not (tmp_path / "y.hdf5").exists()
+    summary = import_lerobot(ds, tmp_path / "y.hdf5", episodes=[0])
+    assert summary["cameras"] == [] and "file-000.mp4 is not shipped" in str(summary["findings"][0])
+    (tmp_path / "y.hdf5").unlink()
     # Metadata claiming more frames than the video holds: a frame count mismatch naming the video.
     (ds / "videos").symlink_to(SO101 / "videos")
     info = json.loads((ds / "meta/info.json").read_text())

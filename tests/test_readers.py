@@ -480,7 +480,7 @@ def test_mcap_ros1_json_and_unsupported_encodings(tmp_path):
         assert [(m.data.x, m.data.y, m.data.z) for m in pts] == [(0.0, 0.0, -1.0), (1.0, 2.0, -1.0), (2.0, 4.0, -1.0)]
         js_msgs = list(r.messages(["/reading"]))
         assert [m.data.temp for m in js_msgs] == [20, 21, 22] and js_msgs[2].data.pos.x == 2
-        with pytest.raises(RecordingError, match=r"topic /proto: message encoding 'protobuf' is not supported.*decode=False"):
+        with pytest.raises(RecordingError, match=r"channel /proto \(schema foo.Bar\): its FileDescriptorSet does not build.*decode=False"):
             list(r.messages(["/proto"]))
         assert [m.data for m in r.messages(["/proto"], decode=False)] == [b"\x08\x01"] * 3
 

@@ -53,18 +53,15 @@ def signature(action: np.ndarray, state: np.ndarray) -> str:
 
 def low_dim(es: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``action`` and ``observation.state`` of one episode of an open EpisodeStore, as LeRobot will write them."""
-    from robodata.formats.isaaclab import ACTIONS, OBS_GROUP, STATES
+    from robodata.formats.isaaclab import ACTIONS
 
     g = es.group(name)
-    obs = g[OBS_GROUP]
     n = es.num_samples(name)
     states = es.schema.of_role("state")
-    if states and all(f.name in obs for f in states):
-        state = np.concatenate([obs[f.name][:n].reshape(n, -1) for f in states], axis=1)
-    elif STATES in g:
-        state = g[STATES][:n].reshape(n, -1)
+    if states and all(es.has(name, f.name) for f in states):
+        state = np.concatenate([es.feature(name, f.name, 0, n).reshape(n, -1) for f in states], axis=1)
     else:
-        state = np.zeros((n, 0), np.float32)
+        state = es.state_vector(name, 0, n)
     return np.asarray(g[ACTIONS][:n], np.float32).reshape(n, -1), np.asarray(state, np.float32)
 
 
@@ -229,7 +226,6 @@ def write_store(src: Path, out: Path, rows: Sequence[Row]) -> int:
     from robodata.formats.isaaclab import (
         ACTIONS,
         DATA_GROUP,
-        OBS_GROUP,
         STATES,
         TOTAL_ATTR,
         EpisodeStore,
@@ -256,16 +252,15 @@ def write_store(src: Path, out: Path, rows: Sequence[Row]) -> int:
                 continue  # arrays as in the source: nothing to rewrite
             del g[ACTIONS]
             g.create_dataset(ACTIONS, data=action)
-            obs = g[OBS_GROUP]
-            if states and all(f.name in obs for f in states):
+            if states and all(isinstance(g.get(f.h5path), h5py.Dataset) for f in states):
                 col = 0
                 for f in states:
-                    shape, dtype = obs[f.name].shape, obs[f.name].dtype
+                    shape, dtype = g[f.h5path].shape, g[f.h5path].dtype
                     width = int(np.prod(shape[1:]))
-                    del obs[f.name]
-                    obs.create_dataset(f.name, data=state[:, col:col + width].reshape(shape).astype(dtype))
+                    del g[f.h5path]
+                    g.create_dataset(f.h5path, data=state[:, col:col + width].reshape(shape).astype(dtype))
                     col += width
-            elif STATES in g and state.shape[1]:
+            elif isinstance(g.get(STATES), h5py.Dataset) and state.shape[1]:
                 del g[STATES]
                 g.create_dataset(STATES, data=state)
         data.attrs[TOTAL_ATTR] = total

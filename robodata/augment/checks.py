@@ -85,14 +85,22 @@ def check_store(
             tag = f"{d} ({src} v{a.get('augment_variant')})"
             g, gs = es.group(d), es.group(src)
             n, ns = es.num_samples(d), es.num_samples(src)
-            if n != ns or any(g[OBS_GROUP][c].shape[0] != ns for c in cams):
+            if n != ns or any(es.dataset(d, c).shape[0] != ns for c in cams):
                 res[CHECK_FRAMES].fail(f"{tag}: {n} frames, source {ns}")
                 continue
             for key in (ACTIONS, STATES, TIMESTAMPS):
-                if key in gs and not np.array_equal(g[key][()], gs[key][()]):
-                    res[CHECK_LOWDIM].fail(f"{tag}: {key} differ from the source")
+                if key not in gs:
+                    continue
+                if hasattr(gs[key], "shape"):
+                    if key not in g or not np.array_equal(g[key][()], gs[key][()]):
+                        res[CHECK_LOWDIM].fail(f"{tag}: {key} differ from the source")
+                elif key not in g:
+                    res[CHECK_LOWDIM].fail(f"{tag}: {key} is missing (the source has it)")
+                else:  # a nested sim state (Isaac Lab's recorder): every dataset of the tree
+                    gs[key].visititems(lambda k, o, key=key: _cmp_group(k, o, g[key], tag, key, res, top=True))  # noqa: B023
+            cam_paths = {es.spec(c).h5path.split("/", 1)[1] for c in cams}  # under obs/
             for name, ds in gs[OBS_GROUP].items():
-                if name in cams:
+                if name in cam_paths:
                     continue
                 if hasattr(ds, "shape"):
                     if not np.array_equal(g[OBS_GROUP][name][()], ds[()]):
@@ -102,7 +110,7 @@ def check_store(
                     ds.visititems(lambda k, o, name=name: _cmp_group(k, o, g[OBS_GROUP][name], tag, name, res))  # noqa: B023
             idx = np.unique(np.linspace(0, n - 1, min(sample_frames, n)).round().astype(int))
             for c in cams:
-                sv, vv = gs[OBS_GROUP][c][idx], g[OBS_GROUP][c][idx]
+                sv, vv = es.dataset(src, c)[idx], es.dataset(d, c)[idx]
                 if np.array_equal(sv, vv):
                     continue  # a camera the config leaves alone
                 mask = masks.get((src, c))
@@ -129,6 +137,7 @@ def check_store(
     return res
 
 
-def _cmp_group(key: str, obj: Any, other_group: Any, tag: str, name: str, res: dict[str, CheckOutcome]) -> None:
+def _cmp_group(key: str, obj: Any, other_group: Any, tag: str, name: str, res: dict[str, CheckOutcome],
+               top: bool = False) -> None:
     if hasattr(obj, "shape") and (key not in other_group or not np.array_equal(other_group[key][()], obj[()])):
-        res[CHECK_LOWDIM].fail(f"{tag}: {obs_path(name)}/{key} differs from the source")
+        res[CHECK_LOWDIM].fail(f"{tag}: {name if top else obs_path(name)}/{key} differs from the source")

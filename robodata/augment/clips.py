@@ -129,7 +129,6 @@ def process_clip(
     from robodata.augment.local import LocalAugmenter, draw_params
     from robodata.augment.video import video_settings
     from robodata.formats.isaaclab import EpisodeStore
-    from robodata.formats.isaaclab_layout import OBS_GROUP, obs_path
 
     cfg = cfg if isinstance(cfg, AugmentedVideosConfig) else AugmentedVideosConfig.model_validate(cfg)
     clip = f"{Path(store_path).name}:{demo}/{camera}"
@@ -139,12 +138,12 @@ def process_clip(
     with EpisodeStore(store_path) as es:
         if demo not in es.demo_names:
             raise AugmentError(f"{clip}: no such demo in the store")
-        g = es.group(demo)
-        if camera not in g[OBS_GROUP]:
-            raise AugmentError(f"{clip}: demo has no camera {camera!r} (it has {sorted(g[OBS_GROUP].keys())})")
-        images = g[OBS_GROUP][camera]
+        names = [f.name for f in es.schema.features]
+        if camera not in names or not es.has(demo, camera):
+            raise AugmentError(f"{clip}: demo has no camera {camera!r} (its features: {names})")
+        images = es.dataset(demo, camera)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise AugmentError(f"{clip}: {obs_path(camera)} is not uint8 (T, H, W, 3) images ({images.dtype} {images.shape})")
+            raise AugmentError(f"{clip}: {es.spec(camera).h5path} is not uint8 (T, H, W, 3) images ({images.dtype} {images.shape})")
         n = es.num_samples(demo)
         if images.shape[0] != n:
             raise AugmentError(f"{clip}: {images.shape[0]} camera frames for {n} low-dim frames")
@@ -152,7 +151,7 @@ def process_clip(
         ts = es.timestamps(demo)
         fps = es.schema.fps
         report = ClipReport(demo, camera, n, hw, "none")
-        with ControlSource(g, es.env_args, camera) as ctl:
+        with ControlSource(es, demo, camera) as ctl:
             report.control_source, report.notes = ctl.source, list(ctl.notes)
             enc = _Encoders(fps, ts, settings)
             enc.add("video", paths["video"])

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import h5py
 import numpy as np
 
 from robodata.augment.errors import AugmentError
-from robodata.formats.isaaclab_layout import ENV_KWARGS_KEY, ENV_NAME_KEY, OBS_GROUP, STATES
+from robodata.formats.isaaclab_layout import ENV_KWARGS_KEY, ENV_NAME_KEY, STATES
 
 CLASSES = {"background": 0, "floor": 1, "table": 2, "robot": 3, "object": 4}
 KEEP_CLASSES = (CLASSES["robot"], CLASSES["object"])  # what augmentation must leave in place
@@ -37,30 +38,34 @@ class ControlSource:
     ``source`` says where they come from: ``hdf5``, ``sim-replay``, ``estimated`` or ``none``; ``notes`` why.
     """
 
-    def __init__(self, group: Any, env_args: dict[str, Any], camera: str):
+    def __init__(self, store: Any, demo: str, camera: str):
         self.camera = camera
+        group = store.group(demo)
         self._g = group
         self._sim = None
         self._median: np.ndarray | None = None
         self.notes: list[str] = []
-        obs = group[OBS_GROUP]
+        images = store.dataset(demo, camera)
+        obs = images.parent  # a camera's depth and classes sit beside it: <camera>_depth, <camera>_seg
+        self._leaf = images.name.rsplit("/", 1)[-1]
+        self._obs = obs
         self.has_depth = False
-        if f"{camera}_seg" in obs:
+        if f"{self._leaf}_seg" in obs:
             self.source = "hdf5"
-            self.has_depth = f"{camera}_depth" in obs
+            self.has_depth = f"{self._leaf}_depth" in obs
             return
-        env_id, kw = _env(env_args)
-        states = group[STATES] if STATES in group else None
-        if env_id.startswith("FetchPickAndPlace") and states is not None and states.ndim == 2:
+        env_id, kw = _env(store.env_args)
+        states = group.get(STATES)
+        if env_id.startswith("FetchPickAndPlace") and isinstance(states, h5py.Dataset) and states.ndim == 2:
             try:
-                self._sim = _open_sim(kw, camera, obs[camera], states)
+                self._sim = _open_sim(kw, camera, images, states)
                 self.source, self.has_depth = "sim-replay", True
                 return
             except AugmentError as err:
                 self.notes.append(str(err))
         else:
             self.notes.append(f"store env {env_id or 'unknown'!r} is not the Fetch sim: no depth")
-        self._estimate(obs[camera])
+        self._estimate(images)
 
     def _estimate(self, images: Any) -> None:
         n = images.shape[0]
@@ -82,10 +87,10 @@ class ControlSource:
 
     def batch(self, s: int, e: int, frames: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(depth (n, H, W) float32 | None, classes (n, H, W) uint8 | None)`` for frames ``s:e``."""
-        obs = self._g[OBS_GROUP]
+        obs = self._obs
         if self.source == "hdf5":
-            depth = obs[f"{self.camera}_depth"][s:e].astype(np.float32) if self.has_depth else None
-            return depth, obs[f"{self.camera}_seg"][s:e].astype(np.uint8)
+            depth = obs[f"{self._leaf}_depth"][s:e].astype(np.float32) if self.has_depth else None
+            return depth, obs[f"{self._leaf}_seg"][s:e].astype(np.uint8)
         if self.source == "sim-replay":
             sim, states = self._sim, self._g[STATES][s:e]
             assert sim is not None  # set up with the source "sim-replay"

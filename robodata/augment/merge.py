@@ -20,13 +20,9 @@ from robodata.augment.errors import AugmentError
 from robodata.augment.video import count_frames, iter_clip
 from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreWriter, demo_index
 from robodata.formats.isaaclab_layout import (
-    ACTIONS,
-    DATAGEN_GROUP,
     ENV_KWARGS_KEY,
     ENV_NAME_KEY,
     NUM_SAMPLES_ATTR,
-    OBS_GROUP,
-    STATES,
     SUCCESS_ATTR,
     demo_name,
 )
@@ -53,33 +49,6 @@ class MergeReport:
     written: dict[str, Variant] = field(default_factory=dict)  # new demo name -> variant
     failed: list[tuple[Variant, str]] = field(default_factory=list)
     frames: int = 0
-
-
-def _copy_batches(es: EpisodeStore, demo: str, batch: int) -> Iterator[dict[str, Any]]:
-    """Batches of every dataset of a demo: timestamps, actions, states, obs/*, datagen (as ``extend`` takes them)."""
-    g = es.group(demo)
-    n = es.num_samples(demo)
-    ts = es.timestamps(demo)
-    obs_keys = [k for k, d in g[OBS_GROUP].items() if hasattr(d, "shape")]
-    dg_items: list[tuple[str, str, Any]] = []
-    if DATAGEN_GROUP in g[OBS_GROUP]:
-        for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
-            for name, d in grp.items():
-                dg_items.append((kind, name, d))
-    for s in range(0, n, batch):
-        e = min(n, s + batch)
-        datagen: dict[str, dict[str, np.ndarray]] = {}
-        for kind, name, d in dg_items:
-            datagen.setdefault(kind, {})[name] = d[s:e]
-        yield {
-            "timestamps": ts[s:e],
-            "obs": {k: g[OBS_GROUP][k][s:e] for k in obs_keys},
-            "actions": g[ACTIONS][s:e],
-            "states": g[STATES][s:e] if STATES in g else None,
-            "datagen": datagen or None,
-            "s": s,
-            "e": e,
-        }
 
 
 def _resized(frames: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -148,13 +117,16 @@ def _copy_demo(es, w, demo, index, attrs, videos, batch) -> None:
     success = es.attrs(demo).get(SUCCESS_ATTR)
     d = w.begin_episode(index=index, attrs=attrs)
     streams = {cam: _frames_of(path) for cam, path in videos.items()}
-    hw = {cam: tuple(es.group(demo)[OBS_GROUP][cam].shape[1:3]) for cam in videos}
-    for b in _copy_batches(es, demo, batch):
-        obs = b["obs"]
+    hw = {cam: tuple(es.dataset(demo, cam).shape[1:3]) for cam in videos}
+    for b in es.batches(demo, batch):  # everything of the demo: features, datagen, a nested sim state, ...
+        obs = b.obs
         for cam, it in streams.items():
-            frames = _take(it, b["e"] - b["s"], videos[cam])
+            frames = _take(it, b.e - b.s, videos[cam])
             obs[cam] = _resized(frames, hw[cam])
-        d.extend(b["timestamps"], obs, b["actions"], states=b["states"], datagen=b["datagen"])
+        d.extend(b.timestamps, obs, b.actions, states=b.states, datagen=b.datagen or None,
+                 passthrough=b.passthrough)
+    for path, value in es.statics(demo).items():
+        d.put_static(path, value)
     for cam, it in streams.items():
         if next(it, None) is not None:
             raise AugmentError(f"{demo}: {Path(videos[cam]).name} has more frames than the demo")

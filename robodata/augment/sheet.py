@@ -37,8 +37,6 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], width: int = 160) ->
 def sheet_from_store(path, max_variants: int = 3, frames: int = 4) -> bytes:
     """Source frames above each of the first few variants (first camera), from an augmented store."""
     from robodata.formats.isaaclab import EpisodeStore
-    from robodata.formats.isaaclab_layout import OBS_GROUP
-
     rows = []
     with EpisodeStore(path) as es:
         cam = es.schema.cameras[0].name
@@ -48,7 +46,7 @@ def sheet_from_store(path, max_variants: int = 3, frames: int = 4) -> bytes:
             src = a["augmented_from"]
             n = es.num_samples(src)
             idx = np.unique(np.linspace(0, n - 1, frames).round().astype(int))
-            rows.append((f"{src} {cam} (source)", list(es.group(src)[OBS_GROUP][cam][idx])))
+            rows.append((f"{src} {cam} (source)", list(es.dataset(src, cam)[idx])))
             rows.append((f"{d}: {a.get('augment_engine')} v{a.get('augment_variant')} seed {a.get('augment_seed')}",
-                         list(es.group(d)[OBS_GROUP][cam][idx])))
+                         list(es.dataset(d, cam)[idx])))
     return contact_sheet(rows) if rows else b""

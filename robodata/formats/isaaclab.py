@@ -76,6 +76,7 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
     demo_name,
     obs_path,
 )
+from robodata.formats.quaternions import OrderDecision
 
 ROLES = ("state", "action", "image", "pose", "extra")
 
@@ -115,13 +116,21 @@ class FeatureSpec:
     shape: tuple[int, ...]
     dtype: str = "float32"
     names: list[str] | None = None
+    path: str | None = None  # the dataset inside a demo group when it is not obs/<name> (a nested Isaac Lab term)
+
+    @property
+    def h5path(self) -> str:
+        """Where the feature's dataset is inside a demo group: ``obs/<name>`` unless ``path`` says otherwise
+        (action features: the concatenated ``actions``)."""
+        return self.path or (ACTIONS if self.role == "action" else obs_path(self.name))
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "shape": list(self.shape), "dtype": self.dtype, "names": self.names}
+        out = {"role": self.role, "shape": list(self.shape), "dtype": self.dtype, "names": self.names}
+        return out | ({"path": self.path} if self.path else {})
 
     @classmethod
     def from_json(cls, name: str, d: Mapping[str, Any]) -> FeatureSpec:
-        return cls(name, d["role"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("names"))
+        return cls(name, d["role"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("names"), d.get("path"))
 
 
 @dataclass
@@ -428,6 +437,7 @@ class DemoWriter:
         datagen: Mapping[str, Mapping[str, np.ndarray]] | None = None,
         *,
         skip_roles: tuple[str, ...] = (),
+        passthrough: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Append a batch of ``len(timestamps)`` frames.
 
@@ -436,6 +446,10 @@ class DemoWriter:
         features are read from ``obs`` and concatenated. ``states`` defaults to the concatenated state
         features. ``datagen`` maps a kind (``object_pose``...) to ``{name: array}``. Features whose role is in
         ``skip_roles`` were already written with :meth:`write_feature` (e.g. camera frames streamed one by one).
+        ``passthrough`` maps other per-frame datasets, by their path inside the demo group, to ``(n, ...)``
+        arrays written as they are: an Isaac Lab recording's nested sim state (``states/articulation/robot/
+        joint_position``...), its ``processed_actions``, rewards. Nested ``states/...`` replace the flat
+        ``states`` / ``initial_state`` datasets (the two cannot share the name).
         """
         if self.closed:
             raise EpisodeStoreError(f"{self._store.path}: {self._g.name} is already closed")
@@ -457,7 +471,7 @@ class DemoWriter:
                 )
             if f.role == "action":
                 continue
-            self._append(obs_path(f.name), arr.reshape(n, *f.shape), np.dtype(f.dtype))
+            self._append(f.h5path, arr.reshape(n, *f.shape), np.dtype(f.dtype))
         if actions is None:
             parts = [np.asarray(obs[f.name], np.float32).reshape(n, -1) for f in self._schema.of_role("action")]
             actions = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
@@ -466,12 +480,20 @@ class DemoWriter:
             parts = [np.asarray(obs[f.name], np.float32).reshape(n, -1) for f in self._schema.of_role("state")]
             states = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
         states = np.asarray(states, np.float32).reshape(n, -1)
+        extra = dict(passthrough or {})
+        for path, arr in extra.items():
+            if np.shape(arr)[:1] != (n,):
+                raise EpisodeStoreError(f"{self._store.path}: {self._g.name}/{path} has {len(arr)} rows for {n} frames")
         self._append(TIMESTAMPS, ts)
         self._append(ACTIONS, actions)
-        self._append(PROCESSED_ACTIONS, actions)
-        self._append(STATES, states)
-        if INITIAL_STATE not in self._g:
-            self._g.create_dataset(INITIAL_STATE, data=states[0])
+        if PROCESSED_ACTIONS not in extra:
+            self._append(PROCESSED_ACTIONS, actions)
+        if not self._nested_states(extra):
+            self._append(STATES, states)
+            if INITIAL_STATE not in self._g:
+                self._g.create_dataset(INITIAL_STATE, data=states[0])
+        for path, arr in extra.items():
+            self._append(path, np.asarray(arr))
         for kind, items in (datagen or {}).items():
             if kind not in DATAGEN_KINDS:
                 raise EpisodeStoreError(f"unknown {DATAGEN_GROUP} kind {kind!r} (one of {DATAGEN_KINDS})")
@@ -482,6 +504,19 @@ class DemoWriter:
                 dtype = bool if kind == SUBTASK_TERM_SIGNALS else np.float32
                 self._append(datagen_path(kind, name), arr, dtype)
         self._n += n
+
+    def _nested_states(self, passthrough: Mapping[str, Any]) -> bool:
+        """Whether this demo keeps its sim state as a ``states/...`` tree (Isaac Lab's recorder) rather than flat."""
+        if STATES in self._g:
+            return isinstance(self._g[STATES], h5py.Group)
+        paths = list(passthrough) + [f.h5path for f in self._schema.features]
+        return any(p.startswith(STATES + "/") for p in paths)
+
+    def put_static(self, path: str, value: np.ndarray) -> None:
+        """Write a dataset that is not per frame (``initial_state/...`` of an Isaac Lab recording) as it is."""
+        if path in self._g:
+            raise EpisodeStoreError(f"{self._store.path}: {self._g.name}/{path} is already written")
+        self._g.create_dataset(path, data=np.asarray(value))
 
     def write_frames(self, name: str, frames: Sequence[np.ndarray]) -> None:
         """Append camera frames to ``obs/<name>`` (like :meth:`write_feature`, without stacking them first).
@@ -495,7 +530,7 @@ class DemoWriter:
             raise EpisodeStoreError(f"{self._store.path}: unknown feature {name!r}")
         if not frames:
             return
-        path = obs_path(name)
+        path = spec.h5path
         dtype = np.dtype(spec.dtype)
         ds = self._dataset(path, tuple(spec.shape), dtype)
         sink = self._sinks.get(path)
@@ -518,12 +553,12 @@ class DemoWriter:
             self._store._put_frame(sink, n0 + i, arr)
 
     def write_feature(self, name: str, values: np.ndarray) -> None:
-        """Append rows to one ``obs/<name>`` dataset only (frame counters move with :meth:`extend`)."""
+        """Append rows to one feature's dataset only (frame counters move with :meth:`extend`)."""
         spec = next((f for f in self._schema.features if f.name == name), None)
         if spec is None:
             raise EpisodeStoreError(f"{self._store.path}: unknown feature {name!r}")
         values = np.asarray(values)
-        self._append(obs_path(name), values.reshape(len(values), *spec.shape), np.dtype(spec.dtype))
+        self._append(spec.h5path, values.reshape(len(values), *spec.shape), np.dtype(spec.dtype))
 
     def append(self, timestamp: float, obs: Mapping[str, Any], action: Any = None, **kw: Any) -> None:
         """Append one frame (``obs`` values are single-frame arrays)."""
@@ -550,7 +585,8 @@ class DemoWriter:
         runs = [(int(r[0]), len(r)) for r in np.split(idx, breaks) if len(r)]
 
         def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset) and name != INITIAL_STATE and obj.shape and obj.shape[0] == self._n:
+            static = name == INITIAL_STATE or name.startswith(INITIAL_STATE + "/")
+            if isinstance(obj, h5py.Dataset) and not static and obj.shape and obj.shape[0] == self._n:
                 row_bytes = max(1, int(np.prod(obj.shape[1:])) * obj.dtype.itemsize)
                 step = max(1, (32 << 20) // row_bytes)
                 dst = 0
@@ -564,7 +600,7 @@ class DemoWriter:
 
         self._g.visititems(visit)
         self._n = len(idx)
-        if INITIAL_STATE in self._g and self._n:
+        if self._n and isinstance(self._g.get(INITIAL_STATE), h5py.Dataset) and isinstance(self._g.get(STATES), h5py.Dataset):
             self._g[INITIAL_STATE][...] = self._g[STATES][0]
 
     def close(self, success: bool | None = None, **attrs: Any) -> None:
@@ -772,13 +808,94 @@ class Episode:
         return len(self.timestamps)
 
 
-class EpisodeStore:
-    """Reads an Isaac Lab HDF5 episode store (ours, or one written by Isaac Lab / robomimic).
+# Obs terms that are the previous action (Isaac Lab's ``last_action``), kept but not part of the state vector.
+_ACTION_ECHOES = ("actions", "last_action", "last_actions", "prev_action", "prev_actions")
+_QUAT_WORDS = ("quat", "orientation", "orient", "rot")
 
-    Raises :class:`EpisodeStoreError` naming the file when the layout is not what Isaac Lab writes.
+
+def _datasets(group: h5py.Group, skip: str | None = None) -> list[tuple[str, h5py.Dataset]]:
+    """Every dataset under ``group`` by its path relative to it, in file order (``skip``: a subgroup left out)."""
+    out: list[tuple[str, h5py.Dataset]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and not (skip and (name == skip or name.startswith(skip + "/"))):
+            out.append((name, obj))
+
+    group.visititems(visit)
+    return out
+
+
+def _infer_role(rel: str, ds: h5py.Dataset) -> str:
+    """The role of an Isaac Lab obs term: camera (uint8 T,H,W,3), state (numeric T or T,D), else extra."""
+    leaf = rel.rsplit("/", 1)[-1]
+    if ds.dtype == np.uint8 and ds.ndim == 4 and ds.shape[-1] == 3:
+        return "image"
+    numeric = np.issubdtype(ds.dtype, np.number) or ds.dtype == np.bool_
+    if numeric and ds.ndim <= 2 and leaf not in _ACTION_ECHOES:
+        return "state"
+    return "extra"
+
+
+def _quaternion_columns(spec: FeatureSpec) -> list[int]:
+    """Column offsets of the quaternions in a state feature, judged by its name (``eef_quat``: [0],
+    ``cube_orientations`` (12,): [0, 4, 8], ``root_pose`` / ``*_pose`` (7,): [3]); [] for anything else."""
+    leaf = (spec.path or spec.name).rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
+    width = int(np.prod(spec.shape)) if spec.shape else 1
+    if any(w in leaf for w in _QUAT_WORDS) and width % 4 == 0 and "pos" not in leaf.replace("pose", ""):
+        return list(range(0, width, 4))
+    if leaf.endswith("pose") and width == 7:
+        return [3]
+    return []
+
+
+@dataclass
+class DemoBatch:
+    """Frames ``[s, e)`` of one demo, as every tier copies them: features by name, actions, the flat state
+    vector (``None`` when the demo keeps a nested sim state), Mimic's datagen_info, and every other per-frame
+    dataset by its path (``passthrough``: nested ``states/...``, ``processed_actions``, ...)."""
+
+    s: int
+    e: int
+    timestamps: np.ndarray
+    obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    states: np.ndarray | None
+    datagen: dict[str, dict[str, np.ndarray]]
+    passthrough: dict[str, np.ndarray]
+
+
+@dataclass
+class _DemoLayout:
+    """Where a demo keeps what: datagen datasets, other per-frame and static datasets (paths in the group)."""
+
+    datagen: list[tuple[str, str, str]]  # (kind, name, path)
+    per_frame: list[str]
+    static: list[str]
+    flat_states: bool
+
+
+class EpisodeStore:
+    """Reads an Isaac Lab HDF5 episode store: robodata's own, or one written by Isaac Lab's recorder / robomimic.
+
+    The one reader of the format: every tier (ingest, LeRobot, MimicGen, augmentation, inspect) reads demos
+    through it. A file written by Isaac Lab's ``HDF5DatasetFileHandler`` keeps dict-valued terms as nested
+    groups (``states/articulation/robot/joint_position``, ``initial_state/...``, ``obs/<group>/<term>``),
+    gzip-compresses every dataset and stores no timestamps; its features are inferred from the first demo's
+    ``obs`` tree (a nested term ``obs/policy/joint_pos`` becomes the feature ``policy.joint_pos``), the sim
+    state and everything else are carried as they are (:meth:`batches` ``passthrough``, :meth:`statics`),
+    and timestamps are ``frame / fps``.
+
+    Quaternions: robodata's order is ``xyzw``. A foreign file's order (Isaac Lab 2.x ``wxyz``, 3.0 ``xyzw``)
+    is decided by :func:`robodata.formats.quaternions.decide_order` (``quaternion_order``, a stamp in
+    ``env_args``, else the data) and the quaternion columns of its obs features (``eef_quat``, ``*_pose``)
+    are given in ``xyzw``; the nested sim state stays in the file's order (the simulator that replays it
+    needs it so) and the schema says which (``schema.extra["sim_state_quaternion_order"]``).
+
+    Raises :class:`EpisodeStoreError` naming the file (and the group) when the layout is not what Isaac Lab writes.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float | None = None):
+    def __init__(self, path: str | os.PathLike[str], fps: float | None = None,
+                 quaternion_order: str | None = None):
         self.path = Path(path)
         if not self.path.exists():
             raise EpisodeStoreError(f"{self.path}: no such file")
@@ -786,44 +903,109 @@ class EpisodeStore:
             self._f = h5py.File(self.path, "r")
         except OSError as err:
             raise EpisodeStoreError(f"{self.path}: not a readable HDF5 file ({err})") from err
-        if DATA_GROUP not in self._f or not isinstance(self._f[DATA_GROUP], h5py.Group):
+        try:
+            self._open(fps, quaternion_order)
+        except BaseException:
             self._f.close()
+            raise
+
+    def _open(self, fps: float | None, quaternion_order: str | None) -> None:
+        if DATA_GROUP not in self._f or not isinstance(self._f[DATA_GROUP], h5py.Group):
             raise EpisodeStoreError(f"{self.path}: no /data group (not an Isaac Lab / robomimic HDF5 episode file)")
         self._data = self._f[DATA_GROUP]
         names = [k for k in self._data.keys() if DEMO_RE.match(k)]
         self.demo_names = sorted(names, key=demo_index)
         raw = self._data.attrs.get(ENV_ARGS_ATTR, "{}")
         try:
-            self.env_args = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
+            env_args = json.loads(raw) if isinstance(raw, (str, bytes)) else {}
         except json.JSONDecodeError as err:
             raise EpisodeStoreError(
                 f"{self.path}: /{DATA_GROUP} attribute {ENV_ARGS_ATTR} is not JSON ({err})"
             ) from err
+        self.env_args: dict[str, Any] = env_args if isinstance(env_args, dict) else {}
         for name in self.demo_names:
             g = self._data[name]
-            if ACTIONS not in g or OBS_GROUP not in g:
-                self._f.close()
-                raise EpisodeStoreError(
-                    f"{self.path}: /{DATA_GROUP}/{name} lacks the {ACTIONS!r} dataset or the {OBS_GROUP!r} group"
-                )
+            where = f"{self.path}: /{DATA_GROUP}/{name}"
+            if not isinstance(g, h5py.Group):
+                raise EpisodeStoreError(f"{where} is a dataset, not a demo group")
+            if not isinstance(g.get(ACTIONS), h5py.Dataset) or not isinstance(g.get(OBS_GROUP), h5py.Group):
+                raise EpisodeStoreError(f"{where} lacks the {ACTIONS!r} dataset or the {OBS_GROUP!r} group")
+            if g[ACTIONS].ndim < 1:
+                raise EpisodeStoreError(f"{where}/{ACTIONS} is a scalar, not one row per frame")
+        self._layouts: dict[str, _DemoLayout] = {}
+        self.foreign = not self.env_args.get(ROBODATA_KEY)
+        self.timestamps_inferred = False
         self.schema = self._schema(fps)
+        self._quat_cols: dict[str, list[int]] = {}
+        self.quaternion_order: OrderDecision | None = None  # decided for foreign files only (ours are xyzw)
+        if self.foreign:
+            self._decide_quaternions(quaternion_order)
 
     def _schema(self, fps: float | None) -> EpisodeSchema:
         rd = self.env_args.get(ROBODATA_KEY)
         if rd:
-            return EpisodeSchema.from_json(rd)
-        # A foreign Isaac Lab file: infer features from the first demo (images are uint8 rank-4).
+            try:
+                return EpisodeSchema.from_json(rd)
+            except (KeyError, TypeError, ValueError) as err:
+                raise EpisodeStoreError(f"{self.path}: env_args.{ROBODATA_KEY} is not a feature table ({err!r})") from err
+        # A foreign Isaac Lab file: infer features from the first demo's obs tree.
         feats: list[FeatureSpec] = []
         if self.demo_names:
-            g = self._data[self.demo_names[0]]
-            for k, ds in g[OBS_GROUP].items():
-                if not isinstance(ds, h5py.Dataset):
-                    continue
-                role = "image" if ds.dtype == np.uint8 and ds.ndim == 4 else "state"
-                feats.append(FeatureSpec(k, role, tuple(ds.shape[1:]), str(ds.dtype)))
+            first = self.demo_names[0]
+            g, n = self._data[first], self.num_samples(first)
+            used = {ACTIONS}
+            for rel, ds in _datasets(g[OBS_GROUP], skip=DATAGEN_GROUP):
+                if not ds.shape or ds.shape[0] != n:
+                    continue  # not one row per frame: carried as a static dataset
+                name = rel.replace("/", ".")
+                if name in used:  # obs/actions (the last action) beside the action itself
+                    name = f"{OBS_GROUP}.{name}"
+                used.add(name)
+                feats.append(FeatureSpec(name, _infer_role(rel, ds), tuple(ds.shape[1:]), str(ds.dtype),
+                                         path=None if name == rel else obs_path(rel)))
+            if not any(f.role == "state" for f in feats) and isinstance(g.get(STATES), h5py.Group):
+                # no low-dim observation: the robots' joint positions of the sim state are the state
+                for rel, ds in _datasets(g[STATES]):
+                    parts = rel.split("/")
+                    if len(parts) == 3 and parts[0] == "articulation" and parts[2] == "joint_position":
+                        feats.append(FeatureSpec(f"{parts[1]}.joint_position", "state", tuple(ds.shape[1:]),
+                                                 str(ds.dtype), path=f"{STATES}/{rel}"))
             feats.append(FeatureSpec(ACTIONS, "action", tuple(g[ACTIONS].shape[1:]), "float32"))
-        rate = fps or float(self.env_args.get(ENV_KWARGS_KEY, {}).get("fps", 0) or 30.0)
-        return EpisodeSchema(feats, rate, task=self.env_args.get(ENV_NAME_KEY, ""))
+            self.timestamps_inferred = TIMESTAMPS not in g
+        kwargs = self.env_args.get(ENV_KWARGS_KEY)
+        rate = fps or float((kwargs if isinstance(kwargs, dict) else {}).get("fps", 0) or 30.0)
+        return EpisodeSchema(feats, rate, task=str(self.env_args.get(ENV_NAME_KEY, "") or ""))
+
+    def _decide_quaternions(self, setting: str | None) -> None:
+        from robodata.formats.quaternions import CANONICAL, decide_order
+
+        for f in self.schema.features:
+            cols = _quaternion_columns(f) if f.role == "state" else []
+            if cols:
+                self._quat_cols[f.name] = cols
+        samples: dict[str, np.ndarray] = {}
+        if self.demo_names:
+            g = self._data[self.demo_names[0]]
+            n = min(self.num_samples(self.demo_names[0]), 512)
+            for f in self.schema.features:
+                for c in self._quat_cols.get(f.name, []):
+                    samples[f"{f.h5path}[{c}:{c + 4}]"] = g[f.h5path][:n].reshape(n, -1)[:, c : c + 4]
+            for top in (STATES, INITIAL_STATE):
+                if isinstance(g.get(top), h5py.Group):
+                    for rel, ds in _datasets(g[top]):
+                        if rel.endswith("root_pose") and ds.ndim == 2 and ds.shape[1] == 7:
+                            samples[f"{top}/{rel}[3:7]"] = ds[:n, 3:7]
+        try:
+            decision = decide_order(setting, self.env_args, samples, str(self.path))
+        except ValueError as err:
+            raise EpisodeStoreError(str(err)) from err
+        self.quaternion_order = decision
+        extra = self.schema.extra
+        extra["quaternion_order"] = CANONICAL
+        extra["source_quaternion_order"] = decision.describe()
+        extra["sim_state_quaternion_order"] = decision.order
+        if self._quat_cols:
+            extra["quaternion_columns"] = dict(self._quat_cols)
 
     def __enter__(self) -> EpisodeStore:
         return self
@@ -869,24 +1051,118 @@ class EpisodeStore:
             return g[TIMESTAMPS][()]
         return np.arange(self.num_samples(name), dtype=np.float64) / self.schema.fps
 
+    # -- features, by name, wherever the demo keeps them --------------------------------------------------
+
+    def spec(self, feature: str) -> FeatureSpec:
+        for f in self.schema.features:
+            if f.name == feature:
+                return f
+        raise EpisodeStoreError(f"{self.path}: no feature {feature!r} (features: {[f.name for f in self.schema.features]})")
+
+    def has(self, name: str, feature: str) -> bool:
+        """Whether demo ``name`` holds the dataset of ``feature``."""
+        return isinstance(self._data[name].get(self.spec(feature).h5path), h5py.Dataset)
+
+    def dataset(self, name: str, feature: str) -> h5py.Dataset:
+        """The h5py dataset of ``feature`` in demo ``name`` (raises naming the group path when it is missing)."""
+        spec = self.spec(feature)
+        ds = self._data[name].get(spec.h5path)
+        if not isinstance(ds, h5py.Dataset):
+            raise EpisodeStoreError(f"{self.path}: /{DATA_GROUP}/{name}/{spec.h5path} is missing (feature {feature!r})")
+        return ds
+
+    def feature(self, name: str, feature: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows ``[start, stop)`` of a feature (camera frames inflated in threads; quaternions in ``xyzw``)."""
+        ds = self.dataset(name, feature)
+        rows = read_frames(ds, start, stop) if ds.ndim == 4 else ds[start:stop]
+        cols = self._quat_cols.get(feature)
+        if cols and self.quaternion_order is not None and self.quaternion_order.order != "xyzw":
+            from robodata.formats.quaternions import reorder_columns
+
+            rows = reorder_columns(rows, cols, self.quaternion_order.order, "xyzw")
+        return rows
+
+    def state_vector(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The flat ``(n, S)`` state: the ``states`` dataset where the demo has one, else the state features."""
+        g = self._data[name]
+        if isinstance(g.get(STATES), h5py.Dataset):
+            return g[STATES][start:stop].reshape(-1, g[STATES].shape[1] if g[STATES].ndim > 1 else 1)
+        n = len(range(*slice(start, stop).indices(self.num_samples(name))))
+        parts = [self.feature(name, f.name, start, stop).reshape(n, -1).astype(np.float32)
+                 for f in self.schema.of_role("state")]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.float32)
+
+    def _layout(self, name: str) -> _DemoLayout:
+        lay = self._layouts.get(name)
+        if lay is not None:
+            return lay
+        g, n = self._data[name], self.num_samples(name)
+        claimed = {f.h5path for f in self.schema.features if f.role != "action"} | {ACTIONS, TIMESTAMPS}
+        datagen: list[tuple[str, str, str]] = []
+        per_frame: list[str] = []
+        static: list[str] = []
+        flat_states = isinstance(g.get(STATES), h5py.Dataset)
+        dg_prefix = f"{OBS_GROUP}/{DATAGEN_GROUP}/"
+        for path, ds in _datasets(g):
+            if path in claimed or (flat_states and path in (STATES, INITIAL_STATE)):
+                continue
+            parts = path.split("/")
+            if path.startswith(dg_prefix) and len(parts) == 4:
+                datagen.append((parts[2], parts[3], path))
+            elif path.startswith(dg_prefix) and len(parts) == 3:
+                datagen.append((parts[2], parts[2], path))  # a kind stored as one dataset
+            elif path == INITIAL_STATE or path.startswith(INITIAL_STATE + "/"):
+                static.append(path)
+            elif not ds.shape or ds.shape[0] != n:
+                if path.startswith((STATES + "/", OBS_GROUP + "/")) or path == PROCESSED_ACTIONS:
+                    raise EpisodeStoreError(f"{self.path}: /{DATA_GROUP}/{name}/{path} has "
+                                            f"{ds.shape[0] if ds.shape else 'no'} rows for the demo's {n} frames")
+                static.append(path)
+            else:
+                per_frame.append(path)
+        lay = _DemoLayout(datagen, per_frame, static, flat_states)
+        self._layouts[name] = lay
+        return lay
+
+    def datagen(self, name: str, start: int = 0, stop: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """Isaac Lab Mimic's ``obs/datagen_info``: ``{kind: {name: rows}}`` (empty when the demo has none)."""
+        g = self._data[name]
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for kind, item, path in self._layout(name).datagen:
+            out.setdefault(kind, {})[item] = g[path][start:stop]
+        return out
+
+    def statics(self, name: str) -> dict[str, np.ndarray]:
+        """The demo's datasets that are not per frame (``initial_state/...`` of an Isaac Lab recording), by path."""
+        g = self._data[name]
+        return {p: g[p][()] for p in self._layout(name).static}
+
+    def batches(self, name: str, batch: int = 256, *, images: bool = True) -> Iterator[DemoBatch]:
+        """Demo ``name`` in batches of ``batch`` frames, everything in it (see :class:`DemoBatch`)."""
+        g = self._data[name]
+        n = self.num_samples(name)
+        ts = self.timestamps(name)
+        lay = self._layout(name)
+        feats = [f for f in self.schema.features if f.role != "action" and (images or f.role != "image")]
+        for s in range(0, n, batch):
+            e = min(n, s + batch)
+            obs = {f.name: self.feature(name, f.name, s, e) for f in feats if self.has(name, f.name)}
+            yield DemoBatch(
+                s, e, ts[s:e], obs, g[ACTIONS][s:e],
+                g[STATES][s:e] if lay.flat_states else None,
+                self.datagen(name, s, e),
+                {p: g[p][s:e] for p in lay.per_frame},
+            )
+
     def read(self, name: str, *, images: bool = True) -> Episode:
         g = self._data[name]
-        obs = {}
-        for k, ds in g[OBS_GROUP].items():
-            if isinstance(ds, h5py.Dataset) and (images or not (ds.dtype == np.uint8 and ds.ndim == 4)):
-                obs[k] = read_frames(ds) if ds.ndim == 4 else ds[()]
-        datagen: dict[str, dict[str, np.ndarray]] = {}
-        if DATAGEN_GROUP in g[OBS_GROUP]:
-            for kind, grp in g[OBS_GROUP][DATAGEN_GROUP].items():
-                if isinstance(grp, h5py.Group):
-                    datagen[kind] = {n: d[()] for n, d in grp.items() if isinstance(d, h5py.Dataset)}
-                else:
-                    datagen[kind] = {kind: grp[()]}
-        states = g[STATES][()] if STATES in g else np.zeros((len(g[ACTIONS]), 0), np.float32)
-        return Episode(name, self.timestamps(name), obs, g[ACTIONS][()], states, self.attrs(name), datagen)
+        obs = {f.name: self.feature(name, f.name) for f in self.schema.features
+               if f.role != "action" and (images or f.role != "image") and self.has(name, f.name)}
+        return Episode(name, self.timestamps(name), obs, g[ACTIONS][()], self.state_vector(name), self.attrs(name),
+                       self.datagen(name))
 
     def iter_frames(self, name: str, keys: list[str], batch: int = 64) -> Iterator[dict[str, np.ndarray]]:
-        """Yield batches (dicts of ``(b, ...)`` arrays) of the given ``obs`` keys, ``actions`` or ``timestamps``."""
+        """Yield batches (dicts of ``(b, ...)`` arrays) of the given features, ``actions`` or ``timestamps``."""
         g = self._data[name]
         n = self.num_samples(name)
         for s in range(0, n, batch):
@@ -898,5 +1174,5 @@ class EpisodeStore:
                 elif k == TIMESTAMPS:
                     out[k] = self.timestamps(name)[s:e]
                 else:
-                    out[k] = read_frames(g[OBS_GROUP][k], s, e)
+                    out[k] = self.feature(name, k, s, e)
             yield out

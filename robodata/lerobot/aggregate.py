@@ -40,9 +40,9 @@ from robodata.lerobot.source import (
     check_compatible,
     iter_episodes,
     merge_tasks,
-    open_all,
     table_features,
 )
+from robodata.lerobot.validate import Finding, Survey, strict_error, survey_dataset
 from robodata.lerobot.video import copy_packets
 from robodata.lerobot.writer_v3 import MB, next_file
 
@@ -62,6 +62,7 @@ class ReleaseReport:
     seconds: float
     bytes: int = 0
     video_keys: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # the sources' gaps, each converted around
 
 
 def release_features(meta: DatasetMeta) -> dict[str, dict[str, Any]]:
@@ -71,11 +72,16 @@ def release_features(meta: DatasetMeta) -> dict[str, dict[str, Any]]:
     return feats
 
 
-def release_modality(metas: Sequence[DatasetMeta], features: Mapping[str, Any]) -> dict[str, Any]:
-    """The first dataset's ``meta/modality.json`` (shards from episode stores carry one), else one guessed
-    from feature names; raises if its slices do not fit the features."""
+def release_modality(
+    metas: Sequence[DatasetMeta], features: Mapping[str, Any], modality: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``modality`` (the first dataset's ``meta/modality.json`` as surveyed), else that file (shards from
+    episode stores carry one), else one guessed from feature names; raises if its slices do not fit the
+    features. Keys robodata does not read (GR00T's annotations, ``rotation_type``...) are kept."""
     path = metas[0].root / MODALITY_PATH
-    modality = read_json(path) if path.exists() else modality_from_features(features)
+    if modality is None:
+        modality = read_json(path) if path.exists() else modality_from_features(features)
+    modality = dict(modality)
     problems = modality_problems(modality, features)
     if problems:
         raise LeRobotError(f"{path}: {'; '.join(problems)}")
@@ -200,12 +206,13 @@ def _folder_bytes(root: Path) -> int:
 
 
 def aggregate(
-    shard_dirs: Sequence[str | os.PathLike[str]],
+    shard_dirs: Sequence[str | os.PathLike[str] | Survey],
     out_dir: str | os.PathLike[str],
     *,
     version: str = V30,
     repo_id: str | None = None,
     robot_type: str | None = None,
+    strict: bool = False,
 ) -> ReleaseReport:
     """Join LeRobot datasets (the per-recording shards) into one release in ``out_dir``, atomically.
 
@@ -214,18 +221,30 @@ def aggregate(
     over (index columns shifted) and aggregated into ``meta/stats.json``. ``repo_id`` is recorded only in
     the report (LeRobot keeps it outside the dataset).
 
+    Each shard is surveyed first (:func:`robodata.lerobot.validate.survey_dataset`; a :class:`Survey` in
+    ``shard_dirs`` is taken as it is): what a dataset from the wild lacks (video files not shipped, columns,
+    stats) is converted around and named in the report's ``findings``; ``strict`` refuses instead.
+
     Raises:
-        LeRobotError: a shard is unreadable, or its fps/features differ from the first shard's (named).
+        LeRobotError: a shard is unreadable, or its fps/features differ from the first shard's (named); with
+            ``strict``, any finding (all listed, nothing written).
     """
     if version not in VERSIONS:
         raise LeRobotError(f"{out_dir}: unknown LeRobot version {version!r} (one of {', '.join(VERSIONS)})")
     t0 = time.perf_counter()
-    metas = open_all(shard_dirs)
+    if not shard_dirs:
+        raise LeRobotError(f"{out_dir}: no datasets to read (the list of shards is empty)")
+    surveys = [s if isinstance(s, Survey) else survey_dataset(s) for s in shard_dirs]
+    findings = [f for s in surveys for f in s.findings]
+    if strict and findings:
+        raise strict_error(", ".join(str(s.meta.root) for s in surveys), findings)
+    metas = [s.meta for s in surveys]
     check_compatible(metas)
     tasks = merge_tasks(metas)
     features = release_features(metas[0])
     keys = table_features(metas[0])
-    modality = release_modality(metas, features) if version == V21 or (metas[0].root / MODALITY_PATH).exists() else None
+    src_modality = surveys[0].modality
+    modality = release_modality(metas, features, src_modality) if version == V21 or src_modality is not None else None
     robot = robot_type or metas[0].info.get("robot_type")
     episodes = iter_episodes(metas, tasks, keys)
     if version == V30:
@@ -239,7 +258,7 @@ def aggregate(
     out = Path(out_dir)
     vkeys = [k for k, f in features.items() if f.get("dtype") == "video"]
     return ReleaseReport(out, version, n_eps, n_frames, tasks, [str(m.root) for m in metas],
-                         time.perf_counter() - t0, _folder_bytes(out), vkeys)  # fmt: skip
+                         time.perf_counter() - t0, _folder_bytes(out), vkeys, findings)  # fmt: skip
 
 
 __all__ = ["ReleaseReport", "aggregate", "write_v30"]

@@ -30,6 +30,10 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--codec", default="libsvtav1", help="video codec for HDF5/bag sources (libsvtav1, libx264, auto)")
     p.add_argument("--crf", type=int, default=30)
     p.add_argument("--task", default=None, help="task text for every episode of an HDF5/bag source")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a LeRobot source with any gap (video files not shipped, no frame_index, timestamps "
+                        "not from 0, missing stats, unread modality.json keys) instead of converting around it; "
+                        "nothing is written")  # fmt: skip
     p.set_defaults(func=_convert)
     v = subparsers.add_parser("validate", help="check a LeRobot dataset; exit 1 on errors")
     v.add_argument("path")
@@ -50,9 +54,14 @@ def _convert(args: argparse.Namespace) -> int:
     elif kind is PathKind.LEROBOT:
         if args.topic_map:
             print(f"note: {args.topic_map} is not used: {src} is a LeRobot dataset", file=sys.stderr)
-        report = convert(src, args.dst, to=args.to)
+        report = convert(src, args.dst, to=args.to, strict=args.strict)
     else:
         report = _convert_recording(src, args, hdf5_opts)
+    findings = getattr(report, "findings", [])
+    if findings:
+        print(f"{src}: {len(findings)} finding(s), converted around (--strict refuses them):", file=sys.stderr)
+        for f in findings:
+            print(f"  {f}", file=sys.stderr)
     print(f"wrote {report.path}: {report.episodes} episodes, {report.frames} frames in {report.seconds:.1f} s")
     return 0
 

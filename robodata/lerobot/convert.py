@@ -24,13 +24,17 @@ def convert(
     dst: str | os.PathLike[str],
     *,
     to: str = V30,
+    strict: bool = False,
     **shard_options: Any,
 ) -> ShardReport | ReleaseReport:
     """Convert ``src`` (a LeRobot dataset folder of v2.0, v2.1 or v3.0, or an episode-store HDF5) into ``dst``.
 
     Video packets are copied, never re-encoded, between LeRobot versions; timestamps are rewritten as
-    ``frame_index / fps`` and a v2.0 table without ``frame_index`` gets one. ``shard_options`` go to
-    :func:`robodata.lerobot.writer_v3.write_shard` when ``src`` is an HDF5 file.
+    ``frame_index / fps`` and a v2.0 table without ``frame_index`` gets one. A dataset from the wild converts
+    as far as it goes: each gap (a video feature whose files are not shipped, no ``frame_index``, timestamps
+    not starting at 0, missing stats, modality.json keys robodata does not read) is worked around and named
+    in the report's ``findings``; ``strict`` makes any finding an error (nothing written). ``shard_options``
+    go to :func:`robodata.lerobot.writer_v3.write_shard` when ``src`` is an HDF5 file.
     """
     src, dst = Path(src), Path(dst)
     if to not in VERSIONS:
@@ -49,10 +53,11 @@ def convert(
             shutil.rmtree(tmp, ignore_errors=True)
     if kind is not PathKind.LEROBOT:
         raise LeRobotError(f"{src}: neither a LeRobot dataset (no {INFO_PATH}) nor an HDF5 episode store")
-    from robodata.lerobot.validate import nonfinite_findings
+    from robodata.lerobot.validate import survey_dataset
 
-    bad = nonfinite_findings(src)
+    survey = survey_dataset(src, nonfinite=True)
+    bad = survey.nonfinite
     if bad:  # never copied into a dataset people train on
         raise LeRobotError(f"{bad[0].where}: {bad[0].message}" + (f" (and {len(bad) - 1} more episodes/features)"
                                                                   if len(bad) > 1 else "") + "; not converted")
-    return aggregate([src], dst, version=to)
+    return aggregate([survey], dst, version=to, strict=strict)

@@ -16,6 +16,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,16 @@ from robodata.formats.isaaclab import EpisodeSchema, EpisodeStoreError, EpisodeS
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import (
     ACTION_KEY,
-    ANNOTATION_PREFIX,
     DEFAULT_FEATURES,
     IMAGES_PREFIX,
     INFO_PATH,
-    MODALITY_PATH,
     OBSERVATION_PREFIX,
     STATE_KEY,
+    TASK_ANNOTATION_COLUMN,
 )
-from robodata.lerobot.metadata import DatasetMeta, EpisodeMeta, read_json, read_meta
+from robodata.lerobot.metadata import DatasetMeta, EpisodeMeta, read_meta
 from robodata.lerobot.source import FileCache, episode_rows, meta_video, to_numpy
+from robodata.lerobot.validate import strict_error, survey_dataset
 from robodata.lerobot.video import decode
 
 _NUMERIC = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -138,8 +139,8 @@ class _Plan:
                 (self.cameras if dtype == "video" else self.embedded)[key] = cam
                 specs.append(FeatureSpec(cam, "image", _image_shape(key, ft, meta), "uint8"))
                 self.origin[cam] = key
-            elif key in (STATE_KEY, ACTION_KEY) or key in DEFAULT_FEATURES or key.startswith(ANNOTATION_PREFIX):
-                continue
+            elif key in (STATE_KEY, ACTION_KEY) or key in DEFAULT_FEATURES or key == TASK_ANNOTATION_COLUMN:
+                continue  # the task annotation is the demo's task text; other annotations (human.validity) are kept
             elif dtype in _NUMERIC:
                 name = _unique(key.removeprefix(OBSERVATION_PREFIX), "extra", used)
                 shape = tuple(int(s) for s in ft.get("shape") or [1])
@@ -200,16 +201,24 @@ def import_lerobot(
     episodes: Sequence[int] | None = None,
     batch_frames: int = 32,
     progress: Callable[[float], None] | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Write the LeRobot dataset ``src_dir`` (v2.0, v2.1 or v3.0) as an episode store at ``out_hdf5`` (atomic).
 
     ``episodes`` selects episodes by their ``episode_index`` (default: all, in order); they become ``demo_0``,
     ``demo_1``... with the original index in the demo attribute ``lerobot_episode_index``. ``progress`` gets the
-    fraction of frames done. Returns a summary (path, version, episodes, frames, fps, cameras, tasks, seconds).
+    fraction of frames done. Returns a summary (path, version, episodes, frames, fps, cameras, tasks, seconds,
+    findings).
+
+    A dataset from the wild imports as far as it goes: a video feature whose files are not shipped is left out,
+    rows without ``frame_index`` are numbered in order, timestamps are ``frame_index / fps`` (re-based to 0),
+    modality.json keys robodata does not read are kept (in the schema's ``extra``), and GR00T annotation
+    columns other than the task (``annotation.human.validity``) become ``extra`` features. Each gap is one
+    :class:`robodata.lerobot.validate.Finding` in the summary's ``findings``; ``strict`` refuses instead.
 
     Raises:
-        LeRobotError: ``src_dir`` is not a LeRobot dataset, a data or video file is missing or unreadable, or a
-            video's frame count differs from the episode's length (the message names the file).
+        LeRobotError: ``src_dir`` is not a LeRobot dataset, a data or video file is unreadable, a video's frame
+            count differs from the episode's length (the message names the file); with ``strict``, any finding.
     """
     t0 = time.perf_counter()
     src, out = Path(src_dir), Path(out_hdf5)
@@ -218,15 +227,8 @@ def import_lerobot(
     if not (src / INFO_PATH).exists():
         raise LeRobotError(f"{src}: not a LeRobot dataset (no {INFO_PATH})")
     meta = read_meta(src)
-    modality = read_json(src / MODALITY_PATH) if (src / MODALITY_PATH).exists() else None
-    if modality is not None and not isinstance(modality, dict):
-        raise LeRobotError(f"{src / MODALITY_PATH}: not a JSON object")
     if meta.fps <= 0:
         raise LeRobotError(f"{src / INFO_PATH}: fps {meta.fps} is not positive")
-    plan = _Plan(meta, modality)
-    if not plan.specs:
-        raise LeRobotError(f"{src / INFO_PATH}: no state, action or camera features to import")
-
     by_index = {ep.index: ep for ep in meta.episodes}
     if episodes is None:
         chosen = list(meta.episodes)
@@ -237,6 +239,14 @@ def import_lerobot(
         chosen = [by_index[int(i)] for i in episodes]
     if not chosen:
         raise LeRobotError(f"{src}: the dataset has no episodes")
+    survey = survey_dataset(replace(meta, episodes=chosen), stats=False)  # an episode store keeps no stats
+    if strict and survey.findings:
+        raise strict_error(src, survey.findings)
+    meta, modality = survey.meta, survey.modality
+    chosen = list(meta.episodes)
+    plan = _Plan(meta, modality)
+    if not plan.specs:
+        raise LeRobotError(f"{src / INFO_PATH}: no state, action or camera features to import")
     # Fail fast on missing videos, before decoding anything.
     videos: dict[tuple[int, str], tuple[Path, float, float]] = {}
     for ep in chosen:
@@ -331,6 +341,7 @@ def import_lerobot(
         "action": [name for name, _, _ in plan.action],
         "tasks": tasks_seen,
         "seconds": time.perf_counter() - t0,
+        "findings": survey.findings,
     }
 
 

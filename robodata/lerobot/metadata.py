@@ -239,9 +239,14 @@ def read_meta(root: str | os.PathLike[str]) -> DatasetMeta:
     version = str(info["codebase_version"])
     if version not in (V20, V21, V30):
         raise LeRobotError(f"{root / INFO_PATH}: codebase_version {version!r} is not one of v2.0, v2.1, v3.0")
-    for key in ("fps", "features"):
-        if key not in info:
-            raise LeRobotError(f"{root / INFO_PATH}: lacks {key!r}")
+    missing = [k for k in ("fps", "features", "data_path") if k not in info]
+    if missing:
+        raise LeRobotError(f"{root / INFO_PATH}: lacks {', '.join(map(repr, missing))}")
+    fps = info["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0 or fps != int(fps):
+        raise LeRobotError(f"{root / INFO_PATH}: fps {fps!r} is not a positive integer")
+    if not isinstance(info["features"], dict) or not all(isinstance(v, dict) for v in info["features"].values()):
+        raise LeRobotError(f"{root / INFO_PATH}: 'features' is not an object of feature objects")
     stats_path = root / STATS_PATH
     stats = st.from_json(read_json(stats_path)) if stats_path.exists() else None
     if version == V30:
@@ -261,6 +266,8 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
         raise LeRobotError(f"{tpath}: not a readable parquet file ({err})") from err
     if "task" in tdf.columns:
         tdf = tdf.set_index("task")
+    if "task_index" not in tdf.columns:
+        raise LeRobotError(f"{tpath}: lacks the 'task_index' column")
     tasks = [str(t) for t in tdf.sort_values("task_index").index]
     files = sorted((root / V30_EPISODES_DIR).glob(V30_EPISODES_GLOB))
     if not files:
@@ -271,6 +278,7 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
             rows.extend(pq.read_table(f).to_pylist())
         except Exception as err:
             raise LeRobotError(f"{f}: not a readable parquet file ({err})") from err
+    _require(root / V30_EPISODES_DIR, rows, ("episode_index", "length"))
     episodes = []
     for r in sorted(rows, key=lambda r: r["episode_index"]):
         loc = {k: v for k, v in r.items() if k.startswith(LOCATION_PREFIXES)}
@@ -278,13 +286,24 @@ def _read_v30(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
     return tasks, episodes
 
 
+def _require(path: Path, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    for i, r in enumerate(rows):
+        missing = [k for k in keys if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise LeRobotError(f"{path}: line {i + 1} lacks {', '.join(map(repr, missing))}")
+
+
 def _read_v2(root: Path) -> tuple[list[str], list[EpisodeMeta]]:
     tasks_rows = read_jsonl(root / V21_TASKS_PATH)
+    _require(root / V21_TASKS_PATH, tasks_rows, ("task_index", "task"))
     tasks = [str(r["task"]) for r in sorted(tasks_rows, key=lambda r: r["task_index"])]
     ep_rows = read_jsonl(root / V21_EPISODES_PATH)
+    _require(root / V21_EPISODES_PATH, ep_rows, ("episode_index", "length"))
     stats_by_ep: dict[int, dict] = {}
     if (root / V21_EPISODES_STATS_PATH).exists():
-        for r in read_jsonl(root / V21_EPISODES_STATS_PATH):
+        stats_rows = read_jsonl(root / V21_EPISODES_STATS_PATH)
+        _require(root / V21_EPISODES_STATS_PATH, stats_rows, ("episode_index", "stats"))
+        for r in stats_rows:
             stats_by_ep[int(r["episode_index"])] = st.from_json(r["stats"])
     episodes = []
     for r in sorted(ep_rows, key=lambda r: r["episode_index"]):

@@ -68,10 +68,18 @@ def modality_from_features(features: Mapping[str, Mapping[str, Any]]) -> dict[st
 def modality_problems(modality: Mapping[str, Any], features: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """What is wrong with ``modality`` against ``features`` (slices outside the vector, unknown video keys)."""
     problems = []
-    for group, key in (("state", STATE_KEY), ("action", ACTION_KEY)):
+    for group, default_key in (("state", STATE_KEY), ("action", ACTION_KEY)):
         parts = modality.get(group) or {}
-        width = int(features[key]["shape"][0]) if key in features else 0
+        if not isinstance(parts, Mapping):
+            problems.append(f"{group} is not a JSON object")
+            continue
         for name, sl in parts.items():
+            if not isinstance(sl, Mapping):
+                problems.append(f"{group}.{name} is not a JSON object")
+                continue
+            key = str(sl.get("original_key") or default_key)  # GR00T: a part may slice another column
+            ft = features.get(key) or {}
+            width = int((ft.get("shape") or [0])[0])
             start, end = sl.get("start"), sl.get("end")
             if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= width:
                 problems.append(f"{group}.{name} slice [{start}, {end}) is outside {key} of width {width}")
@@ -80,3 +88,40 @@ def modality_problems(modality: Mapping[str, Any], features: Mapping[str, Mappin
         if features.get(orig, {}).get("dtype") != "video":
             problems.append(f"video.{name} original_key {orig!r} is not a video feature")
     return problems
+
+
+# What robodata itself reads and writes in modality.json; anything else is carried through unread.
+_KNOWN_PART_KEYS = {"state": ("start", "end"), "action": ("start", "end"), "video": ("original_key",)}
+_KNOWN_ANNOTATIONS = (TASK_ANNOTATION,)
+
+
+def modality_extra_keys(modality: Mapping[str, Any]) -> list[str]:
+    """The dotted keys of ``modality`` that robodata does not interpret (GR00T's optional ``rotation_type``,
+    ``absolute``, ``dtype``, ``range``, ``original_key`` of a state/action part, annotations other than the
+    task description, other top-level sections), in file order."""
+    out = []
+    for section, body in modality.items():
+        if section == "annotation" and isinstance(body, Mapping):
+            for name, v in body.items():
+                if name not in _KNOWN_ANNOTATIONS:
+                    out.append(f"annotation.{name}")
+                elif isinstance(v, Mapping):
+                    out += [f"annotation.{name}.{k}" for k in v]
+        elif section in _KNOWN_PART_KEYS and isinstance(body, Mapping):
+            known = _KNOWN_PART_KEYS[section]
+            for part, v in body.items():
+                if isinstance(v, Mapping):
+                    out += [f"{section}.{part}.{k}" for k in v if k not in known]
+        else:
+            out.append(str(section))
+    return out
+
+
+def without_videos(modality: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    """``modality`` without the ``video`` entries whose camera is one of ``keys`` (features left out)."""
+    out = dict(modality)
+    videos = modality.get("video")
+    if isinstance(videos, Mapping):
+        out["video"] = {n: v for n, v in videos.items()
+                        if str((v or {}).get("original_key", camera_key(n))) not in keys}  # fmt: skip
+    return out

@@ -2,7 +2,8 @@
 
 A release (or a conversion) is a sequence of :class:`SourceEpisode` s: each carries its frame rows (timestamps
 rewritten as ``frame_index / fps``; a v2.0 table without ``frame_index`` gets one), its per-episode stats with
-the index columns shifted, and where its video lies (file, from, to) for every camera.
+the index columns shifted (stats a source lacks are computed from its rows, and for cameras from sampled decoded
+frames), and where its video lies (file, from, to) for every camera.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class SourceEpisode:
     stats: dict[str, dict[str, np.ndarray]]
     videos: dict[str, tuple[Path, float, float]]
     origin: str
+
+
+_REBASED = ("frame_index", "timestamp")
 
 
 def check_compatible(metas: Sequence[DatasetMeta]) -> None:
@@ -177,13 +181,31 @@ def iter_episodes(metas: Sequence[DatasetMeta], tasks: list[str], table_keys: li
                 stats["index"] = _shift_stats(stats["index"], frame_offset - int(np.asarray(stats["index"]["min"]).ravel()[0]))
             if "task_index" in stats:
                 stats["task_index"] = st.vector_stats(task_idx)
-            if not stats:
-                stats = {k: st.vector_stats(_numpy(t.column(k))) for k in table_keys}
+            for k in table_keys:  # stats a source lacks (no episodes_stats.jsonl...) come from the rows;
+                if k not in stats or k in _REBASED:  # re-based time columns never keep the source's
+                    stats[k] = st.vector_stats(_numpy(t.column(k)))
             videos = {key: meta_video(m, ep, key) for key in m.video_keys}
+            for key, (path, start, end) in videos.items():
+                if key not in stats:
+                    stats[key] = video_stats(path, start, end, n)
             first_task = int(task_idx[0])
             yield SourceEpisode(ep_offset, first_task, tasks[first_task], n, t, stats, videos, str(m.root))
             ep_offset += 1
             frame_offset += n
+
+
+def video_stats(path: Path, start: float, end: float, length: int) -> dict[str, np.ndarray]:
+    """Image stats of an episode's video segment, from the frames lerobot samples for them (decoded)."""
+    from robodata.lerobot.video import decode
+
+    keep = set(st.sample_indices(length).tolist())
+    acc = st.ImageStats()
+    for i, (_, img) in enumerate(decode(path, start, end)):
+        if i in keep:
+            acc.add(img)
+    if acc.frames == 0:
+        raise LeRobotError(f"{path}: no video frames in [{start:.4f}, {end:.4f}) s to compute the stats from")
+    return acc.stats()
 
 
 def meta_video(m: DatasetMeta, ep: EpisodeMeta, key: str) -> tuple[Path, float, float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +11,22 @@ import numpy as np
 
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import (
+    DATA_DIR,
     DEFAULT_FEATURES,
     INFO_PATH,
     META_DIR,
     MODALITY_PATH,
     STATS_PATH,
     TASK_ANNOTATION_COLUMN,
+    V20,
+    V21_EPISODES_STATS_PATH,
     V21_INFO_KEYS,
     V30,
+    V30_EPISODES_DIR,
     V30_INFO_KEYS,
 )
 from robodata.lerobot.metadata import DatasetMeta, read_json, read_meta
-from robodata.lerobot.modality import modality_problems
+from robodata.lerobot.modality import modality_extra_keys, modality_problems, without_videos
 from robodata.lerobot.source import FileCache, episode_rows_raw
 from robodata.lerobot.video import probe
 
@@ -32,14 +36,16 @@ ERROR, WARNING = "error", "warning"
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: its severity (``error`` breaks readers, ``warning`` is suspicious), where, and what."""
+    """One problem: its severity (``error`` breaks readers, ``warning`` is suspicious), where, and what; ``fix``
+    says what a conversion did about it (a gap of a dataset from the wild that was converted around)."""
 
     severity: str
     where: str
     message: str
+    fix: str = ""
 
     def __str__(self) -> str:
-        return f"{self.severity}: {self.where}: {self.message}"
+        return f"{self.severity}: {self.where}: {self.message}" + (f"; {self.fix}" if self.fix else "")
 
 
 def exit_code(findings: list[Finding]) -> int:
@@ -255,4 +261,224 @@ def _check_stats(meta: DatasetMeta) -> list[Finding]:
         ft = meta.features.get(key)
         if ft and ft.get("dtype") not in ("video", "image") and list(ft["shape"]) != [1] and mean.shape != tuple(ft["shape"]):
             out.append(Finding(ERROR, where, f"{key}: stats shape {mean.shape} differs from feature shape {tuple(ft['shape'])}"))
+    return out
+
+
+# -- Datasets from the wild: gaps a conversion works around -----------------------------------------------------
+
+
+@dataclass
+class Survey:
+    """A source dataset as a conversion will read it: ``meta`` with what is not there left out (a video feature
+    whose files are not shipped), ``modality`` likewise (``None`` without ``meta/modality.json``), one
+    ``findings`` entry per gap (each saying what the conversion does about it), and ``nonfinite`` (errors:
+    NaN / inf values, only when asked for)."""
+
+    meta: DatasetMeta
+    modality: dict[str, Any] | None
+    findings: list[Finding] = field(default_factory=list)
+    nonfinite: list[Finding] = field(default_factory=list)
+
+
+def strict_error(src: str | os.PathLike[str], findings: list[Finding]) -> LeRobotError:
+    """The one error ``--strict`` raises: every finding of the source, one a line; nothing was written."""
+    lines = "\n".join(f"  {f}" for f in findings)
+    return LeRobotError(f"{src}: {len(findings)} finding(s), and --strict makes each an error; nothing written:\n{lines}")
+
+
+def survey_dataset(
+    source: str | os.PathLike[str] | DatasetMeta, *, stats: bool = True, nonfinite: bool = False
+) -> Survey:
+    """What a conversion of ``source`` finds missing or unusual, and the metadata it converts from instead.
+
+    Gaps (warnings, each with its ``fix``): a declared video feature whose MP4s are not shipped (left out, with
+    its modality.json entry), modality.json keys robodata does not read (kept), data without ``frame_index``
+    (made from row order) or ``timestamp`` (made from frame_index / fps), per-episode timestamps not starting
+    at 0 (rebased) or off the 1/fps grid (rewritten), and, with ``stats``, missing per-episode stats
+    (recomputed from the data) or ``meta/stats.json`` (aggregated from the per-episode stats).
+
+    Raises:
+        LeRobotError: the dataset cannot be read at all (a metadata or data file missing or not readable).
+    """
+    meta = source if isinstance(source, DatasetMeta) else read_meta(Path(source))
+    out: list[Finding] = []
+    dropped, video_findings = _missing_videos(meta)
+    out += video_findings
+    modality = None
+    mpath = meta.root / MODALITY_PATH
+    if mpath.exists():
+        raw = read_json(mpath)
+        if not isinstance(raw, dict):
+            raise LeRobotError(f"{mpath}: not a JSON object")
+        out += [Finding(WARNING, str(mpath), f"extra key {k!r}", "kept") for k in modality_extra_keys(raw)]
+        modality = without_videos(raw, dropped) if dropped else raw
+    if dropped:
+        meta = _without_features(meta, dropped)
+    rows, bad = _row_gaps(meta, nonfinite)
+    out += rows
+    if stats:
+        out += _stats_gaps(meta)
+    return Survey(meta, modality, out, bad)
+
+
+def _without_features(meta: DatasetMeta, keys: set[str]) -> DatasetMeta:
+    info = dict(meta.info)
+    info["features"] = {k: v for k, v in meta.features.items() if k not in keys}
+    episodes = [replace(ep, stats={k: v for k, v in ep.stats.items() if k not in keys}) for ep in meta.episodes]
+    stats = None if meta.stats is None else {k: v for k, v in meta.stats.items() if k not in keys}
+    return replace(meta, info=info, episodes=episodes, stats=stats)
+
+
+def _rel(meta: DatasetMeta, path: Path) -> str:
+    try:
+        return str(path.relative_to(meta.root))
+    except ValueError:
+        return str(path)
+
+
+def _missing_videos(meta: DatasetMeta) -> tuple[set[str], list[Finding]]:
+    """The video features none or only some of whose files are shipped (or that have no location at all)."""
+    dropped: set[str] = set()
+    out = []
+    for key in meta.video_keys:
+        files: dict[Path, bool] = {}
+        unlocated = 0
+        for ep in meta.episodes:
+            try:
+                path = meta.video_file(ep, key)[0]
+            except (KeyError, AttributeError):  # no video_path in info.json, no videos/<key>/ columns in meta/episodes
+                unlocated += 1
+                continue
+            if path not in files:
+                files[path] = path.is_file()
+        missing = [p for p, ok in files.items() if not ok]
+        if not missing and not unlocated:
+            continue
+        dropped.add(key)
+        if unlocated:
+            what = (f"has no video location for {unlocated} of {len(meta.episodes)} episodes (no video_path in "
+                    f"{INFO_PATH}, or no videos/{key}/ columns in {META_DIR}/episodes)")  # fmt: skip
+        elif len(files) == 1:
+            what = f"{_rel(meta, missing[0])} is not shipped"
+        elif len(missing) == len(files):
+            what = f"none of its {len(files)} files is shipped (first: {_rel(meta, missing[0])})"
+        else:
+            what = f"{len(missing)} of its {len(files)} files are not shipped (first: {_rel(meta, missing[0])})"
+        out.append(Finding(WARNING, key, f"{INFO_PATH} declares a video feature but {what}", "the feature is left out"))
+    return dropped, out
+
+
+def _episodes_label(indices: list[int], total: int) -> str:
+    if len(indices) == 1:
+        return f"episode {indices[0]}"
+    if len(indices) == total:
+        return f"all {total} episodes"
+    head = ", ".join(map(str, indices[:5]))
+    return f"episodes {head}" + (f" and {len(indices) - 5} more" if len(indices) > 5 else "")
+
+
+def _seconds(v: float) -> str:
+    return f"{round(float(v), 4):g} s"
+
+
+def _row_gaps(meta: DatasetMeta, nonfinite: bool) -> tuple[list[Finding], list[Finding]]:
+    """One pass over the data files (only the index, time and, for ``nonfinite``, float columns)."""
+    import pyarrow.parquet as pq
+
+    floats = [k for k, ft in meta.features.items() if isinstance(ft, dict) and ft.get("dtype") in _FLOATS] if nonfinite else []
+    no_frame_index: list[int] = []
+    no_timestamp: list[int] = []
+    offsets: list[tuple[int, float]] = []
+    off_grid: list[tuple[int, int]] = []
+    bad: list[Finding] = []
+    path: Path | None = None
+    table: Any = None
+    episode_col: Any = None
+    for ep in meta.episodes:
+        p = meta.data_file(ep)
+        if p != path:
+            try:
+                names = pq.read_schema(p).names
+                cols = [c for c in dict.fromkeys(("episode_index", "frame_index", "timestamp", *floats)) if c in names]
+                table = pq.read_table(p, columns=cols)
+            except FileNotFoundError as err:
+                raise LeRobotError(f"{p}: data file is missing") from err
+            except Exception as err:
+                raise LeRobotError(f"{p}: not a readable parquet file ({err})") from err
+            if "episode_index" not in table.column_names:
+                raise LeRobotError(f"{p}: lacks the 'episode_index' column")
+            path, episode_col = p, table.column("episode_index").to_numpy()
+        rows = np.flatnonzero(episode_col == ep.index)
+        if len(rows) == 0:
+            raise LeRobotError(f"{p}: has no rows for episode {ep.index}")
+        t = table.take(rows)
+        n = t.num_rows
+        if "frame_index" in t.column_names:
+            order = np.argsort(t.column("frame_index").to_numpy(), kind="stable")
+        else:
+            no_frame_index.append(ep.index)
+            order = np.arange(n)
+        if "timestamp" in t.column_names:
+            ts = t.column("timestamp").to_numpy().astype(np.float64)[order]
+            if abs(ts[0]) > TIMESTAMP_TOL_S:
+                offsets.append((ep.index, float(ts[0])))
+            off = np.abs(ts - ts[0] - np.arange(n) / meta.fps) > TIMESTAMP_TOL_S
+            if off.any():
+                off_grid.append((ep.index, int(off.sum())))
+        else:
+            no_timestamp.append(ep.index)
+        if floats:
+            bad += _nonfinite(meta, t, f"{p} (episode {ep.index})")
+    out = []
+    data = str(meta.root / DATA_DIR)
+    total = len(meta.episodes)
+    if no_frame_index:
+        out.append(Finding(WARNING, data, f"no frame_index column ({_episodes_label(no_frame_index, total)})",
+                           "made from row order"))  # fmt: skip
+    if no_timestamp:
+        out.append(Finding(WARNING, data, f"no timestamp column ({_episodes_label(no_timestamp, total)})",
+                           "made from frame_index / fps"))  # fmt: skip
+    if offsets:
+        label = _episodes_label([i for i, _ in offsets], total)
+        starts = ", ".join(_seconds(s) for _, s in offsets[:3]) + (", ..." if len(offsets) > 3 else "")
+        out.append(Finding(WARNING, data, f"{label}: timestamps start at {starts}", "rebased to 0"))
+    if off_grid:
+        label = _episodes_label([i for i, _ in off_grid], total)
+        frames = sum(c for _, c in off_grid)
+        out.append(Finding(WARNING, data, f"{label}: {frames} timestamps are off the 1/fps grid by more than "
+                                          f"{TIMESTAMP_TOL_S} s", "rewritten as frame_index / fps"))  # fmt: skip
+    return out, bad
+
+
+def _stats_gaps(meta: DatasetMeta) -> list[Finding]:
+    from robodata.lerobot.source import table_features
+
+    out = []
+    total = len(meta.episodes)
+    if meta.version == V30:
+        where = str(meta.root / V30_EPISODES_DIR)
+        absent = "no per-episode stats columns (stats/<feature>/<stat>)"
+    else:
+        where = str(meta.root / V21_EPISODES_STATS_PATH)
+        absent = "missing" + (" (v2.0 datasets have none)" if meta.version == V20 else "")
+    # default columns (index, timestamp...) are always re-derived from the re-based rows, so never a gap
+    needed = [k for k in table_features(meta) if k not in DEFAULT_FEATURES] + meta.video_keys
+    empty = [ep.index for ep in meta.episodes if not ep.stats]
+    if len(empty) == total:
+        out.append(Finding(WARNING, where, absent, "per-episode stats recomputed from the data"))
+    else:
+        if empty:
+            out.append(Finding(WARNING, where, f"no stats for {_episodes_label(empty, total)}",
+                               "recomputed from the data"))  # fmt: skip
+        lacking: dict[str, list[int]] = {}
+        for ep in meta.episodes:
+            if ep.stats:
+                for k in needed:
+                    if k not in ep.stats:
+                        lacking.setdefault(k, []).append(ep.index)
+        for k, eps in lacking.items():
+            out.append(Finding(WARNING, where, f"no {k} stats for {_episodes_label(eps, total)}",
+                               "recomputed from the data"))  # fmt: skip
+    if meta.stats is None:
+        out.append(Finding(WARNING, str(meta.root / STATS_PATH), "missing", "aggregated from the per-episode stats"))
     return out

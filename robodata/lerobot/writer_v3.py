@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from robodata.atomic import AtomicPath
 from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreError
-from robodata.formats.isaaclab_layout import ACTIONS, OBS_GROUP, STATES, obs_path
+from robodata.formats.isaaclab_layout import ACTIONS
 from robodata.lerobot import stats as st
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.features import arrow_schema, features_from_schema, table_keys, video_keys
@@ -375,7 +375,6 @@ def write_shard(
                 if name not in store.demo_names:
                     raise LeRobotError(f"{store_path}: no episode {name!r}")
                 g = store.group(name)
-                obs = g[OBS_GROUP]
                 n = store.num_samples(name)
                 ep_task = task or str(store.attrs(name).get("task") or schema.task or store_path.stem)
                 ep = w.begin_episode(ep_task, length=n)
@@ -383,19 +382,19 @@ def write_shard(
                     e = min(n, s + batch_frames)
                     batch: dict[str, np.ndarray] = {}
                     if STATE_KEY in w.features:
-                        if all(f.name in obs for f in states):
-                            parts = [obs[f.name][s:e].reshape(e - s, -1) for f in states]
+                        if all(store.has(name, f.name) for f in states):
+                            parts = [store.feature(name, f.name, s, e).reshape(e - s, -1) for f in states]
                             batch[STATE_KEY] = np.concatenate(parts, axis=1)
                         else:
-                            batch[STATE_KEY] = g[STATES][s:e]
+                            batch[STATE_KEY] = store.state_vector(name, s, e)
                     if ACTION_KEY in w.features:
                         batch[ACTION_KEY] = g[ACTIONS][s:e]
                     for f in poses:
-                        batch[observation_key(f.name)] = obs[f.name][s:e].reshape(e - s, -1)
+                        batch[observation_key(f.name)] = store.feature(name, f.name, s, e).reshape(e - s, -1)
                     for f in cams:
-                        if f.name not in obs:
-                            raise LeRobotError(f"{store_path}: {name} lacks camera {obs_path(f.name)}")
-                        batch[camera_key(f.name)] = obs[f.name][s:e]
+                        if not store.has(name, f.name):
+                            raise LeRobotError(f"{store_path}: {name} lacks camera {f.h5path}")
+                        batch[camera_key(f.name)] = store.feature(name, f.name, s, e)
                     ep.add(batch)
                 lengths.append(ep.end())
             tasks = list(w.tasks)

@@ -24,7 +24,6 @@ from robodata.formats.isaaclab_layout import (
     ENV_KWARGS_KEY,
     OBJECT_POSE,
     SEED_ATTR,
-    STATES,
     SUBTASK_TERM_SIGNALS,
     TARGET_EEF_POSE,
 )
@@ -315,7 +314,7 @@ def generate_demos(
     with EpisodeStore(source_path) as es:
         schema = es.schema
         env_kwargs = dict(es.env_args.get(ENV_KWARGS_KEY, {}))
-        src_state_width = es.group(es.demo_names[0])[STATES].shape[1] if es.demo_names else 0
+        src_state_width = es.state_vector(es.demo_names[0], 0, 1).shape[1] if es.demo_names else 0
     if cfg.image_hw is not None:
         h, w = cfg.image_hw
         for f in schema.cameras:

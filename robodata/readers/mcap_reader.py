@@ -1,4 +1,4 @@
-"""MCAP files (ROS 2 CDR, ROS 1, JSON encodings): a streaming, chunk-at-a-time reader built for image-heavy logs.
+"""MCAP files (ROS 2 CDR, ROS 1, protobuf, JSON encodings): a streaming, chunk-at-a-time reader built for image-heavy logs.
 
 How it reads. The summary section (chunk indexes, channels, schemas, statistics) says where every chunk
 is and which time span it covers; chunks are decompressed one at a time in start-time order and their
@@ -18,6 +18,11 @@ recycled buffers (a fresh multi-MB ``bytes`` per chunk costs page faults and zer
 CPU time); chunk CRCs are checked only on request (``validate_crcs=True``). Decoded arrays are views of a
 chunk buffer: holding one keeps that buffer alive and out of the pool; copy it (``np.array(x)``) to keep it
 independently.
+
+Protobuf channels (Foxglove SDK recordings: ``foxglove.CompressedImage``, ``foxglove.PoseInFrame``...; or a
+user's own types) are decoded by ``mcap_protobuf``, which builds message classes from the FileDescriptorSet
+in each schema record. Flatbuffer channels are refused: their schema records hold binary schemas that need
+generated code to decode.
 """
 
 from __future__ import annotations
@@ -258,6 +263,7 @@ class McapRecordingReader(RecordingReader):
         self._topics: dict[str, TopicInfo] | None = None
         self._decoders: dict[int, Decoder] = {}
         self._resolvers: dict[int, TypeResolver] = {}
+        self._protobuf: Any = None  # mcap_protobuf's DecoderFactory, made on the first protobuf channel
         try:
             self._open()
         except RecordingError:
@@ -822,13 +828,54 @@ class McapRecordingReader(RecordingReader):
                 if ros1 or fmt != "msg":
                     raise
                 dec = self._mcap_ros2_decoder(ch, schema)
+        elif enc == "protobuf":
+            dec = self._protobuf_decoder(ch, schema)
+        elif enc == "flatbuffer":
+            # A flatbuffers schema record holds a binary schema (.bfbs); decoding needs code generated from it,
+            # which Python cannot build at run time. Refusing beats handing out undecoded bytes as messages.
+            raise RecordingError(
+                f"{self.path}: flatbuffer-encoded channel {ch.topic} (schema {self._schema_name(schema)}): not "
+                "supported; re-record with protobuf or ROS 2 CDR (or read it with decode=False to get the raw bytes)"
+            )
         else:
             raise RecordingError(
-                f"{self.path}: cannot decode topic {ch.topic}: message encoding {enc!r} is not supported "
-                "(cdr, ros1 and json are); read it with decode=False to get the raw bytes"
+                f"{self.path}: cannot decode channel {ch.topic} (schema {self._schema_name(schema)}): message "
+                f"encoding {enc!r} is not supported (cdr, ros1, protobuf and json are); read it with decode=False "
+                "to get the raw bytes"
             )
         self._decoders[ch.id] = dec
         return dec
+
+    @staticmethod
+    def _schema_name(schema: _Schema | None) -> str:
+        return (schema.name or "unnamed") if schema is not None else "none"
+
+    def _protobuf_decoder(self, ch: _Channel, schema: _Schema | None) -> Decoder:
+        """``mcap_protobuf``'s decoder: message classes built from the FileDescriptorSet in the schema record
+        (foxglove schemas and a user's own types alike), so no generated code is needed. Decoded messages are
+        protobuf objects; :mod:`robodata.msgconv` reads their fields like those of a ROS message."""
+        if schema is None or schema.encoding != "protobuf":
+            what = "no schema" if schema is None else f"a {schema.encoding!r} schema ({schema.name})"
+            raise RecordingError(
+                f"{self.path}: cannot decode channel {ch.topic}: protobuf messages with {what}; a protobuf "
+                "channel needs a schema record holding the FileDescriptorSet of its message type"
+            )
+        from mcap.records import Schema as McapSchema
+        from mcap_protobuf.decoder import DecoderFactory
+
+        if self._protobuf is None:
+            self._protobuf = DecoderFactory()  # one per file: it caches the message class per schema id
+        record = McapSchema(id=schema.id, name=schema.name, encoding=schema.encoding, data=schema.data)
+        try:
+            fn = self._protobuf.decoder_for("protobuf", record)
+        except Exception as err:  # a schema that does not build: one clear error for that channel
+            raise RecordingError(
+                f"{self.path}: cannot decode channel {ch.topic} (schema {schema.name}): its FileDescriptorSet does "
+                f"not build a protobuf message class ({err}); read it with decode=False to get the raw bytes"
+            ) from err
+        if fn is None:
+            raise RecordingError(f"{self.path}: cannot decode channel {ch.topic}: no protobuf decoder for {schema.name}")
+        return fn
 
     def _mcap_ros2_decoder(self, ch: _Channel, schema: _Schema) -> Decoder:
         """mcap_ros2's dynamic decoder: slower (copies, Python lists) but parses some schemas rosbags does not."""

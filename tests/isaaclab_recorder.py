@@ -1,0 +1,132 @@
+"""HDF5 files laid out the way Isaac Lab's own recorder writes them (not with robodata's writer).
+
+Isaac Lab's ``HDF5DatasetFileHandler`` (``isaaclab/utils/datasets/hdf5_dataset_file_handler.py``) writes an
+episode's data dict recursively: a dict-valued term becomes a group, every tensor one dataset created with
+``compression="gzip"``; ``/data`` carries ``total`` and ``env_args`` (JSON ``{"env_name", "type": 2}``), a
+demo ``num_samples`` (``len(actions)``), ``seed`` and ``success``. There are no per-frame timestamps. The
+recorder terms of the manager-based envs (``ActionStateRecorderManagerCfg``) give ``actions``,
+``processed_actions``, ``initial_state`` and ``states`` (``scene.get_state()``: ``articulation/<name>/
+{joint_position, joint_velocity, root_pose, root_velocity}``, ``rigid_object/<name>/{root_pose,
+root_velocity}``) and ``obs`` (the policy group's terms); Isaac Lab Mimic's annotation adds
+``obs/datagen_info/{object_pose, eef_pose, target_eef_pose, subtask_term_signals}/<name>``. Recorded one env
+at a time, ``initial_state`` leaves are ``(1, D)``.
+
+``root_pose`` is position + quaternion: ``w, x, y, z`` in Isaac Lab 2.x, ``x, y, z, w`` from 3.0 on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+JOINTS = 9  # Franka: 7 arm joints + 2 finger joints
+
+
+def _put(group: h5py.Group, key: str, value: Any) -> None:
+    """The recorder's ``create_dataset_helper``: dicts become groups, arrays gzip-compressed datasets."""
+    if isinstance(value, dict):
+        sub = group.create_group(key)
+        for k, v in value.items():
+            _put(sub, k, v)
+    else:
+        group.create_dataset(key, data=np.asarray(value), compression="gzip")
+
+
+def _quat(yaw: np.ndarray, order: str) -> np.ndarray:
+    """Rotations about z as quaternions in ``order`` (``wxyz`` or ``xyzw``)."""
+    w, z = np.cos(yaw / 2), np.sin(yaw / 2)
+    zero = np.zeros_like(yaw)
+    cols = (w, zero, zero, z) if order == "wxyz" else (zero, zero, z, w)
+    return np.stack(cols, axis=-1).astype(np.float32)
+
+
+def _pose_matrix(pos: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    m = np.tile(np.eye(4, dtype=np.float32), (len(pos), 1, 1))
+    c, s = np.cos(yaw), np.sin(yaw)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, -s, s, c
+    m[:, :3, 3] = pos
+    return m
+
+
+def demo_data(frames: int, seed: int, *, quat_order: str = "wxyz", cameras: bool = True,
+              datagen: bool = True) -> dict[str, Any]:
+    """One episode's data dict, as Isaac Lab's recorder collects it for a Franka cube-lift task."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames, dtype=np.float32)
+    joints = (0.3 * np.sin(t[:, None] / 9 + np.arange(JOINTS)) + rng.normal(0, 0.01, (frames, JOINTS))).astype(np.float32)
+    robot_yaw = np.zeros(frames)  # a fixed-base robot at the origin
+    cube_yaw = np.full(frames, 0.4 + 0.1 * seed)
+    cube_pos = np.tile(np.array([0.5, 0.1 * seed, 0.02], np.float32), (frames, 1))
+    cube_pos[:, 2] += np.clip(t - frames / 2, 0, None) * 0.002
+    eef_pos = (cube_pos + np.array([0, 0, 0.1], np.float32)).astype(np.float32)
+
+    def root(pos: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        return np.concatenate([pos, _quat(yaw, quat_order)], axis=1).astype(np.float32)
+
+    robot = {
+        "joint_position": joints,
+        "joint_velocity": np.gradient(joints, axis=0).astype(np.float32),
+        "root_pose": root(np.zeros((frames, 3), np.float32), robot_yaw),
+        "root_velocity": np.zeros((frames, 6), np.float32),
+    }
+    cube = {"root_pose": root(cube_pos, cube_yaw), "root_velocity": np.zeros((frames, 6), np.float32)}
+    states = {"articulation": {"robot": robot}, "rigid_object": {"cube": cube}}
+    initial = {kind: {name: {k: v[:1] for k, v in leaves.items()} for name, leaves in group.items()}
+               for kind, group in states.items()}
+    actions = rng.uniform(-1, 1, (frames, 7)).astype(np.float32)
+    obs: dict[str, Any] = {
+        "actions": actions,  # Isaac Lab's policy group often observes the last action
+        "joint_pos": joints,
+        "joint_vel": robot["joint_velocity"],
+        "object": np.concatenate([cube_pos, cube["root_pose"][:, 3:]], axis=1),
+        "eef_pos": eef_pos,
+        "eef_quat": _quat(np.zeros(frames), quat_order),
+        "gripper_pos": joints[:, 7:9],
+    }
+    if cameras:
+        img = rng.integers(0, 255, (frames, 24, 32, 3), dtype=np.uint8)
+        obs["table_cam"] = img
+        obs["wrist_cam"] = img[:, ::-1].copy()
+    if datagen:
+        grasped = t >= frames // 2
+        obs["datagen_info"] = {
+            "object_pose": {"cube": _pose_matrix(cube_pos, cube_yaw)},
+            "eef_pose": {"franka": _pose_matrix(eef_pos, np.zeros(frames))},
+            "target_eef_pose": {"franka": _pose_matrix(eef_pos + 0.001, np.zeros(frames))},
+            "subtask_term_signals": {"grasp": grasped},
+        }
+    return {"actions": actions, "processed_actions": np.concatenate([actions, actions[:, -1:]], axis=1),
+            "initial_state": initial, "states": states, "obs": obs}
+
+
+def write_isaaclab_recording(path: Path, *, demos: int = 2, frames: int = 20, quat_order: str = "wxyz",
+                             env_name: str = "Isaac-Lift-Cube-Franka-IK-Rel-Mimic-v0", cameras: bool = True,
+                             datagen: bool = True, env_args: dict[str, Any] | None = None) -> Path:
+    """A file as ``HDF5DatasetFileHandler.create`` + ``write_episode`` leave it (demo_0, demo_1, ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["total"] = 0
+        data.attrs["env_args"] = json.dumps({"env_name": env_name, "type": 2, **(env_args or {})})
+        for i in range(demos):
+            ep = demo_data(frames + 3 * i, seed=i, quat_order=quat_order, cameras=cameras, datagen=datagen)
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = len(ep["actions"])
+            g.attrs["seed"] = 42 + i
+            g.attrs["success"] = True
+            for key, value in ep.items():
+                _put(g, key, value)
+            data.attrs["total"] += g.attrs["num_samples"]
+    return path
+
+
+def leaves(path: Path, demo: str = "demo_0") -> dict[str, np.ndarray]:
+    """Every dataset of a demo group by its path inside the group (what Isaac Lab's ``load_episode`` reads)."""
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f[f"data/{demo}"].visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out

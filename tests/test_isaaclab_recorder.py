@@ -1,0 +1,185 @@
+"""Files written the way Isaac Lab's recorder writes them (nested groups, gzip, no timestamps; built in
+tests/isaaclab_recorder.py from the published layout, not with robodata's writer) through every path:
+inspect, ingest (the raw_teleop step), convert, MimicGen's source reader, augmentation's merge."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from robodata.cli import main as cli
+from robodata.formats.isaaclab import EpisodeStore
+from robodata.formats.quaternions import decide_order, reorder
+from robodata.ingest import IngestError, ingest_recording
+from robodata.inspect import format_inspection, inspect_path
+from tests.isaaclab_recorder import demo_data, leaves, write_isaaclab_recording
+
+SIM_STATE = ("states/articulation/robot/joint_position", "states/articulation/robot/root_pose",
+             "states/rigid_object/cube/root_pose", "initial_state/articulation/robot/joint_position",
+             "initial_state/rigid_object/cube/root_pose", "processed_actions")
+
+
+@pytest.fixture
+def recorder_file(tmp_path):
+    return write_isaaclab_recording(tmp_path / "isaac" / "dataset.hdf5", demos=2, frames=20)
+
+
+def test_reader_infers_the_features_of_a_recorder_file(recorder_file):
+    with EpisodeStore(recorder_file) as es:
+        roles = {f.name: f.role for f in es.schema.features}
+        assert roles["table_cam"] == roles["wrist_cam"] == "image"
+        assert roles["joint_pos"] == roles["eef_quat"] == "state"
+        assert roles["obs.actions"] == "extra"  # the last-action term beside the action itself
+        assert es.spec("obs.actions").h5path == "obs/actions"
+        assert es.timestamps_inferred and np.allclose(np.diff(es.timestamps("demo_0")), 1 / 30)
+        assert es.quaternion_order.order == "wxyz" and es.quaternion_order.source == "data"
+        ep = es.read("demo_0")
+        assert ep.states.shape == (20, sum(int(np.prod(f.shape)) for f in es.schema.of_role("state")))
+        assert set(ep.datagen) == {"object_pose", "eef_pose", "target_eef_pose", "subtask_term_signals"}
+        lay = {b.s: b for b in es.batches("demo_1", 8)}
+        assert sorted(lay) == [0, 8, 16] and lay[16].e == 23
+        assert "states/rigid_object/cube/root_pose" in lay[0].passthrough and lay[0].states is None
+        assert set(es.statics("demo_0")) >= {"initial_state/articulation/robot/root_pose"}
+
+
+def test_inspect_names_the_layout(recorder_file):
+    d = inspect_path(recorder_file)
+    text = format_inspection(d)
+    assert "table_cam" in text and "image" in text
+    assert "quaternions" in text and "wxyz" in text
+    assert "no timestamps" in text
+    assert "states/articulation/robot/joint_position" in text  # the sim state tree is shown
+
+
+def test_ingest_keeps_the_nested_layout_and_converts_quaternions(recorder_file, tmp_path):
+    out = tmp_path / "canonical.hdf5"
+    report = ingest_recording(recorder_file, out)
+    assert [e.frames for e in report.episodes] == [20, 23]
+    assert any("no timestamps" in n for n in report.notes) and any("wxyz" in n for n in report.notes)
+    src, dst = leaves(recorder_file, "demo_1"), leaves(out, "demo_1")
+    assert set(src) <= set(dst)  # every group path of the recorder file survives
+    for path in src:
+        if path == "obs/eef_quat":
+            assert np.array_equal(dst[path], reorder(src[path], "wxyz", "xyzw"))
+        else:
+            assert np.array_equal(dst[path], src[path]), path
+    for path in SIM_STATE:
+        assert path in dst
+    assert "states" not in {p.split("/")[0] for p in dst if "/" not in p}  # no flat states beside the tree
+    with h5py.File(out) as f:
+        assert f["data/demo_1"].attrs["seed"] == 43 and bool(f["data/demo_1"].attrs["success"])
+        table = json.loads(f["data"].attrs["env_args"])["robodata"]
+    assert table["quaternion_order"] == "xyzw" and table["sim_state_quaternion_order"] == "wxyz"
+    # the canonical store reads back as itself (no second conversion) and ingests to the same content
+    again = tmp_path / "again.hdf5"
+    ingest_recording(out, again)
+    second = leaves(again, "demo_1")
+    assert all(np.array_equal(second[p], dst[p]) for p in dst)
+
+
+def test_cli_ingest_and_convert_read_the_same_file(recorder_file, tmp_path, capsys):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    assert cli(["ingest", str(recorder_file), "--out", str(tmp_path / "c.hdf5")]) == 0
+    assert cli(["convert", str(recorder_file), str(tmp_path / "direct")]) == 0
+    assert cli(["convert", str(tmp_path / "c.hdf5"), str(tmp_path / "via")]) == 0
+    capsys.readouterr()
+    direct = LeRobotDataset(repo_id="local/direct", root=tmp_path / "direct", video_backend="pyav")
+    via = LeRobotDataset(repo_id="local/via", root=tmp_path / "via", video_backend="pyav")
+    assert len(direct) == len(via) == 43
+    assert np.array_equal(direct[30]["observation.state"].numpy(), via[30]["observation.state"].numpy())
+    assert direct[0]["observation.images.table_cam"].shape == (3, 24, 32)
+    names = direct.meta.features["observation.state"]["names"]
+    assert names is None or len(names) == direct[0]["observation.state"].shape[0]
+    # the quaternion of eef_quat is xyzw in the dataset: identity is (0, 0, 0, 1)
+    with EpisodeStore(tmp_path / "c.hdf5") as es:
+        sl = es.schema.slices("state")["eef_quat"]
+    assert np.allclose(direct[0]["observation.state"].numpy()[sl[0]:sl[1]], [0, 0, 0, 1])
+
+
+def test_isaac_lab_3_files_are_xyzw_and_stay_so(tmp_path):
+    path = write_isaaclab_recording(tmp_path / "il3.hdf5", quat_order="xyzw")
+    with EpisodeStore(path) as es:
+        assert es.quaternion_order.order == "xyzw" and es.quaternion_order.source == "data"
+        assert np.allclose(es.feature("demo_0", "eef_quat")[0], [0, 0, 0, 1])
+    out = tmp_path / "c.hdf5"
+    ingest_recording(path, out)
+    assert np.array_equal(leaves(out)["obs/eef_quat"], leaves(path)["obs/eef_quat"])
+
+
+def test_a_stamp_or_a_setting_decides_before_the_data(tmp_path):
+    path = write_isaaclab_recording(tmp_path / "stamped.hdf5", quat_order="wxyz",
+                                    env_args={"quat_convention": "xyzw"})  # a (wrong) stamp still wins over data
+    with EpisodeStore(path) as es:
+        assert es.quaternion_order.order == "xyzw" and es.quaternion_order.source == "stamp"
+    with EpisodeStore(path, quaternion_order="wxyz") as es:
+        assert es.quaternion_order.source == "setting"
+        assert np.allclose(es.feature("demo_0", "eef_quat")[0], [0, 0, 0, 1])
+    # data that cannot tell (tilted poses only): assumed, and said so
+    tilted = {"q": np.tile(np.array([0.5, 0.5, 0.5, 0.5]), (10, 1))}
+    d = decide_order("auto", {}, tilted, "x.hdf5")
+    assert d.source == "assumed" and "quaternion_order" in d.detail
+    with pytest.raises(ValueError, match="x.hdf5: quaternion order 'zyxw'"):
+        decide_order("zyxw", {}, {}, "x.hdf5")
+
+
+def test_mimicgen_source_reads_the_recorder_file(recorder_file):
+    from robodata.mimicgen.config import SubtaskConfig
+    from robodata.mimicgen.source import load_sources
+
+    subtasks = [SubtaskConfig(name="grasp", object_ref="cube", term_signal="grasp"),
+                SubtaskConfig(name="lift", object_ref="cube")]
+    sources = load_sources(recorder_file, subtasks)
+    assert [s.name for s in sources] == ["demo_0", "demo_1"]
+    assert not sources[0].signals_detected and sources[0].objects["cube"].shape == (20, 4, 4)
+    segs = sources[0].segments(subtasks)
+    assert [(s.start, s.end) for s in segs] == [(0, 11), (11, 20)]  # the signal rises at frame 10
+
+
+def test_augmentation_merge_carries_the_sim_state(recorder_file, tmp_path):
+    from robodata.augment.merge import Variant, merge_variants
+
+    canonical = tmp_path / "c.hdf5"
+    ingest_recording(recorder_file, canonical)
+    out = tmp_path / "aug.hdf5"
+    report = merge_variants(canonical, out, [Variant("demo_1", 0, 7, "local", {})])
+    assert not report.failed and list(report.written) == ["demo_2"]
+    src, new = leaves(canonical, "demo_1"), leaves(out, "demo_2")
+    for path in SIM_STATE:
+        assert np.array_equal(new[path], src[path]), path
+
+
+def test_bad_nested_layouts_are_one_error_naming_the_group(tmp_path):
+    path = write_isaaclab_recording(tmp_path / "short.hdf5")
+    with h5py.File(path, "r+") as f:  # a sim-state leaf that lost rows
+        del f["data/demo_1/states/rigid_object/cube/root_velocity"]
+        f["data/demo_1/states/rigid_object/cube"].create_dataset("root_velocity", data=np.zeros((5, 6)))
+    with pytest.raises(IngestError) as err:
+        ingest_recording(path, tmp_path / "o.hdf5")
+    assert "short.hdf5" in str(err.value) and "/data/demo_1" in str(err.value)
+    assert not (tmp_path / "o.hdf5").exists()
+
+    path = write_isaaclab_recording(tmp_path / "nocam.hdf5")
+    with h5py.File(path, "r+") as f:
+        del f["data/demo_1/obs/wrist_cam"]
+    with pytest.raises(IngestError, match=r"nocam.hdf5: /data/demo_1/obs/wrist_cam is missing"):
+        ingest_recording(path, tmp_path / "o.hdf5")
+
+    path = tmp_path / "flatobs.hdf5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("data/demo_0")
+        g.create_dataset("actions", data=np.zeros((4, 2)))
+        g.create_dataset("obs", data=np.zeros((4, 2)))  # obs as a dataset, not a group
+    with pytest.raises(IngestError, match=r"flatobs.hdf5: /data/demo_0 lacks the 'actions' dataset or the 'obs' group"):
+        ingest_recording(path, tmp_path / "o.hdf5")
+
+
+def test_demo_data_follows_the_recorder_shapes():
+    """The fixture itself: initial_state leaves are one row, as a one-env recorder writes them."""
+    d = demo_data(12, seed=0)
+    assert d["initial_state"]["articulation"]["robot"]["root_pose"].shape == (1, 7)
+    assert d["states"]["articulation"]["robot"]["joint_position"].shape == (12, 9)
+    assert d["obs"]["datagen_info"]["subtask_term_signals"]["grasp"].dtype == bool
