@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robodata", description=__doc__)
     p.add_argument("--config", help="project config YAML (default: $ROBODATA_CONFIG, ./robodata.yaml, built-in)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show the encoders' and dependencies' own output (by default it goes to <home>/logs/robodata.log)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("record", help="record scripted teleop sessions in the simulator (MCAP + HDF5)")
@@ -258,8 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         from robodata.owner import start_reaper
 
         start_reaper()  # Ray, encoders, a daemon: none outlives this process, however it ends
-    try:
-        with extra_hint(f"robodata {args.command}"):  # a missing optional layer: one line naming the extra
+    from robodata.logs import LOG_FILE, configured
+
+    try:  # quiet: dependency chatter to <home>/logs/robodata.log (the config is read only if something is logged)
+        with configured(args.verbose, lambda: config_from_args(args).logs_dir / LOG_FILE), \
+                extra_hint(f"robodata {args.command}"):  # a missing optional layer: one line naming the extra
             return int(args.func(args) or 0)
     except RobodataError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from robodata.augment.config import AugmentedVideosConfig
 from robodata.errors import RobodataError
@@ -149,6 +149,8 @@ class ProjectConfig(_Strict):
 
     # Where the file came from (relative paths in it resolve against its folder).
     source_file: str | None = Field(None, exclude=True)
+    # The folder relative paths resolve against, fixed when the file is loaded (a later chdir moves nothing).
+    _base: Path | None = PrivateAttr(None)
 
     @field_validator("sources")
     @classmethod
@@ -167,38 +169,60 @@ class ProjectConfig(_Strict):
         return self
 
     # ---- resolved locations -------------------------------------------------------------------------
+    # The rule: relative paths in a config file (``--config``, ``$ROBODATA_CONFIG``, ``./robodata.yaml``) resolve
+    # against that file's folder; with no file (the embedded defaults) against the folder the config was loaded
+    # in, never inside the installed package; ``$ROBODATA_HOME`` (relative: to the current folder) wins for the
+    # home. Every derived location (Dagster home, store, landing zone, registry, logs) follows the home.
     @property
     def base_dir(self) -> Path:
-        """Relative paths in a config file resolve against its folder; the embedded defaults' against the
-        current folder (never inside the installed package)."""
-        if not self.source_file or Path(self.source_file) == DEFAULTS_FILE.resolve():
+        """The folder relative paths resolve against: the config file's, or (embedded defaults, or a config built
+        in code) the current folder when the config was loaded."""
+        if self._base is not None:
+            return self._base
+        if not self.source_file or _is_embedded_defaults(Path(self.source_file)):
             return Path.cwd()
         return Path(self.source_file).parent
+
+    def _local(self, path: str) -> str:
+        """A local path resolved against ``base_dir``; a URL (``s3://...``) as it is."""
+        if "://" in path:
+            return path
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else (self.base_dir / p).resolve())
 
     @property
     def home_dir(self) -> Path:
         env = os.environ.get(HOME_ENV)
-        home = env or self.home or ".robodata"
-        p = Path(home)
-        return (p if p.is_absolute() else (Path.cwd() if env else self.base_dir) / p).resolve()
+        if env:
+            return Path(env).expanduser().resolve()  # relative: to the current folder, as any shell path
+        return Path(self._local(self.home or ".robodata"))
 
     @property
     def dagster_home(self) -> Path:
         return self.home_dir / "dagster"
 
     @property
+    def logs_dir(self) -> Path:
+        """Where dependency and encoder chatter goes (``robodata.log``) unless ``--verbose``."""
+        return self.home_dir / "logs"
+
+    @property
     def storage_url(self) -> str:
-        return self.storage_root or str(self.home_dir / "store")
+        return self._local(self.storage_root) if self.storage_root else str(self.home_dir / "store")
 
     @property
     def landing_url(self) -> str:
-        return self.landing_root or str(self.home_dir / "landing")
+        return self._local(self.landing_root) if self.landing_root else str(self.home_dir / "landing")
 
     @property
     def registry_url(self) -> str:
-        """The recording registry's database (SQLAlchemy URL)."""
-        return (self.landing.registry or os.environ.get(REGISTRY_ENV)  # a PostgreSQL URL with its password
-                or f"sqlite:///{self.home_dir / 'registry.sqlite3'}")
+        """The recording registry's database (SQLAlchemy URL); a relative SQLite file resolves like any path."""
+        url = (self.landing.registry or os.environ.get(REGISTRY_ENV)  # a PostgreSQL URL with its password
+               or f"sqlite:///{self.home_dir / 'registry.sqlite3'}")
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix):] not in ("", ":memory:"):
+            url = prefix + self._local(url[len(prefix):])
+        return url
 
     def _resolve(self, ref: str | dict[str, Any] | None) -> TopicMap | None:
         if ref is None:
@@ -269,11 +293,20 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(p))) from err
     cfg.source_file = str(p.resolve())
+    cfg._base = Path.cwd() if _is_embedded_defaults(p) else p.resolve().parent
     # Validate referenced topic maps now, so a broken one fails at load time with its own file named.
     cfg.topic_map_for("")
     for src in cfg.sources:
         cfg._resolve(src.topic_map)
     return cfg
+
+
+def _is_embedded_defaults(path: Path) -> bool:
+    """The defaults shipped in the package: their relative paths must never resolve inside it (site-packages)."""
+    try:
+        return path.resolve() == DEFAULTS_FILE.resolve()
+    except OSError:
+        return False
 
 
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

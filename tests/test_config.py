@@ -171,3 +171,38 @@ def test_embedded_defaults_put_the_home_in_the_current_folder(tmp_path, monkeypa
     cfg = load_config()
     assert cfg.home_dir == (tmp_path / ".robodata").resolve()
     assert cfg.topic_map_for("x.mcap") is not None  # the defaults' own topic map still resolves
+
+
+def test_relative_paths_resolve_against_the_config_file_and_the_home_env_wins(tmp_path, monkeypatch):
+    """With a config file, its folder; with none, the current folder; $ROBODATA_HOME over both."""
+    for k in ("ROBODATA_HOME", "ROBODATA_CONFIG", "ROBODATA_REGISTRY_URL"):
+        monkeypatch.delenv(k, raising=False)
+    work, proj = tmp_path / "work", tmp_path / "proj"
+    work.mkdir()
+    proj.mkdir()
+    monkeypatch.chdir(work)
+    cfg = load_config()  # no robodata.yaml here: ./.robodata, and everything under it
+    home = (work / ".robodata").resolve()
+    assert cfg.home_dir == home and cfg.dagster_home == home / "dagster" and cfg.logs_dir == home / "logs"
+    assert cfg.storage_url == str(home / "store") and cfg.landing_url == str(home / "landing")
+    assert cfg.registry_url == f"sqlite:///{home / 'registry.sqlite3'}"
+    monkeypatch.chdir(tmp_path)  # fixed when loaded: a later chdir moves nothing
+    assert cfg.home_dir == home
+
+    f = proj / "robodata.yaml"
+    f.write_text("home: h\nlanding_root: drop\nlanding: {registry: 'sqlite:///reg.db'}\n")
+    explicit = load_config(f)
+    monkeypatch.setenv("ROBODATA_CONFIG", str(f))
+    for cfg in (explicit, load_config()):  # --config, $ROBODATA_CONFIG
+        assert cfg.home_dir == (proj / "h").resolve() and cfg.storage_url == str((proj / "h" / "store").resolve())
+        assert cfg.landing_url == str((proj / "drop").resolve())
+        assert cfg.registry_url == f"sqlite:///{(proj / 'reg.db').resolve()}"
+    monkeypatch.delenv("ROBODATA_CONFIG")
+    monkeypatch.chdir(proj)  # ./robodata.yaml is found in the current folder
+    assert load_config().home_dir == (proj / "h").resolve()
+
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("ROBODATA_HOME", "elsewhere")  # the env wins; relative to the current folder
+    for cfg in (load_config(), load_config(f)):
+        assert cfg.home_dir == (work / "elsewhere").resolve()
+        assert cfg.dagster_home == (work / "elsewhere" / "dagster").resolve()

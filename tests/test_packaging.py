@@ -36,15 +36,16 @@ class Bare:
         self.bin = self.venv / "bin"
         self.work = root / "work"
         self.work.mkdir()
-        self.env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "ROBODATA_HOME", "ROBODATA_CONFIG")}
         self.env.update(PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}", VIRTUAL_ENV=str(self.venv))
 
-    def run(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(argv), cwd=self.work, env=self.env, capture_output=True, text=True,
+    def run(self, *argv: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), cwd=cwd or self.work, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def robodata(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run(str(self.bin / "robodata"), *args)
+    def robodata(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run(str(self.bin / "robodata"), *args, cwd=cwd)
 
     def py(self, code: str) -> subprocess.CompletedProcess[str]:
         return self.run(str(self.python), "-c", code)
@@ -115,6 +116,29 @@ def test_the_bare_cli_converts_a_real_bag(bare, realdata, topic_map):
     full_info = json.loads((full / "meta" / "info.json").read_text())
     assert {k: full_info[k] for k in ("total_episodes", "total_frames", "features")} == {
         k: info[k] for k in ("total_episodes", "total_frames", "features")}
+
+
+def test_the_home_is_in_the_current_folder_not_in_site_packages(bare, tmp_path):
+    """With no robodata.yaml the project home is ./.robodata where the command runs, never in the package."""
+    site = Path(bare.py("import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()) / "robodata"
+    before = sorted(p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts)
+    proc = bare.robodata("landing", "status", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    home = tmp_path / ".robodata"
+    assert f"landing zone {home / 'landing'}" in proc.stdout
+    assert (home / "registry.sqlite3").is_file() and (home / "landing").is_dir()
+    after = sorted(p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before and not (site / ".robodata").exists(), set(after) - set(before)
+
+    # A config file elsewhere: its relative home is next to it, wherever the command runs.
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "robodata.yaml").write_text("home: h\n")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    proc = bare.robodata("--config", str(proj / "robodata.yaml"), "landing", "status", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert (proj / "h" / "registry.sqlite3").is_file() and list(work.iterdir()) == []
 
 
 @pytest.mark.parametrize(("argv", "extra"), [

@@ -49,6 +49,7 @@ from robodata.api.result import PipelineResult
 from robodata.api.spec import ComponentSpec, PipelineSpec
 from robodata.config import ProjectConfig, load_config
 from robodata.errors import RobodataError
+from robodata.logs import quiet_ray
 from robodata.stages.base import Finding, stage_and_publish
 from robodata.storage import DataStore
 
@@ -261,6 +262,7 @@ def _ray_init(spec: PipelineSpec) -> None:
 
     if ray.is_initialized():
         return
+    quiet_ray()  # under the CLI, Ray's own lines (the token notice, "Started a local Ray instance") go to the log
     keep = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
             "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "ROBODATA_STORAGE_OPTIONS", "PYTHONPATH")
     env = {k: os.environ[k] for k in keep if k in os.environ}
@@ -278,6 +280,7 @@ def _quiet_ray_data() -> None:
 
     from ray.data import DataContext
 
+    quiet_ray()  # under the CLI, Ray Data's notices go to the log file too
     if not os.environ.get("RAY_DATA_VERBOSE"):
         DataContext.get_current().enable_progress_bars = False
         DataContext.get_current().print_on_execution_start = False

@@ -22,6 +22,7 @@ from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.video import VideoSettings
 from robodata.lerobot.video import decode as _decode
 from robodata.lerobot.video import probe as _probe
+from robodata.logs import quiet_encoders
 
 TIME_BASE = Fraction(1, 90_000)
 
@@ -71,6 +72,7 @@ def _encode(tmp: Path, path: Path, batches: Iterable[np.ndarray], pts: np.ndarra
             settings: VideoSettings) -> int:
     """Encode the batches into the MP4 ``tmp`` (errors name ``path``, the clip's final name); returns frames."""
     n = 0
+    quiet_encoders()  # SVT-AV1's banner is not for the user (``robodata --verbose`` shows it)
     with av.open(str(tmp), "w", format="mp4") as out:
         stream: av.VideoStream | None = None
         for batch in batches:

@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from robodata.lerobot.errors import LeRobotError
+from robodata.logs import quiet_encoders
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class CameraEncoder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.width, self.height, self.fps = int(width), int(height), int(fps)
         self.settings = settings
+        quiet_encoders()  # SVT-AV1's banner is not for the user (``robodata --verbose`` shows it)
         self.frames = 0
         self._queued = 0
         self._q: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=queue_size)
