@@ -25,6 +25,7 @@ from robodata.stages.base import CheckResult
 ROBOTS = "robots"
 EVERY_RECORDING = "every_recording_published"  # each tier's non-blocking check: none quarantined or failed
 DUPLICATE_RESULT = "duplicate"
+NOT_EVALUATED = "checks_not_evaluated"  # in a recording's output summary: its checks the output could not decide
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,8 +151,10 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
         if r.status == FAILED:
             failed[r.key] = r.error
             context.log.error(r.error)
+        unevaluated = [c.name for c in r.checks if c.metadata.get("evaluated") is False]
         registry.put_output(Output(plan.tier, r.key, plan.partition, t.input_version, r.version, r.status, r.path,
-                                   {c.name: bool(c.passed) for c in r.checks}, dict(r.summary), now, r.error))
+                                   {c.name: bool(c.passed) for c in r.checks},
+                                   {**r.summary, **({NOT_EVALUATED: unevaluated} if unevaluated else {})}, now, r.error))
     # The partition as the registry has it now: a run of the same partition that finished meanwhile (another
     # tick's) is in it, and a recording found to be a copy or superseded meanwhile is not.
     plan = plan_partition(registry, plan.tier, plan.partition, plan.code_version, plan.upstream)
@@ -181,17 +184,23 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
     for spec in specs:
         if spec.name == EVERY_RECORDING:
             continue
-        failed_it = sorted(k for k, o in rows.items() if spec.name in o.checks and not o.checks[spec.name])
-        passed = not failed_it or (spec.blocking and bool(published))
+        # not evaluated (the output records too little to decide it): never passed, shown as a warning
+        unevaluated = sorted(k for k, o in rows.items() if spec.name in o.summary.get(NOT_EVALUATED, ()))
+        failed_it = sorted(k for k, o in rows.items()
+                           if spec.name in o.checks and not o.checks[spec.name] and k not in unevaluated)
+        passed = (not failed_it or (spec.blocking and bool(published))) and not unevaluated
         cmeta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
                 for k, v in check_meta.get(spec.name, {}).items()}
         cmeta.update(recordings_checked=len([o for o in rows.values() if spec.name in o.checks]),
                     recordings_failing=dg.MetadataValue.json(failed_it))
+        if unevaluated:
+            cmeta.update(evaluated=False, recordings_not_evaluated=dg.MetadataValue.json(unevaluated))
         if findings.get(spec.name):
             cmeta["findings"] = dg.MetadataValue.json(findings[spec.name][:50])
+        error = spec.blocking and (passed or bool(failed_it))
         check_results.append(dg.AssetCheckResult(
             asset_key=asset_key, check_name=spec.name, passed=passed, metadata=cmeta,
-            severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN))
+            severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN))
     check_results.append(dg.AssetCheckResult(
         asset_key=asset_key, check_name=EVERY_RECORDING, passed=not quarantined and not failing,
         severity=dg.AssetCheckSeverity.WARN,

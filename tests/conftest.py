@@ -47,18 +47,19 @@ def moto_server():
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     try:
-        for _ in range(300):  # generous: a busy 2-core machine
+        deadline = time.monotonic() + 300  # a hang guard, generous: a busy 2-core machine
+        while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
                 break
             except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start (exit {proc.poll()})") from None
                 time.sleep(0.2)
-        else:
-            raise RuntimeError("moto_server did not start")
         yield env
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
         s3fs.S3FileSystem.clear_instance_cache()
 
 

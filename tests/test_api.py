@@ -213,6 +213,7 @@ seed: 3
     assert _digests(tmp_path / "built") == _digests(tmp_path / "from_yaml")
 
 
+@pytest.mark.timeout(2400)  # above its hang guards: the wait for a first part, the kill, the run again
 def test_a_killed_run_started_again_ends_with_the_same_output(bags, tmp_path):
     """SIGKILL of `robodata run` (and everything it started) once its first parts are published; the rerun
     skips them and its output equals an uninterrupted run's."""
@@ -250,7 +251,7 @@ def test_a_killed_run_started_again_ends_with_the_same_output(bags, tmp_path):
             psutil.Process(pid).kill()
         except psutil.NoSuchProcess:
             pass
-    proc.wait(timeout=60)
+    proc.wait(timeout=600)
     killed_out = tmp_path / "killed"
     if killed_out.exists():  # only ever a complete, published output
         assert (killed_out / "meta" / "info.json").exists()

@@ -31,6 +31,7 @@ def s3_env():
         yield env
 
 
+@pytest.mark.timeout(1800)  # above the run's 900 s hang guard and the S3 server's start
 def test_mission_yaml_runs_as_written_on_s3(s3_env, tmp_path):
     fs = s3_filesystem(s3_env)
     fs.mkdir("bucket")

@@ -150,7 +150,7 @@ def test_a_killed_writer_leaves_only_a_partial_sibling(tmp_path, kind, existing)
                 (tmp / "half.txt").write_text("half a folder")
             os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], timeout=600)  # a hang guard
     assert proc.returncode == -signal.SIGKILL
     left = [p for p in tmp_path.iterdir() if p.name != dest.name]
     assert len(left) == 1 and left[0].name.startswith(".release.partial-") and is_partial(left[0])
@@ -197,7 +197,7 @@ def test_a_folder_swap_killed_between_its_renames_is_put_back(tmp_path):
         with atomic.atomic_path({str(dest)!r}, kind="dir") as tmp:
             (tmp / "new.txt").write_text("new")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], timeout=600)  # a hang guard
     assert proc.returncode == -signal.SIGKILL
     assert not dest.exists()
     (old,) = [d for d in find_debris(tmp_path) if d.restores is not None]

@@ -18,8 +18,9 @@ import yaml
 from tests.conftest import project_home, registered_partition
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
-pytestmark = pytest.mark.slow
-HANG_GUARD_S = 600  # a daemon, a code server and Ray on a busy CI machine: minutes, never forever
+HANG_GUARD_S = 900  # a daemon, a code server and Ray on a busy CI machine: minutes, never forever
+# pytest-timeout above the guards one test waits through (a daemon's first heartbeat, then the backfill)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * HANG_GUARD_S)]
 
 
 @contextlib.contextmanager

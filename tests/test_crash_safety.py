@@ -17,8 +17,9 @@ import yaml
 from tests.conftest import project_home
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
-pytestmark = pytest.mark.slow
-HANG_GUARD_S = 600
+HANG_GUARD_S = 900  # a hang guard: Dagster, a code server and Ray on a busy 2-core machine
+# pytest-timeout above the guards a test can wait through (the daemon test waits four times)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(5 * HANG_GUARD_S)]
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
@@ -78,7 +79,7 @@ def test_killed_cli_ingest_blocks_nothing(tmp_path):
 
             run = _wait(f"the run of {part} to hold an ingest slot", claimed, proc)
             os.killpg(proc.pid, signal.SIGKILL)  # the CLI and everything it started (Ray)
-            proc.wait(timeout=60)
+            proc.wait(timeout=HANG_GUARD_S)
             killed.append(run.run_id)
         # the second CLI already ended the first's dead run when it started; the second's is STARTED and holds
         # its slot until somebody looks (the defect was: for ever, both slots, every later ingest blocked)
@@ -126,7 +127,7 @@ def test_doctor_lists_and_removes_what_dead_writers_left(tmp_path, capsys):
         )
         dest = store / "raw_teleop" / "rec-0123.hdf5"
         dest.parent.mkdir(parents=True)
-        proc = subprocess.run([sys.executable, "-c", killed, str(dest)], cwd=REPO, timeout=120,
+        proc = subprocess.run([sys.executable, "-c", killed, str(dest)], cwd=REPO, timeout=HANG_GUARD_S,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
         assert proc.returncode == -signal.SIGKILL
         with atomic_path(store / "lerobot" / "live.json", kind="file") as live:  # a writer still at work
@@ -160,7 +161,7 @@ def test_a_killed_cli_leaves_no_process_behind(tmp_path):
     _wait("the reaper to note both children",
           lambda: state.exists() and set(kids) <= {int(p) for p in state.read_text().split()}, proc)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.wait(timeout=HANG_GUARD_S)
     _wait("the children to be gone", lambda: not any(psutil.pid_exists(k) and psutil.Process(k).status()
                                                       != psutil.STATUS_ZOMBIE for k in kids))
 
@@ -205,13 +206,13 @@ def test_a_daemon_runs_worker_killed_is_ended_and_retried(tmp_path):
         for p in [*worker.children(recursive=True), worker]:
             p.kill()
         dead = _wait("the dead run to be ended", lambda: alive() and (
-            r := instance.get_run_by_id(run.run_id)).status == dg.DagsterRunStatus.FAILURE and r, limit_s=900)
+            r := instance.get_run_by_id(run.run_id)).status == dg.DagsterRunStatus.FAILURE and r, limit_s=HANG_GUARD_S)
         # ended by whichever saw it first: the code server (its child died) or robodata's sweep (the owner tag)
         failure = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[-1].dagster_event.message
         assert "is gone (killed?)" in failure or "marked as failed from outside the execution context" in failure
         _wait("its slot to be freed (the next sensor tick)", lambda: alive() and run.run_id not in
-              instance.event_log_storage.get_concurrency_info("ingest").active_run_ids, limit_s=900)
+              instance.event_log_storage.get_concurrency_info("ingest").active_run_ids, limit_s=HANG_GUARD_S)
         retry = _wait("its retry to succeed", lambda: alive() and next(
             (r for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
-             if r.status == dg.DagsterRunStatus.SUCCESS), None), limit_s=900)
+             if r.status == dg.DagsterRunStatus.SUCCESS), None), limit_s=HANG_GUARD_S)
         assert retry.tags.get("dagster/partition") == run.tags.get("dagster/partition")

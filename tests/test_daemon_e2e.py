@@ -15,8 +15,9 @@ import yaml
 from tests.conftest import project_home
 from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
-pytestmark = pytest.mark.slow
 HANG_GUARD_S = 1500  # generous: a busy 2-core machine starts Ray and a code server per run
+# pytest-timeout well above a slow run (five waits, each under the guard): it ends a hang the guards miss
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(4 * HANG_GUARD_S)]
 
 
 def _wait(what: str, pred, daemon, limit_s: float = HANG_GUARD_S):

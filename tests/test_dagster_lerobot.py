@@ -1,4 +1,7 @@
-"""lerobot_episodes and lerobot_dataset through a real Dagster instance and Ray, read back by lerobot itself."""
+"""lerobot_episodes and lerobot_dataset through a real Dagster instance and Ray, read back by lerobot itself.
+
+One project home for the module; the first and the second recording's releases are module fixtures (made once,
+by whichever test asks first), so that each test runs alone and in any order."""
 
 from __future__ import annotations
 
@@ -62,17 +65,33 @@ def _latest(project) -> dict:
     return json.loads((Path(project["cfg"].storage_url) / "lerobot/releases/latest.json").read_text())
 
 
-def test_episodes_then_release_loads_in_lerobot(project):
-    part, key = _record_and_ingest(project, "rec_a", 11)
+def _episodes_and_release(project, name: str, seed: int) -> dict:
+    part, key = _record_and_ingest(project, name, seed)
     out = _run(project, "write_lerobot_episodes", [part])[0]
+    rel = _run(project, "cut_release", [""])[0]
+    return {"key": key, "episodes": out, "release": rel, "latest": _latest(project) if rel.success else None}
+
+
+@pytest.fixture(scope="module")
+def first(project) -> dict:
+    """rec_a (2 episodes) ingested, its shard written and the first release cut."""
+    return _episodes_and_release(project, "rec_a", 11)
+
+
+@pytest.fixture(scope="module")
+def second(project, first) -> dict:
+    """rec_b (2 episodes) after rec_a: its shard and a release of both."""
+    return _episodes_and_release(project, "rec_b", 12)
+
+
+def test_episodes_then_release_loads_in_lerobot(first):
+    key, out, rel, latest = first["key"], first["episodes"], first["release"], first["latest"]
     assert out.success, out.error
     assert out.checks == {"shard_is_valid_lerobot": True, "every_recording_published": True}
     assert out.metadata["episodes"] == 2 and out.metadata["source_tier"] == "raw_teleop"
-    rel = _run(project, "cut_release", [""])[0]
     assert rel.success, rel.error
     assert rel.checks == {"release_frames_contiguous_and_in_sync": True, "release_layout_videos_and_stats": True}
     assert rel.metadata["recordings"] == [key] and rel.metadata["promoted_to_latest"] is True
-    latest = _latest(project)
     assert latest["release"] == rel.metadata["release"]
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -85,33 +104,31 @@ def test_episodes_then_release_loads_in_lerobot(project):
     assert item["action"].shape[0] == 4
     fi = int(item["frame_index"])
     assert abs(float(item["timestamp"]) - fi / ds.fps) < 1e-4
-    project["first_release"] = latest["release"]
-    project["keys"] = [key]
 
 
-def test_rerun_with_nothing_new_changes_nothing(project):
-    root = Path(_latest(project)["path"])
+def test_rerun_with_nothing_new_changes_nothing(project, first):
+    # whatever release is latest now (the first, or a later one): cut it again, then once more
+    now = _run(project, "cut_release", [""])[0]
+    assert now.success, now.error
+    root = Path(now.metadata["path"])
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     rel = _run(project, "cut_release", [""])[0]
     assert rel.success and rel.metadata["reused_existing"] is True
-    assert rel.metadata["release"] == project["first_release"]
+    assert rel.metadata["release"] == now.metadata["release"]
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
 
 
-def test_new_recording_makes_a_new_release_and_keeps_the_old(project):
-    part, key = _record_and_ingest(project, "rec_b", 12)
-    assert _run(project, "write_lerobot_episodes", [part])[0].success
-    rel = _run(project, "cut_release", [""])[0]
-    assert rel.success and rel.metadata["release"] != project["first_release"]
-    assert sorted(rel.metadata["recordings"]) == sorted(project["keys"] + [key])
+def test_new_recording_makes_a_new_release_and_keeps_the_old(project, first, second):
+    rel = second["release"]
+    assert second["episodes"].success, second["episodes"].error
+    assert rel.success and rel.metadata["release"] != first["latest"]["release"]
+    assert sorted(rel.metadata["recordings"]) == sorted([first["key"], second["key"]])
     assert rel.metadata["episodes"] == 4
-    old = Path(project["cfg"].storage_url) / "lerobot/releases" / project["first_release"]
+    old = Path(project["cfg"].storage_url) / "lerobot/releases" / first["latest"]["release"]
     assert (old / "meta/info.json").exists()  # the previous release stays readable
-    project["second_release"] = rel.metadata["release"]
-    project["keys"].append(key)
 
 
-def test_mismatched_shard_fails_and_previous_release_stays_latest(project):
+def test_mismatched_shard_fails_and_previous_release_stays_latest(project, first, second):
     # A shard whose features differ (another robot's data landed in the same project).
     from robodata.registry import INGESTED, Output, Recording, Registry
 
@@ -122,21 +139,24 @@ def test_mismatched_shard_fails_and_previous_release_stays_latest(project):
         registry.add_recording(conn, Recording(bad_key, "zone", "other/robot.mcap", 1, 1.0, "", time.time(), 0,
                                                INGESTED, partition_key="2026-12-01|other"))
     registry.put_output(Output("lerobot_episodes", bad_key, "2026-12-01|other", "iv", "v-bad", "published"))
-    src = Path(registry.outputs("lerobot_episodes", [project["keys"][0]])[project["keys"][0]].path)
+    src = Path(registry.outputs("lerobot_episodes", [first["key"]])[first["key"]].path)
     dst = store / "lerobot/episodes" / bad_key
     shutil.copytree(src, dst)
     info = json.loads((dst / "meta/info.json").read_text())
     info["features"]["observation.state"]["shape"] = [13]
     (dst / "meta/info.json").write_text(json.dumps(info))
-    rel = _run(project, "cut_release", [""])[0]
+    latest_before = _latest(project)["release"]
+    try:
+        rel = _run(project, "cut_release", [""])[0]
+    finally:  # out of the tests after this one, whatever happened
+        shutil.rmtree(dst)
+        registry.set_status(bad_key, "superseded")
     assert not rel.success
     assert bad_key in rel.error and "features differ" in rel.error
-    assert _latest(project)["release"] == project["second_release"]
-    shutil.rmtree(dst)
-    registry.set_status(bad_key, "superseded")  # out of later releases
+    assert _latest(project)["release"] == latest_before
 
 
-def test_v21_release_for_groot(project, monkeypatch):
+def test_v21_release_for_groot(project, second, monkeypatch):
     monkeypatch.setenv("ROBODATA_CONFIG", str(project["tmp"] / "robodata.yaml"))
     cfg = yaml.safe_load((project["tmp"] / "robodata.yaml").read_text())
     cfg["tiers"]["lerobot"]["version"] = "v2.1"

@@ -1,7 +1,8 @@
 """raw_teleop through a real Dagster instance (SQLite), real Ray and the real new_recordings sensor.
 
-One project home for the module; tests run in order and build on each other like a day of operations:
-recordings land, the sensor ingests them once, bad files fail alone, backfills re-run.
+One project home for the module, like a day of operations: recordings land, the sensor ingests them once, bad
+files fail alone, backfills re-run. The home starts with robot-a's first two recordings ingested (the module
+fixture); every test then lands its own files under its own robot, so that each runs alone and in any order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tests.recordings import SMALL_TOPIC_MAP, make_mcap
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
+BACKFILL_GUARD_S = 900  # a hang guard: the daemon, a code server and Ray on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,24 @@ def project(tmp_path_factory, realdata):
         "ray": {"num_cpus": 2},
     }))
     with project_home(cfg_file) as (cfg, instance, defs):
-        yield {"cfg": cfg, "instance": instance, "defs": defs, "home": home, "realdata": realdata}
+        project = {"cfg": cfg, "instance": instance, "defs": defs, "home": home, "realdata": realdata}
+        project["first"] = _ingest_first(project, tmp_path_factory.mktemp("first"))
+        yield project
+
+
+def _ingest_first(project, tmp: Path) -> dict:
+    """Two recordings of robot-a today, landed, taken by the sensor and ingested: what the tests start from."""
+    from robodata.sim.recorder import record_session
+
+    rec = record_session(tmp, "teleop_a", n_episodes=2, seed=3, image_hw=(48, 64))
+    _land(project, Path(rec["mcap"]), "robot-a/teleop_a.mcap")
+    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "robot-a/turtle run.bag")
+    requests, _ = _tick(project)
+    part = f"{_today()}|robot-a"
+    keys = _keys(project, part)
+    (outcome,) = _run(project, [part]) if [r.partition_key for r in requests] == [part] else (None,)
+    project["good"], project["good_part"] = list(keys.values()), part
+    return {"requests": requests, "keys": keys, "outcome": outcome, "part": part}
 
 
 def _age(path: Path, seconds: float = 30) -> None:
@@ -99,25 +118,18 @@ CHECKS_OK = {"frames_in_sync_and_finite": True, "episode_rates_and_lengths": Tru
              "every_recording_published": True}
 
 
-def test_sensor_ingests_new_recordings_once(project, tmp_path):
-    """Two recordings of one robot on one day: one robot x day partition, one run, one file each in the store."""
+def test_sensor_ingests_new_recordings_once(project):
+    """Two recordings of one robot on one day (the module's first, :func:`_ingest_first`): one robot x day
+    partition, one run, one file each in the store."""
     import dagster as dg
 
-    from robodata.sim.recorder import record_session
-
-    rec = record_session(tmp_path, "teleop_a", n_episodes=2, seed=3, image_hw=(48, 64))
-    _land(project, Path(rec["mcap"]), "robot-a/teleop_a.mcap")
-    _land(project, project["realdata"] / "rosbag_js" / "example.bag", "robot-a/turtle run.bag")
-    requests, _ = _tick(project)
-    part = f"{_today()}|robot-a"
+    requests, keys, outcome, part = (project["first"][k] for k in ("requests", "keys", "outcome", "part"))
     assert [r.partition_key for r in requests] == [part]
     assert requests[0].tags["robodata/recordings"] == "2"
     assert "robot-a" in project["instance"].get_dynamic_partitions("robots")
     assert dg.MultiPartitionKey({"date": _today(), "robot": "robot-a"}) == part
-    keys = _keys(project, part)
     assert set(keys) == {"robot-a/teleop_a.mcap", "robot-a/turtle run.bag"}
     assert keys["robot-a/teleop_a.mcap"].startswith("robot-a-teleop_a-mcap-")
-    (outcome,) = _run(project, [part])
     assert outcome.success, outcome.error
     assert outcome.checks == CHECKS_OK
     assert outcome.metadata["episodes"] == 3 and outcome.metadata["frames"] > 200
@@ -129,8 +141,6 @@ def test_sensor_ingests_new_recordings_once(project, tmp_path):
         assert (store / "raw_teleop" / f"{k}.overview.png").read_bytes()[:4] == b"\x89PNG"
     outputs = _registry(project).outputs("raw_teleop", list(keys.values()))
     assert {o.status for o in outputs.values()} == {"published"}
-    project["good"] = list(keys.values())
-    project["good_part"] = part
     assert _latest(project, part).metadata["frames"].value > 0
 
 
@@ -342,6 +352,7 @@ def test_cli_ingest_refuses_what_it_cannot_ingest_before_landing_it(project, tmp
     assert not list(Path(project["cfg"].landing_url).rglob("notes.txt"))
 
 
+@pytest.mark.timeout(2 * BACKFILL_GUARD_S)  # above the backfill's hang guard (and this module's first ingest)
 def test_backfill_from_cli(project, capsys):
     """A real Dagster backfill, executed by the dagster-daemon the CLI starts (tests/test_backfill.py has more);
     a recording's key names its partition."""
@@ -349,7 +360,7 @@ def test_backfill_from_cli(project, capsys):
 
     from robodata.cli import main
 
-    rc = main(["backfill", project["good"][0], "--timeout", "600"])
+    rc = main(["backfill", project["good"][0], "--timeout", str(BACKFILL_GUARD_S)])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert project["good_part"] in out

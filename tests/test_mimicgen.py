@@ -188,3 +188,54 @@ def test_annotate_cli_reviews_and_corrects(sources, tmp_path, capsys):
     with EpisodeStore(out) as es:
         assert rising_edges(es.read("demo_0", images=False).datagen["subtask_term_signals"]["grasp"]).tolist() == [30]
     assert annotate_main(["annotate", str(sources), "--set", "demo_9:grasp=3"]) == 2
+
+
+# ---- Isaac Lab Mimic's output: what its own poses can tell ------------------------------------------------
+
+
+def _isaaclab_output(sources, out, *extra: str):
+    """The Isaac Lab stand-in's output for ``sources`` (3 demos of 20 frames), written in this process."""
+    from robodata.mimicgen.isaaclab_standin import main as standin
+
+    assert standin(["--task", "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0", "--input_file", str(sources),
+                    "--output_file", str(out), "--generation_num_trials", "3", *extra]) == 0
+    return out
+
+
+def test_isaaclab_invariant_is_not_evaluated_without_provenance_never_passed(sources, tmp_path):
+    from robodata.mimicgen.isaaclab import isaaclab_checks
+    from robodata.mimicgen.validate import CHECK_INVARIANT
+
+    cfg = SyntheticDemosConfig()
+    # no eef/target pose pair recorded: nothing to compute
+    bare = isaaclab_checks(_isaaclab_output(sources, tmp_path / "bare.hdf5"), subtasks=cfg.subtasks)[CHECK_INVARIANT]
+    assert not bare.passed and not bare.evaluated and bare.details["evaluated"] is False
+    assert bare.message.startswith("not evaluated: ") and "no per-subtask source provenance" in bare.message
+    assert "target_eef_pose" in bare.message and bare.details["demos_without_poses"] == ["demo_0", "demo_1", "demo_2"]
+    # consistent poses (eef tracking its target, rigid transforms): still no provenance, so still not evaluated,
+    # with the consistency that was checked in its details
+    good = isaaclab_checks(_isaaclab_output(sources, tmp_path / "poses.hdf5", "--datagen_poses"),
+                           subtasks=cfg.subtasks)[CHECK_INVARIANT]
+    assert not good.passed and not good.evaluated and "recorded poses are consistent in 3 demos" in good.message
+    assert good.details["problems"] == [] and set(good.details["per_subtask"]) == {"grasp", "place"}
+    assert 0 < good.details["per_subtask"]["grasp"]["max_tracking_pos_m"] < good.details["pos_tolerance_m"]
+
+
+@pytest.mark.parametrize("plant, what", [("far", "m / "), ("not_rigid", "not a rigid transform")])
+def test_isaaclab_invariant_fails_on_an_inconsistent_pose_naming_demo_and_subtask(sources, tmp_path, plant, what):
+    from robodata.mimicgen.isaaclab import isaaclab_checks
+    from robodata.mimicgen.validate import CHECK_INVARIANT
+
+    out = _isaaclab_output(sources, tmp_path / "gen.hdf5", "--datagen_poses")
+    with h5py.File(out, "r+") as f:
+        poses = f["data/demo_1/obs/datagen_info/eef_pose/right"]
+        T = poses[()]
+        if plant == "far":
+            T[15, :3, 3] += 1.0  # a metre from its target, late in the demo: the last subtask
+        else:
+            T[15, :3, :3] *= 2.0  # a scaled "rotation"
+        poses[...] = T
+    check = isaaclab_checks(out, subtasks=SyntheticDemosConfig().subtasks)[CHECK_INVARIANT]
+    assert check.evaluated and not check.passed
+    assert "demo_1 subtask place (" in check.message and "frame 15" in check.message and what in check.message
+    assert "demo_0" not in check.message and "demo_2" not in check.message

@@ -102,7 +102,14 @@ def test_isaaclab_engine_launch_through_pipes_with_a_standin(home):
     cmd = md["command"].value
     assert "--task Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0" in cmd and "--generation_num_trials 3" in cmd
     assert "--num_envs 2" in cmd and "--headless" in cmd and "--enable_cameras" in cmd
-    assert all(c.passed for c in res.get_asset_check_evaluations())
+    checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
+    # Isaac Lab Mimic records no per-subtask provenance: the invariant is NOT EVALUATED (a warning, not passed,
+    # not blocking: the demos are published), the other checks pass
+    inv = checks.pop("object_centric_invariant")
+    assert not inv.passed and inv.severity == dg.AssetCheckSeverity.WARN
+    assert inv.metadata["evaluated"].value is False
+    assert "not evaluated: Isaac Lab Mimic records no per-subtask source provenance" in str(inv.metadata["findings"].value)
+    assert all(c.passed for c in checks.values()) and len(checks) == 4
     with EpisodeStore(cfg.storage_url + "/" + synthetic_demos_path("good-isaac")) as es:
         assert len(es) == 3 and es.env_args["env_name"] == "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0"
 

@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-pytestmark = pytest.mark.slow
+# above the hang guards a test waits through: the plugin install (600 s) and its runs (900-1200 s each)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 PLUGIN = Path(__file__).parent / "plugin_example"
 ROBODATA = Path(sys.executable).parent / "robodata"

@@ -22,6 +22,7 @@ def _section(title: str) -> str:
     return text[start:end if end > 0 else None]
 
 
+@pytest.mark.timeout(4 * 900)  # a recording and the examples, each under its own 900 s hang guard
 def test_python_api_examples_run_as_written(tmp_path):
     section = _section("The Python API")
     record = re.search(r"`(robodata record [^`]+)`", section)

@@ -1,4 +1,7 @@
-"""policy_checkpoint end to end: a real release, real lerobot-train steps, eval, MLflow registry, bad input."""
+"""policy_checkpoint end to end: a real release, real lerobot-train steps, eval, MLflow registry, bad input.
+
+The releases and the first (promoted) training are module fixtures, made once by whichever test asks first;
+the tests compare what they change with what was there before them, so that each runs alone and in any order."""
 
 from __future__ import annotations
 
@@ -100,8 +103,17 @@ def _promoted(project):
     return json.loads((project["store"] / "policy/latest.json").read_text())
 
 
-def test_local_engine_trains_evaluates_tracks_and_registers(project):
+@pytest.fixture(scope="module")
+def first(project) -> dict:
+    """The first training of the project (local engine, the v3.0 release): what it reported, and the registry
+    and the promoted policy right after it."""
     ok, meta, checks, err = _train(project, release=project["v30"])
+    return {"ok": ok, "meta": meta, "checks": checks, "err": err, "registry": _registry(project),
+            "promoted": _promoted(project)["run"] if _latest_text(project) else None}
+
+
+def test_local_engine_trains_evaluates_tracks_and_registers(project, first):
+    ok, meta, checks, err = (first[k] for k in ("ok", "meta", "checks", "err"))
     assert ok, err
     assert meta["steps"] == 10 and meta["release"] == project["v30"] and meta["recordings"] == [project["key"]]
     assert meta["final_loss"] > 0 and meta["best_loss"] <= meta["final_loss"] and meta["samples_per_s"] > 0
@@ -110,7 +122,7 @@ def test_local_engine_trains_evaluates_tracks_and_registers(project):
     assert meta["eval_action_mse"] > 0 and 0 <= meta["eval_rollout_success_rate"] <= 1
     assert "data:image/png;base64" in meta["loss_curve"]
     assert meta["promoted"] is True and checks == {"checkpoint_not_worse_than_promoted": True}
-    assert _registry(project) == [1] and _promoted(project)["run"] == meta["run"]
+    assert first["registry"] == [1] and first["promoted"] == meta["run"]
     assert meta["candidate"] == str(project["store"] / "policy/runs" / f"{meta['run']}.candidate.json")
     from mlflow.tracking import MlflowClient
 
@@ -119,40 +131,41 @@ def test_local_engine_trains_evaluates_tracks_and_registers(project):
     assert run.data.tags["robodata.release"] == project["v30"] and project["key"] in run.data.tags["robodata.recordings"]
     assert run.data.params["heldout_episodes"] == str(meta["heldout_episodes"])
     assert "train_loss" in run.data.metrics and "eval_action_mse" in run.data.metrics
-    project["first"] = meta
 
 
-def test_same_release_and_config_reuses_the_checkpoint(project):
+def test_same_release_and_config_reuses_the_checkpoint(project, first):
+    registered = _registry(project)
     ok, meta, checks, err = _train(project, release=project["v30"])
     assert ok, err
-    assert meta["reused_existing"] is True and meta["run"] == project["first"]["run"]
-    assert _registry(project) == [1]  # nothing new to register
+    assert meta["reused_existing"] is True and meta["run"] == first["meta"]["run"]
+    assert _registry(project) == registered  # nothing new to register
 
 
-def test_worse_checkpoint_is_not_promoted(project):
+def test_worse_checkpoint_is_not_promoted(project, first):
     # A learning rate that wrecks the weights: same release, same held-out episodes, same rollouts.
+    registered, promoted = _registry(project), _promoted(project)["run"]
     ok, meta, checks, err = _train(project, release=project["v30"], max_steps=5,
                                    trainer_args=["--policy.optimizer_lr=5.0"])
     assert meta["promoted"] is False and checks == {"checkpoint_not_worse_than_promoted": False}
     assert "worse than" in meta["promotion"]
-    assert _registry(project) == [1] and _promoted(project)["run"] == project["first"]["run"]
+    assert _registry(project) == registered and _promoted(project)["run"] == promoted
     # its candidate record (checkpoint, metrics, eval) is quarantined, never where promotion looks
     assert "/quarantine/" in meta["candidate"] and Path(meta["candidate"]).exists()
     assert not (project["store"] / "policy/runs" / f"{meta['run']}.candidate.json").exists()
 
 
-def test_bad_inputs_fail_clearly_and_touch_nothing(project, tmp_path):
-    before = _latest_text(project)
+def test_bad_inputs_fail_clearly_and_touch_nothing(project, first, tmp_path):
+    before, registered = _latest_text(project), _registry(project)
     ok, _, _, err = _train(project, release="doesnotexist")
     assert not ok and "doesnotexist" in err and "not a LeRobot dataset" in err
     ok, _, _, err = _train(project, release=project["v21"])  # lerobot-train on the v2.1 (GR00T) release
     assert not ok and "v3.0" in err
     ok, _, _, err = _train(project, release=project["v21"], engine="groot", overrides=["num_gpus=1"])
     assert not ok and "GPU" in err  # no GPU here: refused before anything is launched
-    assert _latest_text(project) == before and _registry(project) == [1]
+    assert _latest_text(project) == before and _registry(project) == registered
 
 
-def test_groot_launch_crash_then_resume(project, monkeypatch):
+def test_groot_launch_crash_then_resume(project, first, monkeypatch):
     """The production engine up to the GPU: real command line and Pipes, a stand-in for gr00t_finetune.py."""
     import robodata.train.finetune as ft
 

@@ -18,9 +18,22 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui_harness import VIEWPORT, browser_page, build_home_subprocess, screenshot, warning_lines, webserver
+from tests.ui_harness import (
+    BUILD_GUARD_S,
+    PAGE_GUARD_MS,
+    SERVER_GUARD_S,
+    VIEWPORT,
+    browser_page,
+    build_home_subprocess,
+    screenshot,
+    warning_lines,
+    webserver,
+)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+# pytest-timeout counts a test's fixture setup: the first test here also builds the project home and starts the
+# webserver (module fixtures). Its limit lies above every guard inside, so that a slow run is never cut short
+# and a hang still ends with the guard's own message.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_GUARD_S + 2 * SERVER_GUARD_S + 900)]
 
 CHECKS = ("frames_in_sync_and_finite", "episode_rates_and_lengths", "few_frames_out_of_sync",
           "every_recording_published")
@@ -140,13 +153,13 @@ def check_graph_nodes(project, graph, nodes, view) -> None:
         n, passed = len(results), sum(results.values())
         text = rf"Asset checks\s*{passed}\s*/\s*{n}" + (r"\s*Passed" if passed == n else "")
         if n:
-            expect(node).to_contain_text(re.compile(text), timeout=60_000)
+            expect(node).to_contain_text(re.compile(text), timeout=PAGE_GUARD_MS)
         if graph[name]["partitioned"]:  # robot x day: one robot so far, every day from landing.start_date
             days = (dt.datetime.now(dt.UTC).date() - dt.date(2026, 1, 1)).days + 1  # today's is open
-            expect(node).to_contain_text(re.compile(rf"({days - 1}|{days}) partitions"), timeout=30_000)  # midnight
-            expect(node).to_contain_text(re.compile(r"\d+% filled"), timeout=30_000)  # one day of them
+            expect(node).to_contain_text(re.compile(rf"({days - 1}|{days}) partitions"), timeout=PAGE_GUARD_MS)  # midnight
+            expect(node).to_contain_text(re.compile(r"\d+% filled"), timeout=PAGE_GUARD_MS)  # one day of them
         else:  # its status row
-            expect(node).to_contain_text("Materialized", timeout=30_000)
+            expect(node).to_contain_text("Materialized", timeout=PAGE_GUARD_MS)
         expect(node).not_to_contain_text("Loading")
         expect(node.get_by_text(name, exact=True)).to_be_visible()
         # to_be_in_viewport (an IntersectionObserver) does not see into the SVG's foreignObjects: compare boxes
@@ -250,4 +263,4 @@ def rendered_edges(page, nodes: dict) -> set[tuple[str, str]]:
 
 
 def expect_visible(page, text: str) -> None:
-    page.get_by_text(text, exact=True).first.wait_for(state="visible", timeout=30_000)
+    page.get_by_text(text, exact=True).first.wait_for(state="visible", timeout=PAGE_GUARD_MS)

@@ -40,6 +40,10 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 900}
 BUILD_MARKER = "UI_HARNESS_RESULT "
+# Hang guards, not speed limits: a busy 2-core machine runs the whole graph (Ray, MuJoCo, video) slowly.
+BUILD_GUARD_S = 1500  # build_home: every asset's job on one recording
+SERVER_GUARD_S = 600  # dagster-webserver answering, and again its code location loading
+PAGE_GUARD_MS = 120_000  # one Playwright wait for the page to show something
 # (job, the asset it materializes, partitioned by recording?) for every asset of the code location, upstream
 # first: build_home runs them all. A new asset needs its line here (the UI test checks that none is missing).
 PIPELINE = (
@@ -136,7 +140,7 @@ def _jsonable(v: Any) -> Any:
         return str(v)
 
 
-def build_home_subprocess(home: Path, *, timeout: float = 300, **kw: Any) -> dict[str, Any]:
+def build_home_subprocess(home: Path, *, timeout: float = BUILD_GUARD_S, **kw: Any) -> dict[str, Any]:
     """:func:`build_home` in a child process; returns its result, raises with the child's output on failure."""
     args = [sys.executable, str(Path(__file__).resolve()), "build", str(home), "--json", json.dumps(kw)]
     proc = subprocess.run(args, cwd=REPO, env=home_env(Path(home)), capture_output=True, text=True, timeout=timeout)
@@ -168,7 +172,7 @@ class Webserver:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 120) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -196,7 +200,7 @@ class Webserver:
                 return e["loadStatus"], msg
         return "MISSING", f"no robodata location in {ws['locationEntries']}"
 
-    def wait_location_loaded(self, timeout: float = 120) -> None:
+    def wait_location_loaded(self, timeout: float = SERVER_GUARD_S) -> None:
         deadline = time.monotonic() + timeout
         status, err = "LOADING", None
         while time.monotonic() < deadline:
@@ -217,7 +221,7 @@ class Webserver:
 
 
 @contextlib.contextmanager
-def webserver(home: Path, log_dir: Path, *, timeout: float = 120) -> Iterator[Webserver]:
+def webserver(home: Path, log_dir: Path, *, timeout: float = SERVER_GUARD_S) -> Iterator[Webserver]:
     """``dagster-webserver -w workspace.yaml`` on a free port, with ``home`` as the project home."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +241,7 @@ def webserver(home: Path, log_dir: Path, *, timeout: float = 120) -> Iterator[We
         while True:
             srv.check_alive()
             try:
-                with urllib.request.urlopen(f"{srv.url}/server_info", timeout=5) as r:
+                with urllib.request.urlopen(f"{srv.url}/server_info", timeout=30) as r:
                     if r.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -250,7 +254,7 @@ def webserver(home: Path, log_dir: Path, *, timeout: float = 120) -> Iterator[We
         stop_process_group(proc)
 
 
-def stop_process_group(proc: subprocess.Popen, grace: float = 15) -> None:
+def stop_process_group(proc: subprocess.Popen, grace: float = 60) -> None:
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -286,7 +290,8 @@ def browser_page() -> Iterator[Any]:
         try:
             ctx = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
             page = ctx.new_page()
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(PAGE_GUARD_MS)
+            page.set_default_navigation_timeout(PAGE_GUARD_MS)
             yield page
         finally:
             browser.close()

@@ -114,4 +114,4 @@ class IsaacLabDemoGenerator(DemoGenerator):
     def verify(self, out: Path, source: Path, config: SyntheticDemosConfig) -> dict[str, Check]:
         from robodata.mimicgen.isaaclab import isaaclab_checks
 
-        return isaaclab_checks(out, config.min_demo_frames, config.max_demo_frames)
+        return isaaclab_checks(out, config.min_demo_frames, config.max_demo_frames, config.subtasks)

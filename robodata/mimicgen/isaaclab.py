@@ -12,6 +12,7 @@ The command runs in the Isaac Lab container (NVIDIA's ``isaac-lab`` image, from 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,19 @@ import h5py
 import numpy as np
 
 from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreError
-from robodata.formats.isaaclab_layout import ENV_NAME_KEY, SUCCESS_ATTR
-from robodata.mimicgen.config import IsaacLabMimicConfig
+from robodata.formats.isaaclab_layout import (
+    DATA_GROUP,
+    DATAGEN_GROUP,
+    EEF_POSE,
+    ENV_NAME_KEY,
+    OBS_GROUP,
+    SUBTASK_TERM_SIGNALS,
+    SUCCESS_ATTR,
+    TARGET_EEF_POSE,
+)
+from robodata.mimicgen.config import IsaacLabMimicConfig, SubtaskConfig
 from robodata.mimicgen.errors import MimicGenError
+from robodata.mimicgen.validate import CHECK_FINITE, CHECK_INVARIANT, CHECK_LENGTHS, CHECK_SUCCESS, Check
 
 
 def generate_dataset_argv(cfg: IsaacLabMimicConfig, input_file: str, output_file: str) -> list[str]:
@@ -69,14 +80,130 @@ def pipes_entry_argv(output_file: str, min_frames: int, max_frames: int, argv: l
             "--min_frames", str(min_frames), "--max_frames", str(max_frames), "--", *argv]
 
 
-def isaaclab_checks(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000) -> dict[str, Any]:
+# A controller lags its target: these catch a recorded pose that is wrong, not a controller that is slow.
+TRACKING_POS_TOLERANCE_M = 0.10
+TRACKING_ROT_TOLERANCE_RAD = 0.5
+RIGID_TOLERANCE = 1e-3  # |R^T R - I|, |det R - 1| and the bottom row of a (4, 4) pose
+NO_PROVENANCE = ("Isaac Lab Mimic records no per-subtask source provenance (which source demo and frames each "
+                 "subtask was transformed from) to recompute the invariant against")
+
+
+def _not_rigid(T: np.ndarray) -> np.ndarray:
+    """Per pose of ``(N, 4, 4)``: True where it is not a valid rigid transform (non-finite, rotation not
+    orthonormal or a reflection, bottom row not ``[0, 0, 0, 1]``)."""
+    T = np.asarray(T, np.float64)
+    finite = np.isfinite(T).all(axis=(-2, -1))
+    T = np.where(finite[:, None, None], T, np.eye(4))
+    R = T[:, :3, :3]
+    orth = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-2, -1)) <= RIGID_TOLERANCE
+    proper = np.abs(np.linalg.det(R) - 1.0) <= RIGID_TOLERANCE
+    bottom = np.abs(T[:, 3, :] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=-1) <= RIGID_TOLERANCE
+    return ~(finite & orth & proper & bottom)
+
+
+def _subtask_of_frames(n: int, subtasks: Sequence[SubtaskConfig], signals: dict[str, np.ndarray]) -> list[str]:
+    """The subtask each of ``n`` frames belongs to: a subtask ends at the first rising edge of its term signal
+    after the previous one ended (the last runs to the end); "?" where the demo records no signals."""
+    if not subtasks or not signals:
+        return ["?"] * n
+    out, start = [], 0
+    for st in subtasks:
+        end = n
+        sig = signals.get(st.term_signal or "")
+        if st is not subtasks[-1] and sig is not None:
+            hits = np.flatnonzero(sig[start:n]) + start
+            end = int(hits[0]) + 1 if hits.size else n
+        out += [st.name] * max(end - start, 0)
+        start = max(end, start)
+    return (out + ["?"] * n)[:n]
+
+
+def pose_consistency(path: str | os.PathLike[str], subtasks: Sequence[SubtaskConfig] = (), *,
+                     pos_tolerance: float = TRACKING_POS_TOLERANCE_M,
+                     rot_tolerance: float = TRACKING_ROT_TOLERANCE_RAD) -> dict[str, Any]:
+    """What an Isaac Lab Mimic output's own poses say: per demo and end effector, ``obs/datagen_info/eef_pose``
+    tracks ``target_eef_pose`` (within the tolerances) and both are rigid transforms. Returns the demos
+    checked, those recording no pose pair, the per-subtask worst tracking errors and the problems found
+    (each naming its demo, subtask, end effector and frame)."""
+    from robodata.mimicgen.poses import pose_error
+
+    checked: list[str] = []
+    no_poses: list[str] = []
+    per_subtask: dict[str, dict[str, float]] = {}
+    problems: list[str] = []
+    with h5py.File(path, "r") as f:
+        demos = f[DATA_GROUP]
+        for name in sorted(k for k in demos if isinstance(demos[k], h5py.Group)):
+            di = demos[name].get(f"{OBS_GROUP}/{DATAGEN_GROUP}")
+            eef = di.get(EEF_POSE) if di is not None else None
+            tgt = di.get(TARGET_EEF_POSE) if di is not None else None
+            eefs = sorted(set(eef) & set(tgt)) if eef is not None and tgt is not None else []
+            if not eefs or eef is None or tgt is None:
+                no_poses.append(name)
+                continue
+            sig_group = di.get(SUBTASK_TERM_SIGNALS)
+            signals = {k: np.asarray(v[()]).reshape(-1).astype(bool) for k, v in sig_group.items()} if sig_group else {}
+            for e in eefs:
+                measured, target = np.asarray(eef[e][()], np.float64), np.asarray(tgt[e][()], np.float64)
+                n = min(len(measured), len(target))
+                labels = _subtask_of_frames(n, subtasks, signals)
+                if len(measured) != len(target):
+                    problems.append(f"{name} (eef {e}): {len(measured)} eef poses for {len(target)} targets")
+                bad = np.zeros(n, bool)
+                for kind, poses in ((EEF_POSE, measured[:n]), (TARGET_EEF_POSE, target[:n])):
+                    wrong = _not_rigid(poses)
+                    if wrong.any():
+                        i = int(np.flatnonzero(wrong)[0])
+                        problems.append(f"{name} subtask {labels[i]} ({kind} {e}, frame {i} and {int(wrong.sum()) - 1} "
+                                        "more): not a rigid transform")
+                    bad |= wrong
+                ok = np.flatnonzero(~bad)
+                if not ok.size:
+                    continue
+                dp, dr = pose_error(measured[ok], target[ok])
+                for j, i in enumerate(ok):
+                    row = per_subtask.setdefault(labels[i], {"max_tracking_pos_m": 0.0, "max_tracking_rot_rad": 0.0})
+                    row["max_tracking_pos_m"] = max(row["max_tracking_pos_m"], float(dp[j]))
+                    row["max_tracking_rot_rad"] = max(row["max_tracking_rot_rad"], float(dr[j]))
+                over = np.flatnonzero((dp > pos_tolerance) | (dr > rot_tolerance))
+                if over.size:
+                    j = int(over[0])
+                    i = int(ok[j])
+                    problems.append(f"{name} subtask {labels[i]} (eef {e}, frame {i} and {over.size - 1} more): the eef "
+                                    f"pose is {dp[j]:.3g} m / {dr[j]:.3g} rad from its target")
+            checked.append(name)
+    for row in per_subtask.values():
+        for k, v in row.items():
+            row[k] = float(f"{v:.3g}")
+    return {"demos_checked": checked, "demos_without_poses": no_poses, "per_subtask": per_subtask,
+            "problems": problems, "pos_tolerance_m": pos_tolerance, "rot_tolerance_rad": rot_tolerance}
+
+
+def invariant_check(path: str | os.PathLike[str], subtasks: Sequence[SubtaskConfig] = ()) -> Check:
+    """``object_centric_invariant`` on an Isaac Lab Mimic output: failed when its recorded poses are inconsistent
+    (:func:`pose_consistency`), else NOT EVALUATED: Isaac Lab Mimic writes no per-subtask source provenance
+    (its ``DataGenerator.generate`` keeps the selected source demos to itself; the recorder writes actions,
+    states and observations), so the invariant itself cannot be recomputed. Never passed."""
+    c = pose_consistency(path, subtasks)
+    details = {k: (v[:20] if isinstance(v, list) else v) for k, v in c.items()}
+    if c["problems"]:
+        return Check(CHECK_INVARIANT, False, {**details, "evaluated": True},
+                     f"{len(c['problems'])} recorded poses are inconsistent: " + "; ".join(c["problems"][:5]))
+    if not c["demos_checked"]:
+        return Check.not_evaluated(CHECK_INVARIANT, NO_PROVENANCE + f", and no demo records both "
+                                   f"{OBS_GROUP}/{DATAGEN_GROUP}/{EEF_POSE} and {TARGET_EEF_POSE} to check "
+                                   "for consistency", details)
+    return Check.not_evaluated(CHECK_INVARIANT, NO_PROVENANCE + f"; its recorded poses are consistent in "
+                               f"{len(c['demos_checked'])} demos (eef tracks target, rigid transforms)", details)
+
+
+def isaaclab_checks(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000,
+                    subtasks: Sequence[SubtaskConfig] = ()) -> dict[str, Check]:
     """The four checks of ``synthetic_demos`` on an Isaac Lab Mimic output, from what it records.
 
     Success comes from Isaac Lab's own flags (its simulator is not here to replay in); the object-centric
-    invariant cannot be checked, as Isaac Lab Mimic records no per-segment provenance.
+    invariant from :func:`invariant_check` (failed on inconsistent poses, otherwise not evaluated).
     """
-    from robodata.mimicgen.validate import CHECK_FINITE, CHECK_INVARIANT, CHECK_LENGTHS, CHECK_SUCCESS, Check
-
     s = summarize_output(path, min_frames, max_frames)
     failed = s["demos"] - s["successes"]
     return {
@@ -84,8 +211,7 @@ def isaaclab_checks(path: str | os.PathLike[str], min_frames: int = 1, max_frame
                              {"demos": s["demos"], "successes": s["successes"], "note": "success flags of Isaac Lab"},
                              "Isaac Lab Mimic wrote no demos" if not s["demos"] else
                              f"{failed} of {s['demos']} demos are flagged failed by Isaac Lab Mimic"),
-        CHECK_INVARIANT: Check(CHECK_INVARIANT, True, {
-            "checked": False, "reason": "Isaac Lab Mimic records no per-segment provenance to check against"}),
+        CHECK_INVARIANT: invariant_check(path, subtasks),
         CHECK_FINITE: Check(CHECK_FINITE, not s["nan_demos"], {"bad": s["nan_demos"][:20]},
                             f"{len(s['nan_demos'])} demos hold NaN or inf ({', '.join(s['nan_demos'][:5])})"),
         CHECK_LENGTHS: Check(CHECK_LENGTHS, not s["bad_length_demos"], {"out_of_bounds": s["bad_length_demos"][:20]},

@@ -24,10 +24,19 @@ CHECK_LENGTHS = "demo_lengths_in_bounds"
 
 @dataclass
 class Check:
+    """One check's verdict. ``evaluated=False``: what the output records cannot decide it (the details say
+    why); such a check is never passed, and it blocks nothing (a runner shows it as a warning)."""
+
     name: str
     passed: bool
     details: dict[str, Any] = field(default_factory=dict)
     message: str = ""  # when it failed: one sentence saying what (demos named)
+    evaluated: bool = True
+
+    @classmethod
+    def not_evaluated(cls, name: str, why: str, details: dict[str, Any] | None = None) -> Check:
+        return cls(name, False, {**(details or {}), "evaluated": False, "reason": why}, f"not evaluated: {why}",
+                   evaluated=False)
 
 
 def _frames_of(row: dict[str, Any]) -> str:
