@@ -74,7 +74,7 @@ def raw_teleop_settings(cfg: ProjectConfig, spec: Any = None) -> dict[str, Any]:
         datasources.append(doc)
     return {
         "tier": cfg.tiers.raw_teleop.model_dump(mode="json"),
-        "sources": [{"pattern": s.pattern, "topic_map": topic_map(s.topic_map)} for s in cfg.sources],
+        "sources": [{"pattern": s.pattern, "topic_map": topic_map(s.topic_map), **s.hdf5_options()} for s in cfg.sources],
         "default_topic_map": topic_map(cfg.topic_map),
         "datasources": datasources,
     }

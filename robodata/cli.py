@@ -87,14 +87,21 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     if not args.out:  # into the platform: land, register, run raw_teleop against the Dagster instance
-        if args.topic_map:
-            raise RobodataError("--topic-map applies with --out; in the platform, topic maps come from the config's sources")
+        if args.topic_map or args.fps or args.quaternion_order:
+            raise RobodataError("--topic-map, --fps and --quaternion-order apply with --out; in the platform they come "
+                                "from the config's sources")
         return require_platform("ingest without --out").ingest(args.path, args.config)
     from robodata.ingest import ingest_recording
     from robodata.topicmap import load_topic_map
 
-    tm = load_topic_map(args.topic_map) if args.topic_map else config_from_args(args).topic_map_for(Path(args.path).name)
-    rep = ingest_recording(args.path, args.out, tm, progress=Progress("ingest"))
+    cfg = config_from_args(args)
+    tm = load_topic_map(args.topic_map) if args.topic_map else cfg.topic_map_for(Path(args.path).name)
+    hdf5 = cfg.hdf5_options_for(Path(args.path).name)
+    if args.fps:
+        hdf5["fps"] = args.fps
+    if args.quaternion_order:
+        hdf5["quaternion_order"] = args.quaternion_order
+    rep = ingest_recording(args.path, args.out, tm, progress=Progress("ingest"), **hdf5)
     for k, v in rep.as_metadata().items():
         print(f"{k:24s} {v}")
     return 0
@@ -205,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path")
     s.add_argument("--out", help="write canonical episodes here without Dagster")
     s.add_argument("--topic-map", help="topic map YAML (with --out)")
+    s.add_argument("--fps", type=float, help="Isaac Lab HDF5 without timestamps: its frame rate (with --out)")
+    s.add_argument("--quaternion-order", choices=["auto", "wxyz", "xyzw"],
+                   help="Isaac Lab HDF5: wxyz (Isaac Lab 2.x) or xyzw (3.0); default: a stamp in the file, else the data")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("run", help="run a pipeline YAML (sources, stages, validators, output) on Ray Data")

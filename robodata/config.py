@@ -39,10 +39,23 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    """Which topic map applies to landed files matching ``pattern`` (fnmatch on the file name)."""
+    """Which topic map applies to landed files matching ``pattern`` (fnmatch on the file name), and how an Isaac
+    Lab HDF5 file among them is read (its recorder stores neither timestamps nor its quaternion order)."""
 
     pattern: str = "*"
     topic_map: str | dict[str, Any] | None = None
+    fps: float | None = Field(None, gt=0, description="HDF5 files without timestamps: their frame rate")
+    quaternion_order: Literal["auto", "wxyz", "xyzw"] = Field(
+        "auto", description="HDF5 files: wxyz (Isaac Lab 2.x), xyzw (3.0), auto (a stamp in env_args, else the data)")
+
+    def hdf5_options(self) -> dict[str, Any]:
+        """The HDF5 reading options this source sets (empty when it leaves the defaults)."""
+        out: dict[str, Any] = {}
+        if self.fps is not None:
+            out["fps"] = self.fps
+        if self.quaternion_order != "auto":
+            out["quaternion_order"] = self.quaternion_order
+        return out
 
 
 class RayConfig(_Strict):
@@ -263,6 +276,14 @@ class ProjectConfig(_Strict):
                     and src.topic_map is not None:
                 return self._resolve(src.topic_map)
         return self._resolve(self.topic_map)
+
+    def hdf5_options_for(self, filename: str) -> dict[str, Any]:
+        """How to read a landed HDF5 file: the options of the first matching source that sets any."""
+        base = filename.rsplit("/", 1)[-1]
+        for src in self.sources:
+            if (fnmatch.fnmatch(filename, src.pattern) or fnmatch.fnmatch(base, src.pattern)) and src.hdf5_options():
+                return src.hdf5_options()
+        return {}
 
     def storage_options(self) -> dict[str, Any]:
         from robodata.storage import storage_options

@@ -157,8 +157,14 @@ def ingest_recording(
     max_frames: int = 10**9,
     progress: Callable[[float], None] | None = None,
     image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION,
+    fps: float | None = None,
+    quaternion_order: str | None = None,
 ) -> IngestReport:
     """Turn a recording into an Isaac Lab HDF5 episode store at ``out_path`` (written atomically).
+
+    ``fps`` and ``quaternion_order`` read an Isaac Lab HDF5 file (its recorder stores no timestamps and does
+    not say its quaternion order: ``wxyz`` in 2.x, ``xyzw`` from 3.0; ``auto``/None decides from a stamp in
+    ``env_args`` or the data).
 
     ``image_compression`` says how camera frames are stored (one frame per chunk, always lossless and readable
     by plain h5py): ``auto`` (default: deflated where that saves a quarter or more, raw otherwise), ``none``,
@@ -176,7 +182,7 @@ def ingest_recording(
         raise IngestError(str(err)) from err
     if info.kind is PathKind.ISAACLAB_HDF5:
         report = _ingest_hdf5(path, Path(out_path), min_frames=min_frames or 1, max_frames=max_frames,
-                              image_compression=image_compression)
+                              image_compression=image_compression, fps=fps, quaternion_order=quaternion_order)
     else:
         if topic_map is None:
             raise IngestError(f"{path}: a message recording needs a topic map (none is configured for this file)")

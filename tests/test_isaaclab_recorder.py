@@ -5,6 +5,7 @@ inspect, ingest (the raw_teleop step), convert, MimicGen's source reader, augmen
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -183,3 +184,30 @@ def test_demo_data_follows_the_recorder_shapes():
     assert d["initial_state"]["articulation"]["robot"]["root_pose"].shape == (1, 7)
     assert d["states"]["articulation"]["robot"]["joint_position"].shape == (12, 9)
     assert d["obs"]["datagen_info"]["subtask_term_signals"]["grasp"].dtype == bool
+
+
+@pytest.mark.slow
+def test_platform_ingest_of_a_recorder_file(tmp_path, capsys):
+    """``robodata ingest FILE`` through Dagster (land, register, raw_teleop): the path that died with a TypeError
+    on nested groups. The config's source options say the file's frame rate."""
+    import yaml
+
+    from robodata.config import load_config
+    from robodata.registry import Registry
+
+    cfg_file = tmp_path / "robodata.yaml"
+    cfg_file.write_text(yaml.safe_dump({
+        "home": str(tmp_path / "proj"), "ray": {"num_cpus": 1},
+        "sources": [{"pattern": "*.hdf5", "fps": 50, "quaternion_order": "wxyz"}],
+    }))
+    path = write_isaaclab_recording(tmp_path / "robot-isaac" / "lift.hdf5", demos=2, frames=24)
+    assert cli(["--config", str(cfg_file), "ingest", str(path)]) == 0, capsys.readouterr()
+    cfg = load_config(cfg_file)
+    (rec,) = [r for p in Registry(cfg.registry_url).partitions() for r in Registry(cfg.registry_url).in_partition(p)]
+    (out,) = Registry(cfg.registry_url).outputs("raw_teleop", [rec.key]).values()
+    assert out.status == "published"
+    stored = Path(out.path) if Path(out.path).is_absolute() else Path(cfg.storage_url) / out.path
+    with EpisodeStore(stored) as es:
+        assert len(es) == 2 and np.allclose(np.diff(es.timestamps("demo_0")), 1 / 50)
+        assert es.schema.extra["sim_state_quaternion_order"] == "wxyz"
+        assert es.group("demo_1")["states/rigid_object/cube/root_pose"].shape == (27, 7)

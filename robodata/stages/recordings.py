@@ -24,9 +24,12 @@ from robodata.storage import DataStore
 from robodata.topicmap import TopicMap
 
 
-def topic_map_version(topic_map: TopicMap | None) -> str:
-    """A short digest of the settings that shape an ingest's output (its data version follows it)."""
-    doc = topic_map.model_dump(mode="json") if topic_map else {}
+def topic_map_version(topic_map: TopicMap | None, hdf5_options: dict[str, Any] | None = None) -> str:
+    """A short digest of the settings that shape an ingest's output (its data version follows it): the topic
+    map, and the HDF5 reading options a source sets (none: the digest of the topic map alone, as before)."""
+    doc: dict[str, Any] = topic_map.model_dump(mode="json") if topic_map else {}
+    if hdf5_options:
+        doc = {"topic_map": doc, "hdf5": hdf5_options}
     return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -62,6 +65,7 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome | None
     # A configured pipeline's datasource that takes this file ingests it (a plugin's format); else robodata's.
     source = next((s for s in cfg.datasources() if s.matches(Path(entry.name).name, landed.is_dir)), None)
     topic_map = cfg.topic_map_for(Path(entry.name).name)
+    hdf5_options = cfg.hdf5_options_for(entry.name)
     if source is not None and source.topic_map is not None:
         from robodata.topicmap import load_topic_map
 
@@ -80,7 +84,8 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome | None
                                 note=f"the same bytes as recording {claim.owner}")
             return None, {"duplicate_of": claim.owner, "digest": digest, "source_name": entry.name}
         try:
-            outcome = stage.run(store, key, recording=src, topic_map=topic_map, datasource=source)
+            outcome = stage.run(store, key, recording=src, topic_map=topic_map, datasource=source,
+                                hdf5_options=hdf5_options)
         except Exception as err:
             registry.set_status(key, FAILED, note=" ".join(str(err).split())[:500])
             raise
@@ -101,7 +106,7 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome | None
     with store.write_path(layout.overview_path(layout.RAW_TELEOP, key)) as tmp_png:
         tmp_png.write_bytes(png)
     summary.update(png=png, path=outcome.url or outcome.quarantined, source_name=entry.name, digest=digest,
-                   topic_map_version=topic_map_version(topic_map))
+                   topic_map_version=topic_map_version(topic_map, hdf5_options))
     return outcome, summary
 
 

@@ -135,8 +135,9 @@ class IngestStage(Stage[RawTeleopConfig]):
         return layout.episodes_path(layout.RAW_TELEOP, key)
 
     def work(self, staged: Path, key: str, *, recording: Path, topic_map: TopicMap | None = None,
-             progress: Any = None, datasource: Any = None) -> Any:
-        """``datasource`` (a robodata.api.Datasource) ingests formats robodata does not read itself."""
+             progress: Any = None, datasource: Any = None, hdf5_options: dict[str, Any] | None = None) -> Any:
+        """``datasource`` (a robodata.api.Datasource) ingests formats robodata does not read itself;
+        ``hdf5_options`` (``fps``, ``quaternion_order``) read an Isaac Lab HDF5 file."""
         from robodata.ingest import ingest_recording
 
         c = self.config
@@ -145,7 +146,7 @@ class IngestStage(Stage[RawTeleopConfig]):
                                      max_frames=c.max_episode_frames, image_compression=c.image_compression)
         return ingest_recording(recording, staged, topic_map, min_frames=c.min_episode_frames,
                                 max_frames=c.max_episode_frames, progress=progress,
-                                image_compression=c.image_compression)
+                                image_compression=c.image_compression, **(hdf5_options or {}))
 
     def validators(self) -> list[OutputValidator]:
         suites = RawSuites(self.config)
