@@ -223,16 +223,26 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
 
 def _table(plan: Plan, rows: Mapping[str, Output], failed: Mapping[str, str], made: set[str]) -> str:
     """The partition's recordings as a Markdown table (the UI's per-recording view)."""
-    lines = ["| recording | landed as | status | this run | note |", "|---|---|---|---|---|"]
+    lines = ["| recording | landed as | status | this run | profile | note |", "|---|---|---|---|---|---|"]
     for rec in plan.candidates[:200]:
         o = rows.get(rec.key)
         status = "failed" if rec.key in failed else (o.status if o else "-")
         note = (failed.get(rec.key) or (o.note if o else "") or rec.note or "").replace("|", "/")[:160]
         lines.append(f"| {rec.key} | {rec.name} | {status} | {'made' if rec.key in made else 'unchanged'} "
-                     f"| {note} |")
+                     f"| {_profile_cell(o.summary if o else {})} | {note} |")
     if len(plan.candidates) > 200:
-        lines.append(f"| ... {len(plan.candidates) - 200} more | | | | |")
+        lines.append(f"| ... {len(plan.candidates) - 200} more | | | | | |")
     return "\n".join(lines)
+
+
+def _profile_cell(summary: Mapping[str, Any]) -> str:
+    """A recording's profile in one cell: idle share and warnings, and where its HTML report is."""
+    p = summary.get("profile") if isinstance(summary, Mapping) else None
+    if not isinstance(p, Mapping):
+        return ""
+    idle = p.get("idle_fraction")
+    head = f"idle {idle:.0%}, " if isinstance(idle, (int, float)) else ""
+    return f"{head}{p.get('warning_count', 0)} warning(s): {p.get('profile_path', '')}".replace("|", "/")
 
 
 def combined(summaries: Sequence[Mapping[str, Any]], additive: Sequence[str]) -> dict[str, Any]:

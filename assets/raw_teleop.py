@@ -29,7 +29,6 @@ from robodata_dagster.resources.project import ProjectResource
 
 CHECK_SYNC = "few_frames_out_of_sync"
 TICK_TAG = "robodata/tick"
-_SPECS = check_specs("raw_teleop", IngestStage.checks)
 
 
 def ingest_partition(key: str, config_path: str, overrides: dict[str, Any]) -> tuple[list[CheckResult], dict]:
@@ -47,7 +46,8 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
     content = digest(CODE_REVISIONS["raw_teleop"], raw_teleop_content_settings(cfg))
     code_version = raw_teleop_version(cfg, spec)
     parts = fleet_partitions(cfg)
-    specs = [*_SPECS, dg.AssetCheckSpec(CHECK_SYNC, asset="raw_teleop", blocking=False,
+    specs = [*check_specs("raw_teleop", IngestStage.check_types(cfg.quality.robot_model)),
+             dg.AssetCheckSpec(CHECK_SYNC, asset="raw_teleop", blocking=False,
                                         description="At most 5 % of reference frames dropped for being out of sync"),
              every_recording_spec("raw_teleop")]
 
@@ -100,8 +100,9 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
                                                      "dropped_frames": per_rec["dropped_frames"]})]
             results.append(Result(k, PUBLISHED if rep["published"] else QUARANTINED,
                                   version=digest(per_rec["version"], content), checks=checks, path=rep["path"],
-                                  summary={key: per_rec[key] for key in ("episodes", "frames", "dropped_frames",
-                                                                         "duration_s", "recordings")}))
+                                  summary={**{key: per_rec[key] for key in ("episodes", "frames", "dropped_frames",
+                                                                            "duration_s", "recordings")},
+                                           **{key: rep[key] for key in ("profile",) if key in rep}}))
         metadata: dict[str, Any] = {}
         if reports:
             summary = summarize_ingests([r.key for r in results if r.summary], reports, time.perf_counter() - t0)
@@ -110,6 +111,11 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
             metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in summary.items()}
             metadata["overview"] = dg.MetadataValue.md(markdown_image(reports[0]["png"],
                                                                       "trajectories and topic timing"))
+            profiles = [r["profile"] for r in reports if isinstance(r.get("profile"), dict)]
+            if profiles:  # the recordings' profiling reports (HTML in the store), a headline each
+                metadata["profiles"] = dg.MetadataValue.json(
+                    [{k: p.get(k) for k in ("episodes", "hours", "idle_fraction", "warning_count", "warnings",
+                                            "profile_path")} for p in profiles][:50])
         dups = {r.key for r in results if r.status == DUPLICATE_RESULT}
         if dups:
             metadata["duplicates_not_ingested"] = dg.MetadataValue.json(sorted(dups))

@@ -136,6 +136,30 @@ class LandingConfig(_Strict):
         return out
 
 
+class RobotModelConfig(_Strict):
+    """The robot's URDF or MJCF: raw_teleop checks every recording's joints against it (names, position and
+    velocity limits; findings per joint and frame range)."""
+
+    path: str = Field(description="URDF or MJCF file (relative to the config file's folder)")
+    format: Literal["urdf", "mjcf"] | None = None
+    positions: list[str] = Field(["joint_pos"], description="joint-position features (their names are the joints)")
+    velocities: dict[str, str] = Field({}, description="position feature -> its velocity feature, where recorded")
+    joint_map: dict[str, str] = Field({}, description="data joint name -> model joint name, where they differ")
+    name_prefix: str = Field("", description="a prefix the model puts before every name (MuJoCo's robot0:)")
+    locked: dict[str, float | list[float]] = Field({}, description="positions of model joints not in the data")
+    position_tolerance: float = Field(1e-3, ge=0, description="rad or m past a limit before it counts")
+    blocking: bool = Field(False, description="out-of-limit joints keep the recording from being published")
+
+
+class QualityConfig(_Strict):
+    """Data-quality settings: the robot model, dedup and drift policies, profiling reports."""
+
+    robot_model: RobotModelConfig | None = None
+    dedup: dict[str, Any] = Field({}, description="robodata.dedup.DedupConfig: tolerances and the release policy")
+    drift: dict[str, Any] = Field({}, description="robodata.drift.DriftConfig: thresholds, warn or block")
+    profiles: bool = Field(True, description="an HTML profile per recording and per release")
+
+
 class TiersConfig(_Strict):
     raw_teleop: RawTeleopConfig = RawTeleopConfig()
     lerobot: LeRobotConfig = LeRobotConfig()
@@ -155,6 +179,7 @@ class ProjectConfig(_Strict):
     ray: RayConfig = RayConfig()
     num_gpus: float = Field(0, ge=0)
     tiers: TiersConfig = TiersConfig()
+    quality: QualityConfig = QualityConfig()
     demo: DemoConfig = DemoConfig()
     # A pipeline YAML (the Python API's declarative form) whose stages and validators the platform adds as
     # tiers between the recording tiers and lerobot_episodes (each stage its own asset).

@@ -47,6 +47,11 @@ def overview_path(tier: str, key: str) -> str:
     return f"{tier}/{key}.overview.png"
 
 
+def profile_path(tier: str, key: str) -> str:
+    """The profiling report (self-contained HTML) of a recording's output in a tier, or of a release."""
+    return f"{tier}/{key}.profile.html"
+
+
 def videos_path(key: str) -> str:
     """The camera clips (MP4 per camera per demo) the augmentation tier exports and augments."""
     return f"{AUGMENTED_VIDEOS}/{key}"

@@ -87,10 +87,12 @@ def second(project, first) -> dict:
 def test_episodes_then_release_loads_in_lerobot(first):
     key, out, rel, latest = first["key"], first["episodes"], first["release"], first["latest"]
     assert out.success, out.error
-    assert out.checks == {"shard_is_valid_lerobot": True, "every_recording_published": True}
+    assert out.checks == {"shard_is_valid_lerobot": True, "shard_frames_contiguous_and_in_sync": True,
+                          "every_recording_published": True}
     assert out.metadata["episodes"] == 2 and out.metadata["source_tier"] == "raw_teleop"
     assert rel.success, rel.error
-    assert rel.checks == {"release_frames_contiguous_and_in_sync": True, "release_layout_videos_and_stats": True}
+    assert rel.checks == {"release_frames_contiguous_and_in_sync": True, "release_layout_videos_and_stats": True,
+                          "within_reference_release_bounds": True}
     assert rel.metadata["recordings"] == [key] and rel.metadata["promoted_to_latest"] is True
     assert latest["release"] == rel.metadata["release"]
 

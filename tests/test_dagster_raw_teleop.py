@@ -115,7 +115,7 @@ def _latest(project, partition: str):
 
 
 CHECKS_OK = {"frames_in_sync_and_finite": True, "episode_rates_and_lengths": True, "few_frames_out_of_sync": True,
-             "every_recording_published": True}
+             "within_reference_release_bounds": True, "every_recording_published": True}
 
 
 def test_sensor_ingests_new_recordings_once(project):

@@ -206,6 +206,8 @@ def test_platform_ingest_of_a_recorder_file(tmp_path, capsys):
     (rec,) = [r for p in Registry(cfg.registry_url).partitions() for r in Registry(cfg.registry_url).in_partition(p)]
     (out,) = Registry(cfg.registry_url).outputs("raw_teleop", [rec.key]).values()
     assert out.status == "published"
+    profile = out.summary["profile"]  # the recording's profiling report, beside its episodes
+    assert profile["episodes"] == 2 and Path(profile["profile_path"]).read_text().startswith("<!DOCTYPE html>")
     stored = Path(out.path) if Path(out.path).is_absolute() else Path(cfg.storage_url) / out.path
     with EpisodeStore(stored) as es:
         assert len(es) == 2 and np.allclose(np.diff(es.timestamps("demo_0")), 1 / 50)

@@ -23,6 +23,7 @@ from robodata.augment.engines import ClipAugmenter
 from robodata.augment.errors import AugmentError
 from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage, StageOutcome
 from robodata.stages.engines import require_engine
+from robodata.stages.tiers import GxStoreFrames
 from robodata.storage import DataStore
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class AugmentedVideosStage(Stage[AugmentedVideosConfig]):
 
     name = layout.AUGMENTED_VIDEOS
     inputs = SOURCE_TIERS
-    checks = (FrameCountsMatch, LowDimUnchanged, ImagesNotBlank, SceneKept)
+    checks = (FrameCountsMatch, LowDimUnchanged, ImagesNotBlank, SceneKept, GxStoreFrames)
 
     def __init__(self, config: AugmentedVideosConfig, engine: ClipAugmenter):
         super().__init__(config)
@@ -131,7 +132,7 @@ class AugmentedVideosStage(Stage[AugmentedVideosConfig]):
 
     def validators(self) -> list[OutputValidator]:
         v = self._verdicts
-        return [FrameCountsMatch(v), LowDimUnchanged(v), ImagesNotBlank(v), SceneKept(v)]
+        return [FrameCountsMatch(v), LowDimUnchanged(v), ImagesNotBlank(v), SceneKept(v), GxStoreFrames()]
 
 
 def augment_source(store: DataStore, key: str, source_tier: str) -> str:

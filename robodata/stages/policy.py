@@ -39,6 +39,25 @@ class TrainingFailed(TrainError):
         self.log_tail = log_tail
 
 
+class GxRunMetrics(OutputValidator):
+    """GX on the candidate's metrics: each a finite number, losses and errors >= 0, rates in [0, 1] (a run
+    that diverged to NaN is never promoted)."""
+
+    name = "gx_metrics_valid"
+    description = "GX: every training/eval metric a finite number; losses >= 0, rates in [0, 1]"
+
+    def __init__(self) -> None:
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        from robodata.quality import validate_metrics
+
+        report = validate_metrics(dict(json.loads(path.read_text()).get("metrics") or {}), self.name)
+        self.last_metadata = report.as_metadata()
+        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
+                for r in report.failures]
+
+
 class NotWorseThanPromoted(OutputValidator):
     """The staged candidate scores at least as well as the promoted checkpoint on this run's eval."""
 
@@ -90,7 +109,7 @@ class PolicyStage(Stage[PolicyConfig]):
 
     name = "policy_checkpoint"
     inputs = ("lerobot_dataset",)
-    checks = (NotWorseThanPromoted,)
+    checks = (GxRunMetrics, NotWorseThanPromoted)
 
     def __init__(self, config: PolicyConfig, *, store: DataStore, release: ReleaseRef, plan: RunPlan,
                  launch: Launcher):
@@ -135,7 +154,7 @@ class PolicyStage(Stage[PolicyConfig]):
         raise TrainError(f"the trainer process reported no result (launcher {self.launch.kind}); see the run's logs")
 
     def validators(self) -> list[OutputValidator]:
-        return [NotWorseThanPromoted(self.config, self.store, self.release, self.plan)]
+        return [GxRunMetrics(), NotWorseThanPromoted(self.config, self.store, self.release, self.plan)]
 
 
 def train_policy(store: DataStore, config: PolicyConfig, launch: Launcher, *, home_dir: str | Path,

@@ -71,6 +71,11 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome | None
 
         topic_map = load_topic_map(source.topic_map)
     stage = IngestStage(cfg.tiers.raw_teleop)
+    from robodata.quality import latest_release_bounds
+
+    stage.reference = latest_release_bounds(store)  # what the latest release saw: a warning beyond it
+    if cfg.quality.robot_model is not None:
+        stage.robot_model = (cfg.quality.robot_model, cfg._local(cfg.quality.robot_model.path))
     with landing.local(entry.name) as src:
         digest = content_digest(src)
         claim = registry.claim_content(key, digest, landed.size)
@@ -105,6 +110,9 @@ def ingest_registered(cfg: ProjectConfig, key: str) -> tuple[StageOutcome | None
     png = trajectory_and_rates_png(trajectories, report.topic_gaps, title=entry.name)
     with store.write_path(layout.overview_path(layout.RAW_TELEOP, key)) as tmp_png:
         tmp_png.write_bytes(png)
+    if outcome.published and cfg.quality.profiles:
+        summary["profile"] = write_profile(store, outcome.output, layout.profile_path(layout.RAW_TELEOP, key),
+                                           report)
     summary.update(png=png, path=outcome.url or outcome.quarantined, source_name=entry.name, digest=digest,
                    topic_map_version=topic_map_version(topic_map, hdf5_options))
     return outcome, summary
@@ -145,3 +153,22 @@ def summarize_ingests(keys: list[str], summaries: list[dict[str, Any]], seconds:
         "path": first["path"],
         "version": version,
     }
+
+
+def write_profile(store: DataStore, rel: str, html_rel: str, ingest: Any = None) -> dict[str, Any]:
+    """Profile the store or release at ``rel`` (:mod:`robodata.profile`), write its HTML report at ``html_rel``
+    and return the summary (for the asset's metadata, with ``profile_path``)."""
+    import logging
+
+    from robodata.profile import profile_path
+
+    try:
+        with store.read_path(rel) as path:
+            prof = profile_path(path, ingest)
+        with store.write_path(html_rel) as tmp:
+            tmp.write_text(prof.to_html())
+    except Exception as err:  # noqa: BLE001 - a report that cannot be drawn never fails the data it describes
+        logging.getLogger(__name__).warning("profile of %s not written: %s", rel, err)
+        return {"profile_error": f"{type(err).__name__}: {err}"}
+    return {**prof.summary(), "profile_path": store.url(html_rel)}
+

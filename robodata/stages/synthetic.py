@@ -29,6 +29,7 @@ from robodata.mimicgen.validate import (
 )
 from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage, StageOutcome
 from robodata.stages.engines import require_engine
+from robodata.stages.tiers import GxStoreFrames
 from robodata.storage import DataStore
 
 
@@ -88,7 +89,7 @@ class SyntheticDemosStage(Stage[SyntheticDemosConfig]):
 
     name = layout.SYNTHETIC_DEMOS
     inputs = (layout.RAW_TELEOP,)
-    checks = (KeptDemosSucceed, ObjectCentricInvariant, NoNonFinite, DemoLengthsInBounds)
+    checks = (KeptDemosSucceed, ObjectCentricInvariant, NoNonFinite, DemoLengthsInBounds, GxStoreFrames)
 
     def __init__(self, config: SyntheticDemosConfig, engine: DemoGenerator):
         super().__init__(config)
@@ -107,7 +108,7 @@ class SyntheticDemosStage(Stage[SyntheticDemosConfig]):
 
     def validators(self) -> list[OutputValidator]:
         v = self._verdicts
-        return [KeptDemosSucceed(v), ObjectCentricInvariant(v), NoNonFinite(v), DemoLengthsInBounds(v)]
+        return [KeptDemosSucceed(v), ObjectCentricInvariant(v), NoNonFinite(v), DemoLengthsInBounds(v), GxStoreFrames()]
 
     def run(self, store: DataStore, key: str, *, raise_on_failure: bool = False, **inputs: Any) -> StageOutcome:
         """As :meth:`Stage.run`; then a check the engine could not evaluate (``evaluated: false`` in its

@@ -24,6 +24,7 @@ from robodata.stages.base import (
     CheckResult,
     Finding,
     OutputValidator,
+    Severity,
     SharedVerdicts,
     Stage,
     StageOutcome,
@@ -82,6 +83,111 @@ class RawEpisodesValid(_GxRawSuite):
     suite = 1
 
 
+class _GxReport(OutputValidator):
+    """A GX suite's failed expectations as findings, its results (GX's own) as the check's metadata."""
+
+    def __init__(self) -> None:
+        self.last_metadata: dict[str, Any] = {}
+
+    def suite(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def validate(self, path: Path) -> list[Finding]:
+        report = self.suite(path)
+        self.last_metadata = report.as_metadata()
+        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}",
+                        "error" if self.blocking else "warning") for r in report.failures]
+
+
+class GxStoreFrames(_GxReport):
+    """GX on any tier's canonical store: timestamps present and strictly increasing per episode, positive
+    frame intervals, every state/action/pose dimension a finite number."""
+
+    name = "gx_frames_valid"
+    description = "GX: timestamps strictly increasing per episode, every state/action dimension a finite number"
+
+    def suite(self, path: Path) -> Any:
+        from robodata.quality import validate_store_frames
+
+        return validate_store_frames(path, self.name)
+
+
+Reference = tuple[str | None, dict[str, tuple[float, float]]]  # (release id, learned per-dimension bounds)
+
+
+class WithinReferenceBounds(_GxReport):
+    """GX: every state/action dimension within the range the reference release (the latest one) saw, widened
+    by a quarter of it, for 95 % of the frames. A warning (new data may rightly go further); passes, saying so, before the
+    first release."""
+
+    name = "within_reference_release_bounds"
+    blocking = False
+    description = "GX: state/action dimensions within the latest release's range (+25 %) for 95 % of frames"
+
+    def __init__(self, reference: Reference | None = None, *, lerobot: bool = False):
+        super().__init__()
+        self.reference = reference or (None, {})
+        self.lerobot = lerobot
+
+    def suite(self, path: Path) -> Any:
+        from robodata.quality import QualityReport, episode_tables, lerobot_frame_table, validate_within_bounds
+
+        release, bounds = self.reference
+        if not bounds:
+            return QualityReport(self.name, [])
+        frames = lerobot_frame_table(path)[0] if self.lerobot else episode_tables(path)[0]
+        return validate_within_bounds(frames, bounds, suite=self.name)
+
+    def validate(self, path: Path) -> list[Finding]:
+        found = super().validate(path)
+        self.last_metadata["reference_release"] = self.reference[0] or "none yet (nothing to compare with)"
+        return found
+
+
+class JointsWithinModelLimits(OutputValidator):
+    """The recording's joints against the robot's own model (``quality.robot_model``: a URDF or MJCF loaded
+    with pinocchio): every joint name exists in the model, positions within the joint limits, velocities within
+    the velocity limits; one finding per joint, kind and demo, with its frame ranges and worst value."""
+
+    name = "joints_within_robot_model_limits"
+    blocking = False
+    description = "robot model (URDF/MJCF, pinocchio): joint names exist, positions and velocities within limits"
+
+    def __init__(self, model: Any, model_path: str):
+        self.model_cfg, self.model_path = model, model_path
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        from robodata.formats.isaaclab import EpisodeStore
+        from robodata.robot.model import RobotModel, RobotModelError
+        from robodata.robot.validate import validate_episode_store
+
+        c = self.model_cfg
+        sev: Severity = "error" if self.blocking else "warning"
+        try:
+            model = RobotModel.load(self.model_path, c.format, locked=c.locked or None, name_prefix=c.name_prefix)
+            with EpisodeStore(path) as es:
+                names = {f.name for f in es.schema.features}
+                missing = [p for p in c.positions if p not in names]
+                if missing:
+                    return [Finding(self.name, f"the recording has no joint-position feature {missing} "
+                                    f"(quality.robot_model.positions; its features: {sorted(names)})", "error")]
+                reports = validate_episode_store(es, model, {p: c.velocities.get(p) for p in c.positions},
+                                                 c.joint_map or None, position_tolerance=c.position_tolerance)
+        except RobotModelError as err:  # a model that does not parse, joint names that do not match: one error
+            self.last_metadata = {"robot_model": self.model_path}
+            return [Finding(self.name, str(err), "error")]
+        found = [f for r in reports.values() for f in r.findings]
+        notes = sorted({n for r in reports.values() for n in r.notes})
+        self.last_metadata = {"robot_model": self.model_path, "demos": len(reports), "findings": len(found),
+                              "joint_findings": [f.to_json() for f in found][:50], "notes": notes}
+        return [Finding(self.name, f.message, sev) for f in found]
+
+
+class JointsWithinModelLimitsBlocking(JointsWithinModelLimits):
+    blocking = True
+
+
 class LeRobotLayoutValid(OutputValidator):
     """``robodata validate``: layout, info.json, timestamps, video frames vs rows, stats, modality slices."""
 
@@ -105,20 +211,18 @@ class ReleaseLayoutValid(LeRobotLayoutValid):
     description = "robodata validate: info.json, episode lengths = video frames, stats"
 
 
-class GxLeRobotFrames(OutputValidator):
+class GxLeRobotFrames(_GxReport):
     name = "release_frames_contiguous_and_in_sync"
-    description = "GX: indices contiguous, timestamps = frame_index/fps, no NaN"
+    description = "GX: index 0..N-1, frame_index steps by 1 from 0, timestamps = frame_index/fps, finite vectors"
 
-    def __init__(self) -> None:
-        self.last_metadata: dict[str, Any] = {}
-
-    def validate(self, path: Path) -> list[Finding]:
+    def suite(self, path: Path) -> Any:
         from robodata.quality import validate_lerobot_frames
 
-        report = validate_lerobot_frames(path)
-        self.last_metadata = report.as_metadata()
-        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
-                for r in report.failures]
+        return validate_lerobot_frames(path, self.name)
+
+
+class GxShardFrames(GxLeRobotFrames):
+    name = "shard_frames_contiguous_and_in_sync"
 
 
 # ---- ingest ---------------------------------------------------------------------------------------------------
@@ -129,7 +233,16 @@ class IngestStage(Stage[RawTeleopConfig]):
 
     name = "raw_teleop"
     inputs = ("recording",)
-    checks = (RawFramesValid, RawEpisodesValid)
+    checks = (RawFramesValid, RawEpisodesValid, WithinReferenceBounds)
+    reference: Reference | None = None  # the latest release's learned bounds (set by the caller that has the store)
+    robot_model: tuple[Any, str] | None = None  # (quality.robot_model, its resolved path), when configured
+
+    @classmethod
+    def check_types(cls, robot_model: Any = None) -> tuple[type[OutputValidator], ...]:
+        """The checks this tier runs: the joint-limit check too when the project names a robot model."""
+        if robot_model is None:
+            return cls.checks
+        return (*cls.checks, JointsWithinModelLimitsBlocking if robot_model.blocking else JointsWithinModelLimits)
 
     def output_path(self, key: str) -> str:
         return layout.episodes_path(layout.RAW_TELEOP, key)
@@ -150,7 +263,12 @@ class IngestStage(Stage[RawTeleopConfig]):
 
     def validators(self) -> list[OutputValidator]:
         suites = RawSuites(self.config)
-        return [RawFramesValid(suites), RawEpisodesValid(suites)]
+        out: list[OutputValidator] = [RawFramesValid(suites), RawEpisodesValid(suites),
+                                      WithinReferenceBounds(self.reference)]
+        if self.robot_model is not None:
+            cfg, path = self.robot_model
+            out.append((JointsWithinModelLimitsBlocking if cfg.blocking else JointsWithinModelLimits)(cfg, path))
+        return out
 
 
 # ---- LeRobot shards and releases --------------------------------------------------------------------------
@@ -192,7 +310,7 @@ class LeRobotShardStage(Stage[LeRobotConfig]):
 
     name = "lerobot_episodes"
     inputs = ("episodes",)
-    checks = (LeRobotLayoutValid,)
+    checks = (LeRobotLayoutValid, GxShardFrames)
 
     def output_path(self, key: str) -> str:
         return layout.shard_path(key)
@@ -203,7 +321,7 @@ class LeRobotShardStage(Stage[LeRobotConfig]):
         return aggregate(list(parts), staged, version=V30, repo_id=f"{self.config.repo_id}-{key}")
 
     def validators(self) -> list[OutputValidator]:
-        return [LeRobotLayoutValid()]
+        return [LeRobotLayoutValid(), GxShardFrames()]
 
     def run_versioned(self, store: DataStore, key: str, *, parts: Sequence[Path]) -> tuple[StageOutcome, str]:
         """Like :meth:`run`, but published at the content-addressed ``<key>@<digest>``
@@ -268,7 +386,8 @@ class ReleaseStage(Stage[LeRobotConfig]):
 
     name = "lerobot_dataset"
     inputs = ("shards",)
-    checks = (GxLeRobotFrames, ReleaseLayoutValid)
+    checks = (GxLeRobotFrames, ReleaseLayoutValid, WithinReferenceBounds)
+    reference: Reference | None = None  # the release latest.json points at when this one is cut, learned bounds
 
     def output_path(self, key: str) -> str:
         return layout.release_path(key)
@@ -286,7 +405,7 @@ class ReleaseStage(Stage[LeRobotConfig]):
         return rep
 
     def validators(self) -> list[OutputValidator]:
-        return [GxLeRobotFrames(), ReleaseLayoutValid()]
+        return [GxLeRobotFrames(), ReleaseLayoutValid(), WithinReferenceBounds(self.reference, lerobot=True)]
 
     def select(self, store: DataStore, known: Sequence[str], paths: dict[str, str] | None = None) -> list[str]:
         """The recordings this release takes (``recordings: all`` or a list) that have a shard (at ``paths``,
@@ -325,6 +444,10 @@ class ReleaseStage(Stage[LeRobotConfig]):
         # `robodata rollback` pins latest.json to the release it rolled back to: a later cut is checked and kept,
         # but does not replace it until the pin is lifted (`robodata rollback --unpin`).
         pinned_to = previous if latest.get("pinned") and previous != release else None
+        if self.reference is None and previous and previous != release:
+            from robodata.quality import latest_release_bounds
+
+            self.reference = latest_release_bounds(store)  # the release this one follows
         reused = store.exists(f"{rel}/{INFO_PATH}")
         if reused:
             with store.read_path(rel) as root:
