@@ -162,7 +162,7 @@ def build_lerobot_dataset(cfg: ProjectConfig | None = None) -> dg.AssetsDefiniti
         kinds={"lerobot", "parquet"},
         code_version=lerobot_dataset_version(cfg or ProjectConfig()),
         automation_condition=NEW_SHARDS,
-        check_specs=check_specs("lerobot_dataset", ReleaseStage.checks),
+        check_specs=check_specs("lerobot_dataset", ReleaseStage.check_types((cfg or ProjectConfig()).quality)),
         description="One versioned LeRobot release (v3.0, or v2.1 + meta/modality.json for GR00T) of the "
                     "recordings.",
     )(_cut_release)
@@ -172,6 +172,7 @@ def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
     lr = project.config.tiers.lerobot
     store = project.store()
     stage = ReleaseStage(lr)
+    stage.quality = project.config.quality
     inputs = release_inputs(project, store)
     paths = {k: p for k, (_, p) in inputs.items()}
     try:
@@ -179,6 +180,18 @@ def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
     except RobodataError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
     rel = stage.cut(store, keys, {k: inputs[k][0] for k in keys}, paths)
+    quality: dict[str, Any] = {}
+    if stage.dedup_report is not None:  # what dedup found among the release's episodes, each with its twin
+        quality.update({k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
+                        for k, v in stage.dedup_report.as_metadata().items()})
+        quality["dedup"] = dg.MetadataValue.md(stage.dedup_report.to_markdown())
+    if project.config.quality.profiles and not rel.reused:
+        from robodata.stages.recordings import write_profile
+
+        prof = write_profile(store, store.rel(rel.url), layout.profile_path(layout.RELEASES, rel.release))
+        quality["profile"] = dg.MetadataValue.json({k: v for k, v in prof.items() if k != "profile_path"})
+        if "profile_path" in prof:
+            quality["profile_path"] = dg.MetadataValue.path(prof["profile_path"])
     return dg.MaterializeResult(
         metadata={
             "release": rel.release,
@@ -195,6 +208,7 @@ def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
             "previous_release": rel.previous or "none",
             "promoted_to_latest": rel.published,
             "pinned_to": rel.pinned_to or "none",  # a rollback's pin holds later cuts back from latest
+            **quality,
         },
         check_results=[check_result(c) for c in rel.checks],
         data_version=dg.DataVersion(rel.release),

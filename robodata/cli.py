@@ -248,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     from robodata.augment.cli import add_subcommands as augment_commands
     from robodata.lerobot.cli import add_subcommands as lerobot_commands
     from robodata.mimicgen.cli import add_subcommands as mimicgen_commands
+    from robodata.quality_cli import add_subcommands as quality_commands
 
-    for add in (lerobot_commands, mimicgen_commands, augment_commands):
+    for add in (lerobot_commands, mimicgen_commands, augment_commands, quality_commands):
         add(sub)
     platform = load_platform()
     if platform is not None:

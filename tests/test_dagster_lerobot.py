@@ -92,7 +92,9 @@ def test_episodes_then_release_loads_in_lerobot(first):
     assert out.metadata["episodes"] == 2 and out.metadata["source_tier"] == "raw_teleop"
     assert rel.success, rel.error
     assert rel.checks == {"release_frames_contiguous_and_in_sync": True, "release_layout_videos_and_stats": True,
-                          "within_reference_release_bounds": True}
+                          "within_reference_release_bounds": True, "release_drift": True}
+    assert rel.metadata["duplicates"] == 0 and rel.metadata["episodes_checked"] == 2  # dedup ran on the release
+    assert Path(rel.metadata["profile_path"]).read_text().startswith("<!DOCTYPE html>")
     assert rel.metadata["recordings"] == [key] and rel.metadata["promoted_to_latest"] is True
     assert latest["release"] == rel.metadata["release"]
 
@@ -126,6 +128,7 @@ def test_new_recording_makes_a_new_release_and_keeps_the_old(project, first, sec
     assert rel.success and rel.metadata["release"] != first["latest"]["release"]
     assert sorted(rel.metadata["recordings"]) == sorted([first["key"], second["key"]])
     assert rel.metadata["episodes"] == 4
+    assert "release_drift" in rel.checks  # compared with the first release (a warning when something drifted)
     old = Path(project["cfg"].storage_url) / "lerobot/releases" / first["latest"]["release"]
     assert (old / "meta/info.json").exists()  # the previous release stays readable
 

@@ -234,3 +234,41 @@ def test_a_shard_rewritten_while_a_release_is_cut_cannot_change_what_the_release
     assert rel.info["total_episodes"] == 1  # the content of the version it names, not the newer shard's
     later = ReleaseStage(LR).cut(store, ["rec-a"], {"rec-a": v2}, {"rec-a": second.output})
     assert later.release != rel.release and later.info["total_episodes"] == 2
+
+
+def test_duplicate_episodes_are_excluded_by_policy_and_reported_with_their_twin(project):
+    from robodata.config import QualityConfig
+
+    store, tmp = project["store"], project["tmp"]
+    _shard(store, "rec-a-again", 2, tmp)  # the same two demonstrations, exported again under another name
+    stage = ReleaseStage(LR)
+    stage.quality = QualityConfig(dedup={"policy": "exclude_exact"})
+    rel = stage.cut(store, ["rec-a", "rec-a-again"], {})
+    assert rel.published and rel.info["total_episodes"] == 2  # rec-a's two; their copies left out
+    dups = stage.dedup_report.duplicates
+    assert [(d.source, d.twin_source, d.kind, d.excluded) for d in dups] == [
+        ("rec-a-again", "rec-a", "exact", True), ("rec-a-again", "rec-a", "exact", True)]
+    assert "rec-a-again/episode_000000 | rec-a/episode_000000 | exact" in stage.dedup_report.to_markdown()
+
+
+@pytest.mark.parametrize("on_drift", ["warn", "block"])
+def test_drift_against_the_previous_release_warns_or_blocks(project, on_drift):
+    import h5py
+
+    from robodata.config import QualityConfig
+
+    store, tmp, r2 = project["store"], project["tmp"], project["r2"]
+    src = make_store(tmp / f"drifted-{on_drift}.hdf5", episodes=2, frames=20, cameras=(("front", (32, 40, 3)),))
+    with h5py.File(src, "r+") as f:  # the first joint reads 3 rad higher (a calibration offset)
+        for demo in ("demo_0", "demo_1"):
+            f[f"data/{demo}/obs/joint_pos"][:, 0] += 3.0
+    write_shard(src, store.local_path(layout.shard_path(f"drifted-{on_drift}")), video_codec="libx264", crf=23)
+    stage = ReleaseStage(LR)
+    stage.quality = QualityConfig(drift={"on_drift": on_drift})
+    rel = stage.cut(store, [f"drifted-{on_drift}"], {})
+    drift = next(c for c in rel.checks if c.name == "release_drift")
+    assert not drift.passed and drift.metadata["reference_release"] == r2.release
+    assert drift.metadata["drifted_features"] == ["observation.state[joint_pos_0]"]  # that joint, nothing else
+    assert drift.blocking == (on_drift == "block")
+    assert rel.published == (on_drift == "warn")  # a blocking drift keeps the previous release latest
+    assert (read_latest(store)["release"] == r2.release) == (on_drift == "block")

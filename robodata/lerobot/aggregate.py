@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,7 @@ def aggregate(
     repo_id: str | None = None,
     robot_type: str | None = None,
     strict: bool = False,
+    exclude: Mapping[int, set[int]] | None = None,
 ) -> ReleaseReport:
     """Join LeRobot datasets (the per-recording shards) into one release in ``out_dir``, atomically.
 
@@ -239,6 +240,10 @@ def aggregate(
     if strict and findings:
         raise strict_error(", ".join(str(s.meta.root) for s in surveys), findings)
     metas = [s.meta for s in surveys]
+    for i, drop in (exclude or {}).items():  # episodes left out (duplicates, by policy): by shard, episode index
+        if drop:
+            metas[i] = replace(metas[i], episodes=[ep for ep in metas[i].episodes if ep.index not in drop])
+    metas = [m for m in metas if m.episodes] or metas[:1]
     check_compatible(metas)
     tasks = merge_tasks(metas)
     features = release_features(metas[0])

@@ -95,8 +95,9 @@ class _GxReport(OutputValidator):
     def validate(self, path: Path) -> list[Finding]:
         report = self.suite(path)
         self.last_metadata = report.as_metadata()
-        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}",
-                        "error" if self.blocking else "warning") for r in report.failures]
+        # "error": the check failed (whether that blocks publishing is the check's ``blocking``)
+        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
+                for r in report.failures]
 
 
 class GxStoreFrames(_GxReport):
@@ -163,7 +164,7 @@ class JointsWithinModelLimits(OutputValidator):
         from robodata.robot.validate import validate_episode_store
 
         c = self.model_cfg
-        sev: Severity = "error" if self.blocking else "warning"
+        sev: Severity = "error"  # the check failed; ``blocking`` says whether that stops publishing
         try:
             model = RobotModel.load(self.model_path, c.format, locked=c.locked or None, name_prefix=c.name_prefix)
             with EpisodeStore(path) as es:
@@ -185,6 +186,44 @@ class JointsWithinModelLimits(OutputValidator):
 
 
 class JointsWithinModelLimitsBlocking(JointsWithinModelLimits):
+    blocking = True
+
+
+class ReleaseDrift(OutputValidator):
+    """The release against the one it follows (``latest`` when it is cut): per state/action dimension, episode
+    length, rate, task mix and camera image statistics (PSI / KS / Wasserstein, :mod:`robodata.drift`);
+    fails when a feature drifted past its threshold (``quality.drift``), a warning unless ``on_drift: block``."""
+
+    name = "release_drift"
+    blocking = False
+    description = "drift against the previous release (PSI/KS/Wasserstein per feature, image stats per camera)"
+
+    def __init__(self, store: DataStore | None = None, previous: str | None = None, config: Any = None):
+        self.store, self.previous, self.config = store, previous, config
+        self.last_metadata: dict[str, Any] = {}
+
+    def validate(self, path: Path) -> list[Finding]:
+        from robodata.drift import DriftConfig, DriftError, check_release_drift
+
+        if self.store is None or not self.previous:
+            self.last_metadata = {"reference_release": "none yet (nothing to compare with)"}
+            return []
+        cfg = DriftConfig.model_validate(self.config or {})
+        rel = layout.release_path(self.previous)
+        sev: Severity = "error"  # the check failed; ``blocking`` says whether that stops publishing
+        try:
+            with self.store.read_path(rel) as ref:
+                c = check_release_drift(path, ref, cfg)
+        except DriftError as err:  # a reference with other features: one clear error naming both
+            self.last_metadata = {"reference_release": self.previous}
+            return [Finding(self.name, str(err), sev)]
+        self.last_metadata = {**c.metadata, "reference_release": self.previous, "summary": c.description,
+                              "report": c.report.to_markdown()[:20000]}
+        return [Finding(self.name, f"{f.name}: {f.statistic} {f.value:.3f} > {f.threshold:g} ({f.change()})", sev)
+                for f in c.report.drifted]
+
+
+class ReleaseDriftBlocking(ReleaseDrift):
     blocking = True
 
 
@@ -386,8 +425,17 @@ class ReleaseStage(Stage[LeRobotConfig]):
 
     name = "lerobot_dataset"
     inputs = ("shards",)
-    checks = (GxLeRobotFrames, ReleaseLayoutValid, WithinReferenceBounds)
+    checks = (GxLeRobotFrames, ReleaseLayoutValid, WithinReferenceBounds, ReleaseDrift)
     reference: Reference | None = None  # the release latest.json points at when this one is cut, learned bounds
+    quality: Any = None  # the project's QualityConfig (dedup policy, drift thresholds); None: the defaults
+    _previous: tuple[DataStore, str] | None = None
+    dedup_report: Any = None  # the last cut's robodata.dedup.DedupReport
+
+    @classmethod
+    def check_types(cls, quality: Any = None) -> tuple[type[OutputValidator], ...]:
+        """The checks a release runs; the drift check blocks when ``quality.drift.on_drift`` is ``block``."""
+        block = bool(quality is not None and (quality.drift or {}).get("on_drift") == "block")
+        return tuple(ReleaseDriftBlocking if (c is ReleaseDrift and block) else c for c in cls.checks)
 
     def output_path(self, key: str) -> str:
         return layout.release_path(key)
@@ -397,7 +445,8 @@ class ReleaseStage(Stage[LeRobotConfig]):
         from robodata.lerobot import aggregate
 
         c = self.config
-        rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id)
+        exclude = self._dedup(shards, recordings)
+        rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id, exclude=exclude)
         (staged / RELEASE_INFO_PATH).write_text(json.dumps(
             {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version,
              "repo_id": c.repo_id, "created": utc_iso(time.time())},
@@ -405,7 +454,26 @@ class ReleaseStage(Stage[LeRobotConfig]):
         return rep
 
     def validators(self) -> list[OutputValidator]:
-        return [GxLeRobotFrames(), ReleaseLayoutValid(), WithinReferenceBounds(self.reference, lerobot=True)]
+        store, prev = self._previous or (None, None)
+        drift = next(c for c in self.check_types(self.quality) if issubclass(c, ReleaseDrift))
+        return [GxLeRobotFrames(), ReleaseLayoutValid(), WithinReferenceBounds(self.reference, lerobot=True),
+                drift(store, prev, self.quality.drift if self.quality is not None else None)]
+
+    def _dedup(self, shards: Sequence[Path], recordings: Sequence[str]) -> dict[int, set[int]]:
+        """Duplicate episodes among the release's recordings (every release holds every earlier one's, so this
+        is also against the earlier releases): each with its twin in ``dedup_report``; those the policy
+        (``quality.dedup.policy``) excludes, by shard position and episode index."""
+        from robodata.dedup import DedupConfig, DedupIndex, dedup_episodes, lerobot_signatures
+
+        cfg = DedupConfig.model_validate(self.quality.dedup if self.quality is not None else {})
+        sigs = [s for shard, rec in zip(shards, recordings, strict=True)
+                for s in lerobot_signatures(shard, cfg, source=rec)]
+        self.dedup_report = dedup_episodes(sigs, DedupIndex(":memory:", cfg), config=cfg)
+        position = {rec: i for i, rec in enumerate(recordings)}
+        out: dict[int, set[int]] = {}
+        for source, episode in self.dedup_report.excluded:
+            out.setdefault(position[source], set()).add(int(episode.rsplit("_", 1)[-1]))  # episode_000003
+        return out
 
     def select(self, store: DataStore, known: Sequence[str], paths: dict[str, str] | None = None) -> list[str]:
         """The recordings this release takes (``recordings: all`` or a list) that have a shard (at ``paths``,
@@ -444,10 +512,12 @@ class ReleaseStage(Stage[LeRobotConfig]):
         # `robodata rollback` pins latest.json to the release it rolled back to: a later cut is checked and kept,
         # but does not replace it until the pin is lifted (`robodata rollback --unpin`).
         pinned_to = previous if latest.get("pinned") and previous != release else None
-        if self.reference is None and previous and previous != release:
-            from robodata.quality import latest_release_bounds
+        if previous and previous != release:
+            if self.reference is None:
+                from robodata.quality import latest_release_bounds
 
-            self.reference = latest_release_bounds(store)  # the release this one follows
+                self.reference = latest_release_bounds(store)  # the release this one follows
+            self._previous = (store, str(previous))
         reused = store.exists(f"{rel}/{INFO_PATH}")
         if reused:
             with store.read_path(rel) as root:
