@@ -15,7 +15,11 @@ def check_specs(asset: str, validators: Sequence[type[OutputValidator]]) -> list
 
 
 def check_result(check: CheckResult) -> dg.AssetCheckResult:
-    meta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in check.metadata.items()}
+    """A validator's verdict as Dagster shows it: lists and dicts as JSON, ``*_md`` strings as Markdown (a
+    report with its plots inlined), the findings."""
+    meta = {k: dg.MetadataValue.json(v) if isinstance(v, (list, dict))
+            else dg.MetadataValue.md(v) if k.endswith("_md") and isinstance(v, str) else v
+            for k, v in check.metadata.items()}
     if check.findings and "findings" not in meta:
         meta["findings"] = dg.MetadataValue.json([str(f) for f in check.findings][:50])
     return dg.AssetCheckResult(

@@ -15,8 +15,9 @@ from robodata import store_layout as layout
 from robodata.config import ProjectConfig
 from robodata.errors import RobodataError
 from robodata.registry import PUBLISHED, QUARANTINED
-from robodata.stages.custom import CustomStage, CustomStageConfig, KeptEpisodes, custom_stage_from
+from robodata.stages.custom import CustomStage, CustomStageConfig, custom_stage_from
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM
+from robodata_dagster.assets.checks import check_specs
 from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
 from robodata_dagster.assets.versions import custom_stage_version, digest
 from robodata_dagster.resources.project import ProjectResource
@@ -34,8 +35,7 @@ def _build(name: str, options: dict[str, Any], upstream: str, source_tier: str, 
            batch_size: int, seed: int, code_version: str, cfg: ProjectConfig) -> dg.AssetsDefinition:
     custom_stage_from(name, options)  # fail at load time, naming the stage, if it cannot be built
 
-    specs = [dg.AssetCheckSpec(KeptEpisodes.name, asset=name, blocking=True, description=KeptEpisodes.description),
-             every_recording_spec(name)]
+    specs = [*check_specs(name, CustomStage.checks), every_recording_spec(name)]
 
     @dg.asset(
         name=name,

@@ -433,6 +433,10 @@ class Pipeline:
             with target.staged(name) as staged:
                 aggregate(local, staged, version=spec.version)
                 (staged / LINEAGE_PATH).write_text(json.dumps({"run_id": result.run_id, "episodes": lineage}, indent=1))
+                for stage in self.stages:  # statistics a stage keeps with the dataset (action normalisation)
+                    write = getattr(stage, "write_statistics", None)
+                    if callable(write):
+                        write(staged)
                 findings = [Finding("lerobot_layout", f.message, "error" if f.severity == "error" else "warning",
                                     f.where) for f in validate_dataset(staged)]
                 for v in self.validators:

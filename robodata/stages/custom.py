@@ -19,6 +19,7 @@ from robodata.api.episodes import EpisodeEvent, episode_rows, run_stage_on_rows,
 from robodata.api.errors import PipelineError
 from robodata.api.extensions import PipelineStage, Validator
 from robodata.stages.base import Finding, OutputValidator, Stage
+from robodata.stages.tiers import GxStoreFrames
 
 
 class CustomStageConfig(BaseModel):
@@ -65,7 +66,7 @@ class CustomStage(Stage[CustomStageConfig]):
 
     name = "custom_stage"
     inputs = ("episodes",)
-    checks: ClassVar[tuple[type[OutputValidator], ...]] = (KeptEpisodes,)
+    checks: ClassVar[tuple[type[OutputValidator], ...]] = (KeptEpisodes, GxStoreFrames)
 
     def __init__(self, stage: PipelineStage, validators: Sequence[Validator] = (),
                  config: CustomStageConfig | None = None, tier: str | None = None):
@@ -105,7 +106,7 @@ class CustomStage(Stage[CustomStageConfig]):
         return self._kept.report
 
     def validators(self) -> list[OutputValidator]:
-        return [self._kept]
+        return [self._kept, GxStoreFrames()]
 
 
 def custom_stage_from(name: str, options: dict[str, Any]) -> PipelineStage:

@@ -217,8 +217,11 @@ class ReleaseDrift(OutputValidator):
         except DriftError as err:  # a reference with other features: one clear error naming both
             self.last_metadata = {"reference_release": self.previous}
             return [Finding(self.name, str(err), sev)]
+        from robodata.plots import markdown_image
+
+        plots = "\n\n".join(markdown_image(png, name) for name, png in list(c.report.plots.items())[:3])
         self.last_metadata = {**c.metadata, "reference_release": self.previous, "summary": c.description,
-                              "report": c.report.to_markdown()[:20000]}
+                              "report_md": c.report.to_markdown()[:20000] + ("\n\n" + plots if plots else "")}
         return [Finding(self.name, f"{f.name}: {f.statistic} {f.value:.3f} > {f.threshold:g} ({f.change()})", sev)
                 for f in c.report.drifted]
 
