@@ -20,6 +20,7 @@ from robodata.ingest import IngestError, ingest_recording
 from robodata.lerobot.convert import convert
 from robodata.ros2.mcap_writer import McapRos2Writer, header, image_message
 from robodata.topicmap import TopicMapError, load_topic_map
+from tests.recordings import SMALL_TOPIC_MAP
 
 T0 = 1_700_000_000_000_000_000
 H, W = 48, 64
@@ -29,20 +30,7 @@ RED, BIN = "pick up the red cube", "put the cube in the bin"
 
 
 def _topic_map(task: Any, **over: Any) -> dict[str, Any]:
-    return {
-        "task": task,
-        "robot_type": "test_arm",
-        "fps": FPS,
-        "reference": {"topic": "/cam/image_raw"},
-        "sync": {"method": "nearest", "tolerance_s": 0.02},
-        "episodes": {"split": "gap", "gap_s": 0.5},
-        "features": [
-            {"name": "cam", "topic": "/cam/image_raw", "role": "image"},
-            {"name": "joints", "topic": "/joint_states", "field": "position", "select": ["j1", "j2"], "role": "state"},
-            {"name": "action", "topic": "/cmd", "field": "data", "role": "action"},
-        ],
-        **over,
-    }
+    return {**SMALL_TOPIC_MAP, "task": task, "fps": FPS, **over}
 
 
 def _record(path: Path, episode_starts: list[float], tasks: list[tuple[float, str]],
