@@ -180,6 +180,11 @@ def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
     except RobodataError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
     rel = stage.cut(store, keys, {k: inputs[k][0] for k in keys}, paths)
+    from robodata import metrics_hooks
+
+    metrics_hooks.release_finished("lerobot_dataset", rel.checks, rel.seconds,
+                                   frames=0 if rel.reused else int(rel.info.get("total_frames") or 0),
+                                   cfg=project.config, run_id=context.run_id)
     quality: dict[str, Any] = {}
     if stage.dedup_report is not None:  # what dedup found among the release's episodes, each with its twin
         quality.update({k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v

@@ -82,6 +82,7 @@ class Plan:
     candidates: list[Recording]
     code_version: str = ""
     upstream: str | None = None
+    started: float = field(default_factory=time.monotonic)  # when the run planned it (its duration's start)
 
 
 def plan_partition(registry: Registry, tier: str, partition: str, code_version: str,
@@ -155,6 +156,10 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
         registry.put_output(Output(plan.tier, r.key, plan.partition, t.input_version, r.version, r.status, r.path,
                                    {c.name: bool(c.passed) for c in r.checks},
                                    {**r.summary, **({NOT_EVALUATED: unevaluated} if unevaluated else {})}, now, r.error))
+    from robodata import metrics_hooks
+
+    metrics_hooks.partition_finished(plan.tier, results, time.monotonic() - plan.started, cfg=_config_of(context),
+                                     run_id=context.run_id, partition=plan.partition)
     # The partition as the registry has it now: a run of the same partition that finished meanwhile (another
     # tick's) is in it, and a recording found to be a copy or superseded meanwhile is not.
     plan = plan_partition(registry, plan.tier, plan.partition, plan.code_version, plan.upstream)
@@ -219,6 +224,14 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
     version = digest(plan.tier, [(k, rows[k].version) for k in published])
     return dg.MaterializeResult(asset_key=asset_key, metadata=meta, check_results=check_results,
                                 data_version=dg.DataVersion(version))
+
+
+def _config_of(context: dg.AssetExecutionContext) -> Any:
+    """The run's project config, where the asset has the project resource (None otherwise)."""
+    try:
+        return context.resources.project.config
+    except Exception:  # noqa: BLE001 - an asset without the resource: the metrics defaults
+        return None
 
 
 def _table(plan: Plan, rows: Mapping[str, Output], failed: Mapping[str, str], made: set[str]) -> str:

@@ -28,6 +28,7 @@ CONFIG_ENV = "ROBODATA_CONFIG"
 
 
 REGISTRY_ENV = "ROBODATA_REGISTRY_URL"  # the registry URL when it holds a password (kept out of the file)
+INSTANCE_PG_URL_ENV = "ROBODATA_DAGSTER_PG_URL"  # the Dagster instance's whole PostgreSQL URL (password included)
 
 
 class ConfigError(RobodataError):
@@ -136,6 +137,15 @@ class LandingConfig(_Strict):
         return out
 
 
+class MetricsConfig(_Strict):
+    """Prometheus metrics: the port the code location's long-running process serves /metrics on (null: not
+    served), the address it binds (0.0.0.0 in a pod), the Pushgateway runs push their durations to."""
+
+    port: int | None = Field(9464, ge=1, le=65535)
+    addr: str = "127.0.0.1"
+    pushgateway: str | None = None
+
+
 class RobotModelConfig(_Strict):
     """The robot's URDF or MJCF: raw_teleop checks every recording's joints against it (names, position and
     velocity limits; findings per joint and frame range)."""
@@ -160,6 +170,27 @@ class QualityConfig(_Strict):
     profiles: bool = Field(True, description="an HTML profile per recording and per release")
 
 
+class PostgresInstanceConfig(_Strict):
+    """Where the Dagster instance's PostgreSQL database is. The password is never here: ``pass_env`` names the
+    environment variable that holds it (a key with "password" in its name would be a secret in the file), or
+    ``$ROBODATA_DAGSTER_PG_URL`` gives the whole URL and wins over these fields."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    db: str = Field("dagster", description="the database (one per Dagster deployment)")
+    username: str = "dagster"
+    pass_env: str | None = Field("DAGSTER_PG_PASSWORD", description="the environment variable holding the "
+                                 "password (null: none, e.g. trust or a ~/.pgpass the server accepts)")
+
+
+class InstanceConfig(_Strict):
+    """The Dagster instance's storage (runs, event log, schedules and sensor ticks): SQLite files under the
+    project home, or a PostgreSQL database (dagster-postgres) that every process of a deployment shares."""
+
+    storage: Literal["sqlite", "postgres"] = "sqlite"
+    postgres: PostgresInstanceConfig = PostgresInstanceConfig()
+
+
 class TiersConfig(_Strict):
     raw_teleop: RawTeleopConfig = RawTeleopConfig()
     lerobot: LeRobotConfig = LeRobotConfig()
@@ -180,7 +211,9 @@ class ProjectConfig(_Strict):
     num_gpus: float = Field(0, ge=0)
     tiers: TiersConfig = TiersConfig()
     quality: QualityConfig = QualityConfig()
+    metrics: MetricsConfig = MetricsConfig()
     demo: DemoConfig = DemoConfig()
+    instance: InstanceConfig = InstanceConfig()  # the Dagster instance's storage (runs.py writes dagster.yaml)
     # A pipeline YAML (the Python API's declarative form) whose stages and validators the platform adds as
     # tiers between the recording tiers and lerobot_episodes (each stage its own asset).
     pipeline: str | None = None

@@ -22,6 +22,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "lerobot": ("train", "LeRobot's trainer"),
     "mlflow": ("train", "MLflow"),
     "ray": ("ray", "Ray"),
+    "prometheus_client": ("platform", "Prometheus metrics"),
+    "pinocchio": ("robot", "the robot model (pinocchio)"),
     "dagster": ("platform", "the platform (Dagster)"),
     "dagster_k8s": ("platform", "the platform (Dagster)"),
     "dagster_pipes": ("platform", "the platform (Dagster)"),

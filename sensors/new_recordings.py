@@ -59,6 +59,9 @@ def evaluate_landing(context: dg.SensorEvaluationContext, project: ProjectResour
     context.log.info(f"tick {tick}{' (full scan)' if full else ''}: {len(rep.new)} new, {len(orphans)} re-requested, "
                      f"{rep.folders_listed} folders listed, {rep.folders_skipped} unchanged, "
                      f"{rep.objects_seen} objects looked at{'; more next tick' if rep.more else ''}")
+    from robodata import metrics_hooks  # the long-running process: serves /metrics, counts what runs recorded
+
+    metrics_hooks.sensor_tick(registry, cfg, registered=len(rep.new))
     new_cursor = json.dumps({"tick": tick, "full_at": full_at, "full_from": full_from})
     if not new:
         return dg.SensorResult(skip_reason="; ".join(reasons) or "no new recordings", cursor=new_cursor)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from robodata.stages.engines import PodSettings
+
 CONTROL_KINDS = ("depth", "seg", "edge", "vis")
 
 
@@ -43,11 +45,12 @@ class CosmosConfig(_Strict):
         description="argv before '-i SPEC -o OUTDIR' (e.g. torchrun ... examples/inference.py, or a stand-in)",
     )
     cwd: str | None = Field(None, description="the cosmos-transfer2.5 checkout (working directory of the command)")
-    extra_args: list[str] = Field(default_factory=list, description="e.g. ['--setup.disable-guardrails']")
+    extra_args: list[str] = Field(default_factory=list, description="e.g. ['--disable-guardrails']")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the command")
     launcher: Literal["subprocess", "k8s"] = "subprocess"
     image: str = Field("", description="container image for the k8s launcher")
     namespace: str = "default"
+    k8s: PodSettings = Field(default_factory=PodSettings, description="the pod: shared volume, GPUs, node selector")
     prompt: str = "a robot arm picks up a cube on a wooden table in a bright, realistic lab"
     negative_prompt: str | None = None
     guidance: float = Field(3.0, ge=0)

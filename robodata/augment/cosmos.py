@@ -8,6 +8,9 @@ The spec is what ``examples/inference.py -i SPEC -o OUTDIR`` of nvidia-cosmos/co
      "edge":  {"control_path": ".../demo_0/front.edge.mp4",  "control_weight": 1.0},
      "seg":   {"control_path": ".../demo_0/front.seg.mp4",   "control_weight": 0.5}}
 
+``guidance`` is an integer in 0..7 and each ``control_weight`` in 0..1 (Cosmos validates both). The distilled edge
+model (``--model=edge/distilled`` in ``cosmos.extra_args``) takes the edge control only and ``num_steps: 4``.
+Guardrails are turned off with ``--disable-guardrails`` (the script uses tyro's ``OmitArgPrefixes``).
 A control without a video of ours (``vis``, or depth where the store had none) goes in without ``control_path``:
 Cosmos then computes it on the fly. The output is ``OUTDIR/<name>.mp4``; it is checked (readable, same frame
 count as the source) and moved next to the clip as ``<camera>.v<k>.mp4``. This module builds and collects; the
@@ -27,6 +30,15 @@ from robodata.augment.config import CosmosConfig
 from robodata.augment.errors import AugmentError
 from robodata.augment.video import count_frames
 
+DISTILLED_MODEL_FLAG = "--model=edge/distilled"  # Cosmos Transfer 2.5's distilled edge checkpoint
+DISTILLED_STEPS = 4  # the sampling steps it was distilled to
+
+
+def is_distilled(cfg: CosmosConfig) -> bool:
+    """True when ``cosmos.extra_args`` selects the distilled edge model (``--model=edge/distilled``)."""
+    args = list(cfg.extra_args)
+    return DISTILLED_MODEL_FLAG in args or any(a == "--model" and b == "edge/distilled" for a, b in zip(args, args[1:], strict=False))
+
 
 def spec_name(demo: str, camera: str, variant: int) -> str:
     return f"{demo}.{camera}.v{variant}"
@@ -36,23 +48,35 @@ def build_spec(
     out_dir: str | Path, demo: str, camera: str, variant: int, seed: int, cfg: CosmosConfig
 ) -> dict[str, Any]:
     """The inference spec of one clip variant (paths absolute: the container mounts the store at the same path)."""
+    if cfg.guidance != int(cfg.guidance) or not 0 <= cfg.guidance <= 7:
+        raise AugmentError(f"tiers.augmented_videos.cosmos.guidance is {cfg.guidance}: Cosmos Transfer 2.5 takes an "
+                           "integer guidance in 0..7")
     paths = clip_paths(out_dir, demo, camera)
     if not paths["video"].exists():
         raise AugmentError(f"{demo}/{camera}: the clip video {paths['video']} was not exported")
+    distilled = is_distilled(cfg)
     spec: dict[str, Any] = {
         "name": spec_name(demo, camera, variant),
         "prompt": cfg.prompt,
         "video_path": str(paths["video"].resolve()),
         "seed": int(seed) % (2**31),
-        "guidance": cfg.guidance,
+        "guidance": int(cfg.guidance),
     }
     if cfg.negative_prompt:
         spec["negative_prompt"] = cfg.negative_prompt
-    if cfg.num_steps:
-        spec["num_steps"] = cfg.num_steps
+    if distilled and cfg.num_steps not in (None, DISTILLED_STEPS):
+        raise AugmentError(f"tiers.augmented_videos.cosmos.num_steps is {cfg.num_steps}: the distilled edge model "
+                           f"({DISTILLED_MODEL_FLAG}) runs {DISTILLED_STEPS} steps")
+    if cfg.num_steps or distilled:
+        spec["num_steps"] = cfg.num_steps or DISTILLED_STEPS
+    if distilled and set(cfg.controls) != {"edge"}:
+        raise AugmentError(f"tiers.augmented_videos.cosmos.controls are {sorted(cfg.controls)}: the distilled edge "
+                           f"model ({DISTILLED_MODEL_FLAG}) takes the edge control only")
     for kind, weight in cfg.controls.items():
         if kind not in ("depth", "edge", "seg", "vis"):
             raise AugmentError(f"tiers.augmented_videos.cosmos.controls: unknown control {kind!r} (depth, edge, seg, vis)")
+        if not 0.0 <= float(weight) <= 1.0:
+            raise AugmentError(f"tiers.augmented_videos.cosmos.controls.{kind} is {weight}: a control_weight is in 0..1")
         ctl: dict[str, Any] = {"control_weight": float(weight)}
         p = paths.get(kind)
         if p is not None and p.exists():

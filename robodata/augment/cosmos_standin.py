@@ -1,5 +1,12 @@
 """A stand-in for Cosmos Transfer 2.5's ``examples/inference.py``: same command line, no model.
 
+The arguments are the real script's (``tyro`` with ``OmitArgPrefixes``: ``-i/--input-files``,
+``-o/--output-dir``, ``--model {edge,depth,seg,vis,edge/distilled}``, ``--disable-guardrails``, the inference
+overrides such as ``--num-steps``); an unknown flag exits 2. Each spec is checked as ``InferenceArguments``
+checks it (unknown keys refused, ``name`` and a prompt required, ``video_path`` and every ``control_path`` must
+exist, ``guidance`` an integer in 0..7, ``control_weight`` in 0..1, at least one control; the distilled edge
+model takes only ``edge`` and ``num_steps: 4``); a bad spec exits 1 naming the file and the key.
+
 ``python -m robodata.augment.cosmos_standin -i SPEC.json -o OUTDIR [--fault corrupt:NAME|short:NAME]`` reads the
 spec, checks that the input and control videos open and agree in length, writes ``OUTDIR/<name>.mp4`` (the input
 recoloured by a seed-drawn colour shift, at the input's timestamps) and, when launched through Dagster Pipes,
@@ -51,12 +58,91 @@ def _run(spec_path: Path, out_dir: Path, fault: str | None, log) -> dict:
     return {"name": name, "output": str(out), "frames": f.frames}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-i", "--input", required=True, nargs="+", help="inference spec JSON file(s)")
+SPEC_KEYS = {"name", "prompt", "prompt_path", "negative_prompt", "seed", "guidance", "video_path", "max_frames",
+             "context_frame_index", "image_context_path", "num_conditional_frames", "resolution", "sigma_max",
+             "num_video_frames_per_chunk", "num_steps", "show_control_condition", "show_input",
+             "keep_input_resolution", "edge", "depth", "vis", "seg"}
+CONTROL_KEYS = ("edge", "vis", "depth", "seg")
+CONTROL_FIELDS = {"control_path", "control_weight", "mask_path", "mask_prompt"}
+CONTROL_EXTRA = {"edge": {"preset_edge_threshold"}, "vis": {"preset_blur_strength"}, "seg": {"control_prompt"},
+                 "depth": set()}
+MODELS = ("edge", "depth", "seg", "vis", "edge/distilled")
+DISTILLED_STEPS = 4
+
+
+def spec_problems(path: Path, spec: dict, model: str) -> list[str]:
+    """What ``examples/inference.py`` would refuse in the spec at ``path`` (relative paths: from its folder)."""
+    def exists(p: object) -> bool:
+        return isinstance(p, str) and (path.parent / p).exists()
+
+    out = [f"unknown key {k!r}" for k in sorted(set(spec) - SPEC_KEYS)]
+    if not isinstance(spec.get("name"), str) or not spec.get("name"):
+        out.append("'name' is required")
+    if spec.get("prompt") is None and not exists(spec.get("prompt_path")):
+        out.append("a 'prompt' (or an existing 'prompt_path') is required")
+    if not exists(spec.get("video_path")):
+        out.append(f"video_path {spec.get('video_path')!r} does not exist")
+    g = spec.get("guidance", 3)
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or g != int(g) or not 0 <= g <= 7:
+        out.append(f"guidance {g!r} must be an integer in 0..7")
+    controls = [k for k in CONTROL_KEYS if spec.get(k) is not None]
+    if not controls:
+        out.append("no controls provided (edge, vis, depth, seg)")
+    for k in controls:
+        ctl = spec[k]
+        if not isinstance(ctl, dict):
+            out.append(f"{k} must be a JSON object")
+            continue
+        out += [f"{k}: unknown key {x!r}" for x in sorted(set(ctl) - CONTROL_FIELDS - CONTROL_EXTRA[k])]
+        w = ctl.get("control_weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+            out.append(f"{k}.control_weight {w!r} must be in 0..1")
+        for key in ("control_path", "mask_path"):
+            if ctl.get(key) is not None and not exists(ctl[key]):
+                out.append(f"{k}.{key} {ctl[key]!r} does not exist")
+    if model == "edge/distilled":
+        if controls != ["edge"]:
+            out.append(f"the distilled edge model takes only the edge control, not {controls}")
+        if spec.get("num_steps") != DISTILLED_STEPS:
+            out.append(f"the distilled edge model needs num_steps {DISTILLED_STEPS}, not {spec.get('num_steps')!r}")
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="examples/inference.py (robodata stand-in)", description=__doc__.splitlines()[0])
+    ap.add_argument("-i", "--input-files", required=True, nargs="+", help="inference spec JSON file(s)")
     ap.add_argument("-o", "--output-dir", required=True)
-    ap.add_argument("--fault", default=None)
-    args, _unknown = ap.parse_known_args(argv)  # the real script's other flags are accepted and ignored
+    ap.add_argument("--model", choices=MODELS, default="edge")
+    ap.add_argument("--checkpoint-path", default=None)
+    ap.add_argument("--experiment", default=None)
+    ap.add_argument("--config-file", default="")
+    ap.add_argument("--context-parallel-size", type=int, default=None)
+    for flag in ("disable-guardrails", "offload-guardrail-models", "keep-going", "profile", "benchmark"):
+        ap.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=flag == "keep-going")
+    ap.add_argument("--num-steps", type=int, default=None)
+    ap.add_argument("--guidance", type=int, choices=range(8), default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--resolution", default=None)
+    ap.add_argument("--fault", default=None, help="(stand-in only) corrupt:NAME|short:NAME")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # an unknown or misspelled flag: argparse's message, exit 2
+    bad = []
+    for spec_file in args.input_files:
+        sp = Path(spec_file)
+        try:
+            spec = json.loads(sp.read_text())
+        except (OSError, ValueError) as err:
+            bad.append(f"{sp}: not a readable JSON spec ({err})")
+            continue
+        spec = spec | {k: v for k, v in (("num_steps", args.num_steps), ("guidance", args.guidance)) if v is not None}
+        bad += [f"{sp}: {p}" for p in spec_problems(sp, spec, args.model)]
+    if bad:
+        print("Error validating parameters:\n" + "\n".join(bad), file=sys.stderr)
+        return 1
+    args.input = args.input_files
     if os.environ.get("DAGSTER_PIPES_CONTEXT"):  # launched through Dagster Pipes
         from dagster_pipes import open_dagster_pipes
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from robodata.stages.engines import PodSettings
+
 SELECTION_STRATEGIES = ("random", "nearest_neighbor_object")
 
 
@@ -80,6 +82,7 @@ class IsaacLabMimicConfig(_Strict):
     launcher: Literal["subprocess", "k8s"] = "subprocess"
     image: str = Field("isaac-lab:2.2.0", description="Isaac Lab image, prefixed with your registry")
     namespace: str = "robodata"
+    k8s: PodSettings = Field(default_factory=PodSettings, description="the pod: shared volume, GPUs, node selector")
 
 
 class SyntheticDemosConfig(_Strict):

@@ -97,21 +97,65 @@ class IsaacLabDemoGenerator(DemoGenerator):
 
     def generate(self, source: Path, out: Path, config: SyntheticDemosConfig, *, key: str, source_name: str,
                  failed: Path | None = None) -> dict[str, Any]:
-        from robodata.mimicgen.isaaclab import generate_dataset_argv, pipes_entry_argv
+        from robodata.mimicgen.isaaclab import (
+            annotate_demos_argv,
+            generate_dataset_argv,
+            is_annotated,
+            isaaclab_quaternion_order,
+            mimic_task,
+            pipes_entry_argv,
+            stamp_quaternion_order,
+        )
 
         il = config.isaaclab
         require_engine("tiers.synthetic_demos.isaaclab.launcher", il.launcher, self.launch.kind)
-        argv = generate_dataset_argv(il, str(source), str(out))
-        request = PipesLaunch(pipes_entry_argv(str(out), config.min_demo_frames, config.max_demo_frames, argv),
-                              label=f"Isaac Lab Mimic: {' '.join(argv)}", image=il.image, namespace=il.namespace)
+        mimic_task(il.task)  # a renamed task: one sentence naming the new id
+        order = isaaclab_quaternion_order(il.image)
+        # Isaac Lab Mimic generates from annotated demos: annotate first unless the source is annotated already.
+        # The annotated file sits beside the staged output (same volume, same cleanup), named .hdf5 for the recorder.
+        annotated = out.with_name(out.name.removesuffix(".hdf5") + ".annotated.hdf5")
+        steps: list[tuple[str, list[str], Path]] = []
+        if not is_annotated(source):
+            steps.append(("annotate", annotate_demos_argv(il, str(source), str(annotated)), annotated))
+        gen_input = annotated if steps else source
+        steps.append(("generate", generate_dataset_argv(il, str(gen_input), str(out)), out))
+        result: dict[str, Any] = {}
         try:
-            result = self.launch(request)
+            for step, argv, step_out in steps:
+                command = pipes_entry_argv(str(step_out), config.min_demo_frames, config.max_demo_frames, argv,
+                                           step=step, quaternion_order=order)
+                request = PipesLaunch(command, label=f"Isaac Lab Mimic {step}: {' '.join(argv)}", image=il.image,
+                                      namespace=il.namespace)
+                self._for_pod(request, il, source, out)
+                result = self.launch(request).metadata
         except Exception as err:
             raise MimicGenError(f"Isaac Lab Mimic (engine isaaclab) failed: {err} (its log is in the run's logs)"
                                 ) from err
-        return {**result.metadata, "command": " ".join(argv)}
+        finally:
+            annotated.unlink(missing_ok=True)
+        stamp_quaternion_order(out, order)
+        return {**result, "command": " ".join(steps[-1][1]), "quaternion_order": order,
+                "annotate_command": " ".join(steps[0][1]) if len(steps) > 1 else "", "annotated_here": len(steps) > 1}
+
+    @staticmethod
+    def _for_pod(request: PipesLaunch, il: Any, source: Path, out: Path) -> None:
+        """On Kubernetes: the store's PVC, GPU limits and node selector from ``isaaclab.k8s``, paths on the volume."""
+        import os
+
+        from robodata.stages.engines import PodSettings, pod_launch_fields
+
+        if il.launcher != "k8s":
+            return
+        settings = getattr(il, "k8s", None) or PodSettings()  # tiers.synthetic_demos.isaaclab.k8s
+        root = os.path.commonpath([str(source.resolve()), str(out.resolve())])
+        fields = pod_launch_fields(settings, root, request.command, request.env)
+        request.pod_spec, request.pod_command, request.pod_env = fields["pod_spec"], fields["pod_command"], \
+            fields["pod_env"]
+        request.gpus = settings.gpus
 
     def verify(self, out: Path, source: Path, config: SyntheticDemosConfig) -> dict[str, Check]:
-        from robodata.mimicgen.isaaclab import isaaclab_checks
+        from robodata.mimicgen.isaaclab import isaaclab_checks, isaaclab_quaternion_order
 
-        return isaaclab_checks(out, config.min_demo_frames, config.max_demo_frames, config.subtasks)
+
+        return isaaclab_checks(out, config.min_demo_frames, config.max_demo_frames, config.subtasks,
+                               quaternion_order=isaaclab_quaternion_order(config.isaaclab.image))

@@ -1,18 +1,30 @@
-"""The production engine: Isaac Lab Mimic's ``generate_dataset.py``, its command line and its output collected.
+"""The production engine: Isaac Lab Mimic's ``annotate_demos.py`` then ``generate_dataset.py``, their command
+lines and their output collected.
 
-The command runs in the Isaac Lab container (NVIDIA's ``isaac-lab`` image, from your registry) wrapped by
-:mod:`robodata.mimicgen.pipes_entry`, which reports back to Dagster through Dagster Pipes::
+Both run in the Isaac Lab container (NVIDIA's ``isaac-lab`` image, from your registry) wrapped by
+:mod:`robodata.mimicgen.pipes_entry`, which reports back to Dagster through Dagster Pipes. Isaac Lab 3.0::
 
-    python -m robodata.mimicgen.pipes_entry --output_file OUT -- \\
-        /workspace/isaaclab/isaaclab.sh -p scripts/imitation_learning/isaaclab_mimic/generate_dataset.py \\
-        --task Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0 --input_file IN --output_file OUT \\
-        --generation_num_trials 1000 --num_envs 10 --device cuda --headless --enable_cameras
+    # 1. source demos without obs/datagen_info -> annotated demos (skipped when the source is annotated already)
+    /workspace/isaaclab/isaaclab.sh -p scripts/imitation_learning/isaaclab_mimic/annotate_demos.py \\
+        --task Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0 --input_file IN --output_file ANNOTATED --auto \\
+        --enable_pinocchio --device cuda --headless --enable_cameras
+    # 2. annotated demos -> generated demos
+    /workspace/isaaclab/isaaclab.sh -p scripts/imitation_learning/isaaclab_mimic/generate_dataset.py \\
+        --task Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0 --input_file ANNOTATED --output_file OUT \\
+        --generation_num_trials 1000 --num_envs 10 --enable_pinocchio --device cuda --headless --enable_cameras
+
+``--enable_pinocchio`` goes with the Pink-IK tasks (the GR1T2 humanoid ones: pinocchio must be imported before
+Isaac Sim starts). Isaac Lab 3.0 writes quaternions ``x, y, z, w`` (2.x: ``w, x, y, z``); the order of the
+output is decided from the image's Isaac Lab version and stamped into its ``env_args``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +36,7 @@ from robodata.formats.isaaclab_layout import (
     DATA_GROUP,
     DATAGEN_GROUP,
     EEF_POSE,
+    ENV_ARGS_ATTR,
     ENV_NAME_KEY,
     OBS_GROUP,
     SUBTASK_TERM_SIGNALS,
@@ -34,24 +47,117 @@ from robodata.mimicgen.config import IsaacLabMimicConfig, SubtaskConfig
 from robodata.mimicgen.errors import MimicGenError
 from robodata.mimicgen.validate import CHECK_FINITE, CHECK_INVARIANT, CHECK_LENGTHS, CHECK_SUCCESS, Check
 
+GENERATE_SCRIPT = "generate_dataset.py"
+ANNOTATE_SCRIPT = "annotate_demos.py"
 
-def generate_dataset_argv(cfg: IsaacLabMimicConfig, input_file: str, output_file: str) -> list[str]:
-    """The exact ``generate_dataset.py`` command line for ``cfg``."""
-    argv = [*cfg.command, "--task", cfg.task, "--input_file", str(input_file), "--output_file", str(output_file),
-            "--generation_num_trials", str(cfg.generation_num_trials), "--num_envs", str(cfg.num_envs),
-            "--device", cfg.device]
+
+@dataclass(frozen=True)
+class MimicTask:
+    """One Isaac Lab Mimic task: whether it needs ``--enable_pinocchio`` (Pink IK) and what it was called before."""
+
+    task_id: str
+    pinocchio: bool = False
+    robot: str = ""
+
+
+# The Mimic tasks Isaac Lab registers (isaaclab_mimic.envs and isaaclab_mimic.envs.pinocchio_envs).
+MIMIC_TASKS: dict[str, MimicTask] = {t.task_id: t for t in (
+    MimicTask("Isaac-Stack-Cube-Franka-IK-Rel-Mimic-v0", robot="franka"),
+    MimicTask("Isaac-Stack-Cube-Franka-IK-Rel-Blueprint-Mimic-v0", robot="franka"),
+    MimicTask("Isaac-Stack-Cube-Franka-IK-Abs-Mimic-v0", robot="franka"),
+    MimicTask("Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-Mimic-v0", robot="franka"),
+    MimicTask("Isaac-Stack-Cube-Franka-IK-Rel-Visuomotor-Cosmos-Mimic-v0", robot="franka"),
+    MimicTask("Isaac-Stack-Cube-Galbot-Left-Arm-Gripper-RmpFlow-Rel-Mimic-v0", robot="galbot"),
+    MimicTask("Isaac-Stack-Cube-Galbot-Right-Arm-Suction-RmpFlow-Rel-Mimic-v0", robot="galbot"),
+    MimicTask("Isaac-Stack-Cube-Galbot-Left-Arm-Gripper-RmpFlow-Abs-Mimic-v0", robot="galbot"),
+    MimicTask("Isaac-Stack-Cube-Galbot-Right-Arm-Suction-RmpFlow-Abs-Mimic-v0", robot="galbot"),
+    MimicTask("Isaac-PickPlace-GR1T2-Abs-Mimic-v0", pinocchio=True, robot="gr1t2"),
+    MimicTask("Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0", pinocchio=True, robot="gr1t2"),
+    MimicTask("Isaac-ExhaustPipe-GR1T2-Pink-IK-Abs-Mimic-v0", pinocchio=True, robot="gr1t2"),
+)}
+# Earlier names of tasks (Isaac Lab renamed them); a config naming one is told the current name.
+RENAMED_TASKS: dict[str, str] = {
+    "Isaac-Stack-Cube-Franka-IK-Rel-Mimic": "Isaac-Stack-Cube-Franka-IK-Rel-Mimic-v0",
+    "Isaac-PickPlace-GR1T2-Pink-IK-Abs-Mimic-v0": "Isaac-PickPlace-GR1T2-Abs-Mimic-v0",
+}
+
+
+def mimic_task(task: str) -> MimicTask:
+    """The table's entry for ``task`` (a custom task not in the table: Pink IK when its name says so)."""
+    name = task.split(":")[-1]
+    if name in RENAMED_TASKS:
+        raise MimicGenError(f"tiers.synthetic_demos.isaaclab.task: {name!r} is now called {RENAMED_TASKS[name]!r} "
+                            "in Isaac Lab")
+    return MIMIC_TASKS.get(name) or MimicTask(name, pinocchio="Pink-IK" in name)
+
+
+def _script_command(cfg: IsaacLabMimicConfig, script: str) -> list[str]:
+    """``cfg.command`` (which runs generate_dataset.py) with its script swapped for ``script``."""
+    cmd = list(cfg.command)
+    for i in range(len(cmd) - 1, -1, -1):
+        if cmd[i].endswith(GENERATE_SCRIPT):
+            cmd[i] = cmd[i][: -len(GENERATE_SCRIPT)] + script
+            return cmd
+    return cmd if script == GENERATE_SCRIPT else [*cmd, script]  # a stand-in: the script name as its first argument
+
+
+def _launcher_flags(cfg: IsaacLabMimicConfig) -> list[str]:
+    argv = ["--enable_pinocchio"] if mimic_task(cfg.task).pinocchio else []
+    argv += ["--device", cfg.device]
     if cfg.headless:
         argv.append("--headless")
     if cfg.enable_cameras:
         argv.append("--enable_cameras")
+    return argv
+
+
+def annotate_demos_argv(cfg: IsaacLabMimicConfig, input_file: str, output_file: str) -> list[str]:
+    """The exact ``annotate_demos.py`` command line (automatic annotation from the task's subtask signals)."""
+    return [*_script_command(cfg, ANNOTATE_SCRIPT), "--task", cfg.task, "--input_file", str(input_file),
+            "--output_file", str(output_file), "--auto", *_launcher_flags(cfg)]
+
+
+def generate_dataset_argv(cfg: IsaacLabMimicConfig, input_file: str, output_file: str) -> list[str]:
+    """The exact ``generate_dataset.py`` command line for ``cfg``."""
+    argv = [*_script_command(cfg, GENERATE_SCRIPT), "--task", cfg.task, "--input_file", str(input_file),
+            "--output_file", str(output_file), "--generation_num_trials", str(cfg.generation_num_trials),
+            "--num_envs", str(cfg.num_envs), *_launcher_flags(cfg)]
     return argv + list(cfg.extra_args)
 
 
-def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000) -> dict[str, Any]:
-    """Read a generated Isaac Lab HDF5: demos, frames, successes, lengths, and which demos hold NaN or bad lengths."""
+def is_annotated(path: str | os.PathLike[str]) -> bool:
+    """True when every demo of the Isaac Lab HDF5 at ``path`` has ``obs/datagen_info`` (Mimic's annotations)."""
+    with h5py.File(path, "r") as f:
+        data = f.get(DATA_GROUP)
+        demos = [data[k] for k in data if isinstance(data[k], h5py.Group)] if data is not None else []
+        return bool(demos) and all(f"{OBS_GROUP}/{DATAGEN_GROUP}" in d for d in demos)
+
+
+def isaaclab_quaternion_order(image: str) -> str:
+    """The quaternion order an Isaac Lab image writes: ``wxyz`` for 2.x tags, else ``xyzw`` (3.0 and later)."""
+    m = re.search(r":v?(\d+)\.", image or "")
+    return "wxyz" if m and int(m.group(1)) < 3 else "xyzw"
+
+
+def stamp_quaternion_order(path: str | os.PathLike[str], order: str) -> None:
+    """Record ``order`` in the file's ``env_args`` (``quaternion_order``), where robodata's readers look for it."""
+    with h5py.File(path, "r+") as f:
+        data = f[DATA_GROUP]
+        raw = data.attrs.get(ENV_ARGS_ATTR, "{}")
+        args = json.loads(raw.decode() if isinstance(raw, bytes) else raw or "{}")
+        args["quaternion_order"] = order
+        data.attrs[ENV_ARGS_ATTR] = json.dumps(args)
+
+
+def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000,
+                     quaternion_order: str | None = None) -> dict[str, Any]:
+    """Read a generated Isaac Lab HDF5: demos, frames, successes, lengths, and which demos hold NaN or bad lengths.
+
+    ``quaternion_order`` is the order the file's quaternions are in (``xyzw`` for Isaac Lab 3.0); without it the
+    file's stamp or its data decide."""
     p = Path(path)
     try:
-        es = EpisodeStore(p)
+        es = EpisodeStore(p, quaternion_order=quaternion_order)
     except EpisodeStoreError as err:
         raise MimicGenError(f"Isaac Lab Mimic wrote no usable dataset: {err}") from err
     with es:
@@ -72,12 +178,14 @@ def summarize_output(path: str | os.PathLike[str], min_frames: int = 1, max_fram
                 "nan_demos": nan, "bad_length_demos": bad_len, "env_name": es.env_args.get(ENV_NAME_KEY, "")}
 
 
-def pipes_entry_argv(output_file: str, min_frames: int, max_frames: int, argv: list[str]) -> list[str]:
+def pipes_entry_argv(output_file: str, min_frames: int, max_frames: int, argv: list[str], *,
+                     step: str = "generate", quaternion_order: str | None = None) -> list[str]:
     """``argv`` wrapped by :mod:`robodata.mimicgen.pipes_entry`, which reports the output through Dagster Pipes."""
     import sys
 
+    extra = ["--step", step] + (["--quaternion_order", quaternion_order] if quaternion_order else [])
     return [sys.executable, "-m", "robodata.mimicgen.pipes_entry", "--output_file", str(output_file),
-            "--min_frames", str(min_frames), "--max_frames", str(max_frames), "--", *argv]
+            "--min_frames", str(min_frames), "--max_frames", str(max_frames), *extra, "--", *argv]
 
 
 # A controller lags its target: these catch a recorded pose that is wrong, not a controller that is slow.
@@ -198,13 +306,13 @@ def invariant_check(path: str | os.PathLike[str], subtasks: Sequence[SubtaskConf
 
 
 def isaaclab_checks(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000,
-                    subtasks: Sequence[SubtaskConfig] = ()) -> dict[str, Check]:
+                    subtasks: Sequence[SubtaskConfig] = (), quaternion_order: str | None = None) -> dict[str, Check]:
     """The four checks of ``synthetic_demos`` on an Isaac Lab Mimic output, from what it records.
 
     Success comes from Isaac Lab's own flags (its simulator is not here to replay in); the object-centric
     invariant from :func:`invariant_check` (failed on inconsistent poses, otherwise not evaluated).
     """
-    s = summarize_output(path, min_frames, max_frames)
+    s = summarize_output(path, min_frames, max_frames, quaternion_order)
     failed = s["demos"] - s["successes"]
     return {
         CHECK_SUCCESS: Check(CHECK_SUCCESS, failed == 0 and s["demos"] > 0,

@@ -2,7 +2,8 @@
 
 Usage (inside the Isaac Lab container; the Dagster side is a ``PipesSubprocessClient`` or ``PipesK8sClient``)::
 
-    python -m robodata.mimicgen.pipes_entry --output_file OUT.hdf5 -- <generate_dataset.py command line>
+    python -m robodata.mimicgen.pipes_entry --output_file OUT.hdf5 [--step annotate|generate] \\
+        [--quaternion_order xyzw] -- <annotate_demos.py or generate_dataset.py command line>
 
 Only ``dagster_pipes`` is imported here (no Dagster), so the container needs just that small package.
 """
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_file", required=True)
     parser.add_argument("--min_frames", type=int, default=1)
     parser.add_argument("--max_frames", type=int, default=100_000)
+    parser.add_argument("--step", choices=("annotate", "generate"), default="generate")
+    parser.add_argument("--quaternion_order", choices=("wxyz", "xyzw"), default=None)
     args = parser.parse_args(argv[:cut])
     command = argv[cut + 1:]
     with open_dagster_pipes() as pipes:
@@ -38,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"Isaac Lab Mimic exited with status {proc.returncode}: {' '.join(command)}")
-        summary = summarize_output(args.output_file, args.min_frames, args.max_frames)
+        summary = summarize_output(args.output_file, args.min_frames, args.max_frames, args.quaternion_order)
         pipes.report_asset_materialization(metadata={
             "engine": "isaaclab_mimic",
+            "step": args.step,
             "demos": summary["demos"],
             "successes": summary["successes"],
             "frames": summary["frames"],

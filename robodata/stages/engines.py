@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from robodata.errors import RobodataError
 
 
@@ -36,14 +38,17 @@ class PipesLaunch:
     namespace: str | None = None
     pod_spec: dict[str, Any] | None = None
     pod_env: dict[str, str] | None = None
+    pod_command: list[str] | None = None  # the command as the pod runs it (store paths on its mount)
     gpus: float = 0
     ray_working_dir: str | None = None
 
     def portable_command(self) -> list[str]:
-        """The command for a container or a cluster node: this machine's interpreter becomes ``python``."""
-        if self.command and self.command[0] == sys.executable:
-            return ["python", *self.command[1:]]
-        return list(self.command)
+        """The command for a container or a cluster node: this machine's interpreter becomes ``python``
+        (``pod_command`` when set: the paths as the pod sees them)."""
+        cmd = list(self.pod_command if self.pod_command is not None else self.command)
+        if cmd and cmd[0] == sys.executable:
+            return ["python", *cmd[1:]]
+        return cmd
 
 
 @dataclass
@@ -84,3 +89,136 @@ def ray_job_submission(entrypoint: str, env: dict[str, str], *, gpus: float = 0,
     if working_dir:
         params["runtime_env"]["working_dir"] = working_dir
     return params
+
+
+# ---- Kubernetes pods: one shared volume, GPUs and node placement from config --------------------------------
+
+class PodPathError(RobodataError):
+    """A launch names a path the pod cannot see (outside the shared volume, a local temp or home folder)."""
+
+
+class PodSettings(BaseModel):
+    """Where a production engine's pod runs and what it mounts (``<tier>.k8s`` of an engine's config).
+
+    The store lives on one shared volume: the PVC ``volume_claim`` mounted at ``mount_path`` in the pod, the
+    same files the Dagster side reads under the local store root. Paths handed to the pod are rewritten from
+    the local root to ``mount_path``; a path outside the store (a local temp folder, a home directory) is
+    refused, never passed through.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    volume_claim: str | None = Field(None, description="PVC holding the project store (required for k8s)")
+    mount_path: str = Field("/data", description="where the pod mounts the store's PVC")
+    gpus: int = Field(1, ge=0, description="GPUs per pod (limits and requests)")
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str = "8"
+    memory: str = "64Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    service_account: str | None = None
+    shm_size: str | None = Field("16Gi", description="a memory-backed /dev/shm of this size; null: the default")
+
+
+_LOCAL_ROOTS = ("/tmp", "/var/tmp", "/private/tmp")
+
+
+def local_only_roots() -> tuple[str, ...]:
+    """Folders that exist on this machine only: temp folders and the user's home."""
+    import os
+    import tempfile
+
+    roots = {*_LOCAL_ROOTS, tempfile.gettempdir(), os.path.expanduser("~")}
+    return tuple(sorted(r.rstrip("/") for r in roots if r and r != "/"))
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class PodPaths:
+    """Local store root -> the pod's mount of the same volume."""
+
+    local_root: str
+    mount_path: str
+
+    def to_pod(self, path: str | Any) -> str:
+        """``path`` (absolute, under the local store root) as the pod sees it; refuses anything else."""
+        import os
+
+        p = os.path.abspath(str(path))
+        root = os.path.abspath(self.local_root)
+        if not _under(p, root):
+            raise PodPathError(f"{p} is not under the project store {root}: a pod mounts only the store's volume, "
+                               "so inputs and outputs must live in the store")
+        return self.mount_path.rstrip("/") + p[len(root):]
+
+    def rewrite(self, args: list[str]) -> list[str]:
+        """Every argument that is a path under the local store root, as the pod sees it (others unchanged)."""
+        root = self.local_root.rstrip("/")
+        return [self.to_pod(a) if a.startswith("/") and _under(a, root) else a for a in args]
+
+
+def pod_spec(settings: PodSettings, *, gpus: int | None = None) -> dict[str, Any]:
+    """``base_pod_spec`` for ``PipesK8sClient`` (snake_case, as ``kubernetes.client.V1PodSpec`` names them):
+    the store's PVC mounted at ``mount_path``, ``nvidia.com/gpu`` limits, node selector, tolerations."""
+    if not settings.volume_claim:
+        raise PodPathError("k8s launch without a shared volume: set <engine>.k8s.volume_claim to the PVC that holds "
+                           "the project store (a pod cannot see this machine's files)")
+    n = settings.gpus if gpus is None else gpus
+    limits = {"cpu": settings.cpu, "memory": settings.memory}
+    if n:
+        limits[settings.gpu_resource] = str(n)
+    mounts: list[dict[str, Any]] = [{"name": "store", "mount_path": settings.mount_path}]
+    volumes: list[dict[str, Any]] = [{"name": "store", "persistent_volume_claim": {"claim_name": settings.volume_claim}}]
+    if settings.shm_size:
+        mounts.append({"name": "dshm", "mount_path": "/dev/shm"})
+        volumes.append({"name": "dshm", "empty_dir": {"medium": "Memory", "size_limit": settings.shm_size}})
+    container = {"name": "main", "resources": {"limits": limits, "requests": dict(limits)}, "volume_mounts": mounts}
+    spec: dict[str, Any] = {"restart_policy": "Never", "containers": [container], "volumes": volumes}
+    if settings.node_selector:
+        spec["node_selector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        spec["tolerations"] = [dict(t) for t in settings.tolerations]
+    if settings.service_account:
+        spec["service_account_name"] = settings.service_account
+    return spec
+
+
+def local_paths_in(value: Any) -> list[str]:
+    """Every string in ``value`` (nested dicts/lists, ``--flag=path`` too) naming a temp or home path of this machine."""
+    roots = local_only_roots()
+    found: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str):
+            for part in (v, v.split("=", 1)[-1]):
+                if part.startswith("/") and any(_under(part, r) for r in roots):
+                    found.append(v)
+                    break
+
+    walk(value)
+    return found
+
+
+def pod_launch_fields(settings: PodSettings, local_root: str, command: list[str], env: dict[str, str] | None = None,
+                      *, gpus: int | None = None) -> dict[str, Any]:
+    """What a :class:`PipesLaunch` needs for a pod: the pod spec, and the command and environment with store paths
+    on the pod's mount. Refuses a launch that would still name a temp or home path of this machine."""
+    paths = PodPaths(local_root, settings.mount_path)
+    spec = pod_spec(settings, gpus=gpus)
+    pod_command = paths.rewrite(list(command))
+    pod_env = {k: (paths.to_pod(v) if v.startswith("/") and _under(v, local_root.rstrip("/")) else v)
+               for k, v in (env or {}).items()}
+    bad = local_paths_in([pod_command[1:], pod_env, spec])
+    if bad:
+        raise PodPathError(f"the pod would be given local paths it cannot see: {', '.join(bad[:3])} (keep inputs, "
+                           "outputs and specs in the project store on the shared volume)")
+    return {"pod_spec": spec, "pod_command": pod_command, "pod_env": pod_env}

@@ -11,14 +11,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class GrootConfig(_Strict):
-    """Isaac-GR00T ``scripts/gr00t_finetune.py`` settings (engine ``groot``); it reads the v2.1 release."""
+GROOT_SCRIPTS = {"n1.5": "scripts/gr00t_finetune.py", "n1.6": "gr00t/experiment/launch_finetune.py",
+                 "n1.7": "gr00t/experiment/launch_finetune.py"}
+GROOT_BASE_MODELS = {"n1.5": "nvidia/GR00T-N1.5-3B", "n1.6": "nvidia/GR00T-N1.6-3B", "n1.7": "nvidia/GR00T-N1.7-3B"}
 
-    script: str = "scripts/gr00t_finetune.py"
+
+class GrootConfig(_Strict):
+    """Isaac-GR00T fine-tuning (engine ``groot``) on the v2.1 release.
+
+    ``version`` picks the trainer: ``n1.5`` runs ``scripts/gr00t_finetune.py --data-config``; ``n1.6`` / ``n1.7``
+    run ``gr00t/experiment/launch_finetune.py --modality-config-path`` with a modality config robodata generates
+    from the release's features (``register_modality_config``, embodiment ``NEW_EMBODIMENT``)."""
+
+    version: Literal["n1.5", "n1.6", "n1.7"] = "n1.5"
+    script: str | None = Field(None, description="default per version (gr00t_finetune.py / launch_finetune.py)")
     python: str = "python"
-    data_config: str = "fourier_gr1_arms_only"
+    data_config: str = "fourier_gr1_arms_only"  # n1.5 only
     embodiment_tag: str = "new_embodiment"
-    base_model_path: str = "nvidia/GR00T-N1.5-3B"
+    base_model_path: str | None = Field(None, description="default per version: nvidia/GR00T-N1.{5,6,7}-3B")
+    action_horizon: int = Field(16, ge=1, description="n1.6/n1.7: action delta indices 0..H-1 in the modality config")
+    save_total_limit: int = Field(5, ge=1)
     tune_llm: bool = False
     tune_visual: bool = True
     tune_projector: bool = True
@@ -27,6 +39,12 @@ class GrootConfig(_Strict):
     learning_rate: float | None = Field(None, gt=0)
     video_backend: str = "torchvision_av"
     dataloader_num_workers: int = Field(8, ge=0)
+
+    def script_path(self) -> str:
+        return self.script or GROOT_SCRIPTS[self.version]
+
+    def base_model(self) -> str:
+        return self.base_model_path or GROOT_BASE_MODELS[self.version]
 
 
 class KubernetesConfig(_Strict):

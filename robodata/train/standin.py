@@ -44,21 +44,36 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     for ds in a.dataset_path:
-        root = Path(ds)
-        for need in (INFO_PATH, MODALITY_PATH, EPISODES_JSONL):
-            if not (root / need).exists():
-                print(f"FileNotFoundError: {root / need} (GR00T needs a LeRobot v2.1 dataset with modality.json)",
-                      file=sys.stderr)
-                return 1
+        problem = check_dataset(ds)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+    return train(Path(a.output_dir), max_steps=a.max_steps, save_steps=a.save_steps, batch_size=a.batch_size,
+                 learning_rate=a.learning_rate, resume=a.resume, configuration=vars(a), model_type="gr00t_n1_5")
+
+
+def check_dataset(path: str) -> str | None:
+    """What GR00T needs from the release at ``path`` and it lacks (v2.1 layout with modality.json), or None."""
+    root = Path(path)
+    for need in (INFO_PATH, MODALITY_PATH, EPISODES_JSONL):
+        if not (root / need).exists():
+            return f"FileNotFoundError: {root / need} (GR00T needs a LeRobot v2.1 dataset with modality.json)"
+    return None
+
+
+def train(out: Path, *, max_steps: int, save_steps: int, batch_size: int, learning_rate: float, resume: bool,
+          configuration: dict, model_type: str) -> int:
+    """HF-Trainer-like steps: log lines every 10 steps, ``checkpoint-<step>/`` every ``save_steps``."""
+    a = argparse.Namespace(max_steps=max_steps, save_steps=save_steps, batch_size=batch_size,
+                           learning_rate=learning_rate, resume=resume)
     crash_at = int(os.environ.get("ROBODATA_STANDIN_CRASH_AT", "0"))
-    out = Path(a.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start, history = 0, []
     cps = sorted((p for p in out.glob("checkpoint-*")), key=lambda p: int(p.name.split("-")[-1]))
     if a.resume and cps:
         state = json.loads((cps[-1] / "trainer_state.json").read_text())
         start, history = state["global_step"], state["log_history"]
-    print("GR00T FINE-TUNING CONFIGURATION (stand-in):", json.dumps(vars(a)), flush=True)
+    print("GR00T FINE-TUNING CONFIGURATION (stand-in):", json.dumps(configuration), flush=True)
     t0 = time.perf_counter()
     for step in range(start + 1, a.max_steps + 1):
         time.sleep(0.002)
@@ -73,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % a.save_steps == 0 or step == a.max_steps:
             cp = out / f"checkpoint-{step}"
             cp.mkdir(exist_ok=True)
-            (cp / "config.json").write_text(json.dumps({"model_type": "gr00t_n1_5", "standin": True}))
+            (cp / "config.json").write_text(json.dumps({"model_type": model_type, "standin": True}))
             (cp / "model.safetensors").write_bytes(b"\0" * 4096)
             (cp / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": history}))
     dt = time.perf_counter() - t0
