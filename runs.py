@@ -1,12 +1,14 @@
 """Driving the Dagster code location from Python and the CLI (part of the code location, never the library).
 
 It opens the project's Dagster instance (SQLite under the project home unless ``$DAGSTER_HOME`` says
-otherwise), ticks the real ``new_recordings`` sensor, and executes runs against that instance, so that
-everything done here shows up in the UI exactly as if the daemon had done it.
+otherwise; PostgreSQL where the config's ``instance.storage`` says so), ticks the real ``new_recordings``
+sensor, and executes runs against that instance, so that everything done here shows up in the UI exactly as
+if the daemon had done it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robodata.config import ProjectConfig, load_config
+from robodata.config import INSTANCE_PG_URL_ENV, ProjectConfig, load_config
+from robodata.errors import RobodataError
 
 _DAGSTER_YAML = """\
-# Written by robodata: an embedded Dagster instance (SQLite) under the project home.
+# Written by robodata: an embedded Dagster instance ({storage}) under the project home.
 telemetry:
   enabled: false
-concurrency:
+{storage_block}concurrency:
   runs:
     max_concurrent_runs: 2
   pools:
@@ -39,8 +42,84 @@ run_retries:
   max_retries: 2
   retry_on_asset_or_op_failure: false
 """
+PG_SERVICE = "the Dagster instance"
+PG_SCHEME = "postgresql+psycopg2"  # the SQLAlchemy driver dagster-postgres installs
+
+
+class InstanceUnreachable(RobodataError):
+    """The Dagster instance's database (PostgreSQL) cannot be reached: at start, or gone during a run."""
+
+
+def dagster_yaml(cfg: ProjectConfig) -> str:
+    """The instance's dagster.yaml for ``cfg``: SQLite by default; with ``instance.storage: postgres`` one
+    dagster-postgres ``storage:`` block (runs, event log, schedules), its password (or whole URL) read by
+    Dagster from the environment, so that no secret is ever written to the file."""
+    if cfg.instance.storage == "sqlite":
+        return _DAGSTER_YAML.format(storage="SQLite", storage_block="")
+    pg = cfg.instance.postgres
+    if os.environ.get(INSTANCE_PG_URL_ENV):
+        where = f"PostgreSQL from ${INSTANCE_PG_URL_ENV}"
+        block = f"storage:\n  postgres:\n    postgres_url:\n      env: {INSTANCE_PG_URL_ENV}\n"
+    else:
+        where = f"PostgreSQL at {pg.host}:{pg.port}/{pg.db}"
+        password = f"      password:\n        env: {pg.pass_env}\n" if pg.pass_env else ""
+        # the driver named: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, dagster-postgres brings psycopg2
+        block = (f"storage:\n  postgres:\n    postgres_db:\n      username: {json.dumps(pg.username)}\n{password}"
+                 f"      hostname: {json.dumps(pg.host)}\n      db_name: {json.dumps(pg.db)}\n      port: {pg.port}\n"
+                 f"      scheme: {PG_SCHEME}\n")
+    return _DAGSTER_YAML.format(storage=where, storage_block=block)
+
+
+def _postgres_target(cfg: ProjectConfig) -> tuple[str, str]:
+    """(the libpq URL robodata connects to, ``host:port`` as shown in errors) of the instance's PostgreSQL."""
+    from urllib.parse import quote, urlsplit
+
+    url = os.environ.get(INSTANCE_PG_URL_ENV)
+    if url:
+        u = urlsplit(url)
+        where = f"{u.hostname}:{u.port or 5432}"
+        if u.scheme != PG_SCHEME and importlib.util.find_spec("psycopg") is None:
+            raise InstanceUnreachable(f"PostgreSQL at {where} ({PG_SERVICE}): ${INSTANCE_PG_URL_ENV} must start with "
+                                      f"{PG_SCHEME}:// (SQLAlchemy reads {u.scheme}:// as a driver that is not "
+                                      "installed; dagster-postgres brings psycopg2)")
+        return url.replace(f"{PG_SCHEME}://", "postgresql://", 1), where
+    pg = cfg.instance.postgres
+    password = ""
+    if pg.pass_env:
+        if not os.environ.get(pg.pass_env):
+            raise InstanceUnreachable(f"PostgreSQL at {pg.host}:{pg.port} ({PG_SERVICE}): ${pg.pass_env} is not set "
+                                      "(instance.postgres.pass_env names the variable that holds the password)")
+        password = ":" + quote(os.environ[pg.pass_env], safe="")
+    return (f"postgresql://{quote(pg.username, safe='')}{password}@{pg.host}:{pg.port}/{quote(pg.db, safe='')}",
+            f"{pg.host}:{pg.port}")
+
+
+def check_instance_reachable(cfg: ProjectConfig, *, timeout_s: int = 5) -> None:
+    """With PostgreSQL storage: connect once (``timeout_s``), or raise one :class:`InstanceUnreachable` naming the
+    service and its address, before anything starts (else Dagster retries and fails deep inside a run)."""
+    if cfg.instance.storage != "postgres":
+        return
+    try:
+        import dagster_postgres  # noqa: F401 - what the dagster.yaml's storage block loads
+        import psycopg2
+    except ImportError:
+        raise InstanceUnreachable("instance.storage: postgres needs dagster-postgres (and psycopg2): "
+                                  "pip install 'robodata[platform]'") from None
+    from robodata.secrets import redact
+
+    url, where = _postgres_target(cfg)
+    try:
+        psycopg2.connect(url, connect_timeout=timeout_s).close()
+    except psycopg2.Error as err:
+        why = redact(" ".join(str(err).split())) or type(err).__name__
+        raise InstanceUnreachable(f"PostgreSQL at {where} ({PG_SERVICE}) is not reachable: {why}") from None
+
+
 _WRITTEN_BY = "# Written by robodata"
 OWNER_TAG = "robodata/owner"  # host-pid-start of the process executing a CLI run (robodata.owner)
+# Runs this process executed whose end it could not record (the instance's database went away mid-run): ended by
+# the next sweep (:func:`sweep_dead_runs`) once the database is back; another process ends them by their owner.
+_UNRECORDED_ENDS: set[str] = set()
 
 
 @dataclass
@@ -58,11 +137,13 @@ def prepare_home(cfg: ProjectConfig) -> Path:
     """Create the project home (Dagster instance folder, landing zone, store) and point DAGSTER_HOME at it."""
     home = Path(os.environ.get("DAGSTER_HOME") or cfg.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
-    dagster_yaml = home / "dagster.yaml"
-    # ours (first line) and out of date: rewritten; a dagster.yaml somebody else wrote is left alone
-    if not dagster_yaml.exists() or (dagster_yaml.read_text().startswith(_WRITTEN_BY)
-                                     and dagster_yaml.read_text() != _DAGSTER_YAML):
-        dagster_yaml.write_text(_DAGSTER_YAML)
+    dagster_yaml_file = home / "dagster.yaml"
+    # ours (first line) and out of date (settings, or the storage: SQLite <-> PostgreSQL): rewritten; a
+    # dagster.yaml somebody else wrote is left alone
+    want = dagster_yaml(cfg)
+    if not dagster_yaml_file.exists() or (dagster_yaml_file.read_text().startswith(_WRITTEN_BY)
+                                          and dagster_yaml_file.read_text() != want):
+        dagster_yaml_file.write_text(want)
     os.environ["DAGSTER_HOME"] = str(home)
     if "://" not in cfg.landing_url:
         Path(cfg.landing_url).mkdir(parents=True, exist_ok=True)
@@ -72,6 +153,7 @@ def prepare_home(cfg: ProjectConfig) -> Path:
         os.environ.setdefault("ROBODATA_CONFIG", cfg.source_file)
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    check_instance_reachable(cfg)
     return home
 
 
@@ -137,13 +219,18 @@ def sweep_dead_runs(instance: Any, *, fix: bool = True) -> list[str]:
     live = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=live)):
         owner = Owner.parse(run.tags.get(OWNER_TAG, ""))
-        if owner is None or not owner.gone():
+        mine = run.run_id in _UNRECORDED_ENDS
+        if not mine and (owner is None or not owner.gone()):
             continue
         if not fix:
             ended.append(run.run_id)
             continue
-        instance.report_run_failed(run, f"the process executing this run (pid {owner.pid}) is gone (killed?); "
-                                        "robodata marked the run failed and freed its concurrency slots")
+        why = ("the instance's database went away while this process executed the run, so its end was never "
+               "recorded; robodata marked the run failed and freed its concurrency slots" if mine else
+               f"the process executing this run (pid {owner.pid if owner else '?'}) is gone (killed?); "
+               "robodata marked the run failed and freed its concurrency slots")
+        instance.report_run_failed(run, why)
+        _UNRECORDED_ENDS.discard(run.run_id)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         ended.append(run.run_id)
     if fix:  # slots still held by runs that ended (a run worker that died: the code server failed its run)
@@ -161,6 +248,8 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
                    overrides: dict[str, Any] | None = None) -> list[RunOutcome]:
     """Execute ``job_name`` once per partition key against the instance (visible in the UI). Runs a killed
     CLI left behind are ended first (:func:`sweep_dead_runs`)."""
+    from dagster._core.utils import make_new_run_id
+
     from robodata.owner import Owner
 
     sweep_dead_runs(instance)
@@ -177,8 +266,15 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
             run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
         if overrides:  # `--set key=value` reaches the assets through the project resource's config
             run_config["resources"] = {"project": {"config": {"overrides_json": json.dumps(overrides)}}}
-        res = job.execute_in_process(instance=instance, partition_key=key or None, tags=run_tags,
-                                     raise_on_error=False, run_config=run_config)
+        run_id = make_new_run_id()
+        try:
+            res = job.execute_in_process(instance=instance, partition_key=key or None, tags=run_tags,
+                                         raise_on_error=False, run_config=run_config, run_id=run_id)
+        except Exception as exc:
+            _raise_if_instance_lost(instance, run_id, key, exc)
+            raise
+        if not res.success:  # Dagster may have swallowed the database's failure into a failed run
+            _raise_if_instance_lost(instance, run_id, key, None)
         err = ""
         meta: dict[str, Any] = {}
         if not res.success:
@@ -209,6 +305,44 @@ def run_partitions(instance: Any, defs: Any, job_name: str, keys: list[str], *, 
     if progress:
         progress(len(keys), len(keys), "")
     return outcomes
+
+
+def instance_postgres_url(instance: Any) -> str | None:
+    """The PostgreSQL URL the instance's run storage uses (with its password), or None (SQLite, ...)."""
+    url = getattr(instance.run_storage, "postgres_url", None)
+    return url if isinstance(url, str) else None
+
+
+def _raise_if_instance_lost(instance: Any, run_id: str, key: str, err: BaseException | None) -> None:
+    """After a run raised (``err``) or failed: when the instance's PostgreSQL is unreachable now, remember that
+    the run's end is unrecorded and raise one :class:`InstanceUnreachable` naming the service, its address and
+    the run; otherwise return (the run failed on its own)."""
+    url = instance_postgres_url(instance)
+    if url is None:
+        return
+    from urllib.parse import urlsplit
+
+    import psycopg2
+
+    from robodata.secrets import redact
+
+    u = urlsplit(url)
+    try:
+        psycopg2.connect(url.replace(f"{PG_SCHEME}://", "postgresql://", 1), connect_timeout=5).close()
+        return
+    except psycopg2.Error as gone:
+        why = redact(" ".join(str(gone).split())) or type(gone).__name__
+    _UNRECORDED_ENDS.add(run_id)
+    try:  # the database may be back already
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            sweep_dead_runs(instance)
+    except Exception:  # noqa: BLE001 - still gone: the next sweep ends the run
+        pass
+    raise InstanceUnreachable(
+        f"PostgreSQL at {u.hostname}:{u.port or 5432} ({PG_SERVICE}) went away during run {run_id}"
+        f"{' of partition ' + key if key else ''}: {why}; the run is marked failed once the database is back "
+        "(the next robodata run or `robodata doctor --fix`); outputs are published whole or not at all, rerun it") from err
 
 
 def register_and_ingest(path: str | Path, config: str | None = None, *, under: str = "") -> RunOutcome:
