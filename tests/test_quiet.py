@@ -95,4 +95,5 @@ def test_run_on_ray_prints_the_result_not_rays_notices(store, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "published" in proc.stdout and not [c for c in CHATTER if c in proc.stderr], proc.stderr
     log = (tmp_path / ".robodata" / "logs" / "robodata.log").read_text()  # the home: ./.robodata here
-    assert "Token authentication" in log and "Started a local Ray instance" in log
+    # Ray prints its token-authentication notice only on some machines: where it did, it went to the log
+    assert "Started a local Ray instance" in log and "Token authentication" not in proc.stderr
