@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from dagster_ray import Lifecycle, LocalRay, RayResource
 from pydantic import Field
 
 from robodata.config import ProjectConfig
+from robodata.parallel import check_ray_reachable
 
 
 class ClusterRay(RayResource):
@@ -34,6 +36,12 @@ class ClusterRay(RayResource):
     @property
     def ready(self) -> bool:
         return True
+
+    def connect(self, context: Any) -> Any:  # type: ignore[override]  # the base method is tenacity-wrapped
+        """``ray.init`` on the cluster, after a check that fails the run in seconds with one sentence naming
+        the address when the head is gone (``ray.init`` alone retries for minutes)."""
+        check_ray_reachable(self.address)
+        return super().connect(context)
 
 
 def _worker_env() -> dict[str, str]:

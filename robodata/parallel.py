@@ -2,9 +2,46 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from robodata.errors import RobodataError
+
+# A task whose worker process or node died (a raylet killed, a node preempted, OOM-killed) runs again on
+# another node, up to this many times. An exception the task raises is never retried: a bad recording stays
+# bad, and the error is reported once, for its item.
+SYSTEM_FAILURE_RETRIES = 3
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+class RayUnreachableError(RobodataError):
+    """The configured Ray cluster does not answer at its address (``ray.address``)."""
+
+
+def check_ray_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Fail in seconds, naming the address, when nothing listens at a Ray cluster's address: ``ray.init``
+    itself retries for minutes. ``host:port`` (the GCS, default port 6379) and ``ray://host:port`` (the Ray
+    Client server, default 10001) are checked; ``auto`` and ``local`` are Ray's to resolve."""
+    if address.strip().lower() in ("", "auto", "local"):
+        return
+    scheme, _, rest = address.strip().rpartition("://")
+    hostport = rest.split("/", 1)[0]
+    host, colon, port = hostport.rpartition(":")
+    if not colon:
+        host, port = hostport, "10001" if scheme == "ray" else "6379"
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise RayUnreachableError(f"Ray cluster address {address!r} (ray.address) is not host:port or "
+                                  "ray://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = f"no answer in {timeout_s:g} s" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise RayUnreachableError(f"Ray cluster at {address} is not reachable: {reason} (is its head node up? "
+                                  "check ray.address in the config)") from None
 
 
 @dataclass
@@ -39,7 +76,9 @@ def run_tasks(
 ) -> list[TaskResult]:
     """Run ``fn(*a)`` for every ``a`` in ``args``; one result per item, in order, errors captured per item.
 
-    ``num_gpus`` is requested only when the cluster has GPUs, so the same config runs on a laptop.
+    ``num_gpus`` is requested only when the cluster has GPUs, so the same config runs on a laptop. A task
+    lost with its worker or node is retried elsewhere (:data:`SYSTEM_FAILURE_RETRIES`); ``fn`` must be
+    idempotent (robodata's tasks write to staging and publish atomically). Its own exceptions are not retried.
     """
     try:
         import ray
@@ -54,7 +93,8 @@ def run_tasks(
                 out.append(TaskResult(False, error=err))
         return out
     gpus = num_gpus if gpus_available() >= num_gpus > 0 else 0
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=gpus, max_retries=0)(fn)
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=gpus, max_retries=SYSTEM_FAILURE_RETRIES,
+                        retry_exceptions=False)(fn)
     refs = [remote.remote(*a) for a in args]
     out = []
     for r in refs:

@@ -257,7 +257,9 @@ def _work_url(spec: PipelineSpec) -> str:
     return f"{parent}/.{name}.robodata"
 
 
-def _ray_init(spec: PipelineSpec) -> None:
+def _ray_init(spec: PipelineSpec, config_address: str | None = None) -> None:
+    """Ray for a run: the cluster at ``ray_address`` (the pipeline's, else the project config's ``ray.address``),
+    or an embedded one."""
     import ray
 
     if ray.is_initialized():
@@ -268,8 +270,12 @@ def _ray_init(spec: PipelineSpec) -> None:
     env = {k: os.environ[k] for k in keep if k in os.environ}
     opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "namespace": "robodata",
                             "runtime_env": {"env_vars": env}}
-    if spec.ray_address:
-        ray.init(address=spec.ray_address, **opts)
+    address = spec.ray_address or config_address
+    if address:
+        from robodata.parallel import check_ray_reachable
+
+        check_ray_reachable(address)  # a head that is gone: one sentence in seconds, not minutes of retries
+        ray.init(address=address, **opts)
     else:
         ray.init(include_dashboard=False, object_store_memory=512 * 1024 * 1024, **opts)
 
@@ -345,7 +351,7 @@ class Pipeline:
         t0 = time.perf_counter()
         spec = self.spec
         run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        _ray_init(spec)
+        _ray_init(spec, self.project.ray.address)
         _quiet_ray_data()
         gpus = gpus_available()
         items = [{"name": it.name, "url": it.url, "source_index": i}
