@@ -50,6 +50,11 @@ def _worker_env() -> dict[str, str]:
 
 
 def make_ray_resource(cfg: ProjectConfig) -> RayResource:
+    import ray  # noqa: F401 - imported here so that its log handlers exist for quiet_ray to reroute
+
+    from robodata.logs import quiet_ray
+
+    quiet_ray()  # under the CLI: Ray's notices (token auth, "Started a local Ray instance") go to the log file
     env = {"env_vars": _worker_env()}
     if cfg.ray.address:
         return ClusterRay(address=cfg.ray.address, ray_init_options={"namespace": cfg.ray.namespace, "runtime_env": env})

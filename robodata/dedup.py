@@ -61,7 +61,10 @@ log = logging.getLogger(__name__)
 EXACT = "exact"
 NEAR_TRAJECTORY = "near-trajectory"
 NEAR_FRAMES = "near-frames"
+# The same motion copied exactly with other images (an augmented variant of a demo): reported, not a duplicate.
+VISUAL_VARIANT = "visual-variant"
 KINDS = (EXACT, NEAR_TRAJECTORY, NEAR_FRAMES)
+_SAME_MOTION = 1e-6  # aligned RMSE (in spreads) at or below which the low-dim data is the same arrays
 
 HASH_BITS = 64
 _PHASH_SIZE = 32  # pHash: the frame is reduced to 32x32 grey, the 8x8 lowest DCT frequencies give the 64 bits
@@ -568,6 +571,11 @@ class DedupIndex:
         longer, shorter = max(sig.duration, other.duration), min(sig.duration, other.duration)
         if longer > 0 and (shorter <= 0 or longer / shorter > cfg.max_duration_ratio):
             return None  # a re-recording of the same demonstration takes about as long
+        if (dist is not None and dist <= _SAME_MOTION and fdist[0] is not None and not fdist[1]
+                and fdist[0] > cfg.frame_hamming):
+            # identical state/action, images that do not match: augmentation's variant of the demo (a re-recording
+            # has noise in its low-dim data, a re-export matching frames)
+            return Twin(other.episode_id, other.source, VISUAL_VARIANT, dist, fdist[0])
         if dist is not None and dist <= cfg.tolerance:
             return Twin(other.episode_id, other.source, NEAR_TRAJECTORY, dist, fdist[0])
         if fdist[1] and (dist is None or dist <= cfg.frames_trajectory_tolerance):
@@ -581,7 +589,7 @@ def _smooth(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _rank(t: Twin) -> tuple[int, float, float]:
-    return (KINDS.index(t.kind), t.distance if t.distance is not None else math.inf,
+    return ((KINDS + (VISUAL_VARIANT,)).index(t.kind), t.distance if t.distance is not None else math.inf,
             t.frame_distance if t.frame_distance is not None else math.inf)
 
 
@@ -663,6 +671,7 @@ class DedupReport:
     duplicates: list[Duplicate]
     candidates_verified: int
     index_size: int
+    variants: list[Duplicate] = field(default_factory=list)  # visual variants (augmentation): not duplicates
 
     @property
     def excluded(self) -> list[tuple[str, str]]:
@@ -679,7 +688,8 @@ class DedupReport:
         c = self.counts()
         lines = [f"**Dedup** ({self.policy}): {self.checked} episodes checked against {self.index_size} indexed; "
                  f"{len(self.duplicates)} duplicates ({c[EXACT]} exact, {c[NEAR_TRAJECTORY]} near-trajectory, "
-                 f"{c[NEAR_FRAMES]} near-frames), {len(self.excluded)} excluded.", ""]
+                 f"{c[NEAR_FRAMES]} near-frames), {len(self.excluded)} excluded; {len(self.variants)} visual "
+                 "variants (the same motion with other images: augmented demos, not duplicates).", ""]
         if self.duplicates:
             lines += ["| episode | twin | kind | aligned RMSE | frame bits | excluded |", "|---|---|---|---|---|---|"]
             for d in self.duplicates[:limit]:
@@ -694,7 +704,7 @@ class DedupReport:
     def as_metadata(self) -> dict[str, Any]:
         return {"dedup_policy": self.policy, "episodes_checked": self.checked, "duplicates": len(self.duplicates),
                 **{f"duplicates_{k.replace('-', '_')}": v for k, v in self.counts().items()},
-                "excluded": len(self.excluded),
+                "excluded": len(self.excluded), "visual_variants": len(self.variants),
                 "duplicate_pairs": [[f"{d.source}/{d.episode_id}", f"{d.twin_source}/{d.twin_id}", d.kind]
                                     for d in self.duplicates[:100]]}
 
@@ -720,6 +730,7 @@ def dedup_episodes(sigs: Sequence[EpisodeSignature], index: DedupIndex | None = 
     keys_in_batch: dict[int, list[int]] = defaultdict(list)
     digest_in_batch: dict[str, list[int]] = defaultdict(list)
     dups: list[Duplicate] = []
+    variants: list[Duplicate] = []
     verified = 0
     for i, s in enumerate(sigs):
         ks = index.band_keys(s)
@@ -735,14 +746,15 @@ def dedup_episodes(sigs: Sequence[EpisodeSignature], index: DedupIndex | None = 
             if t is not None and (best is None or _rank(t) < _rank(best)):
                 best = t
         if best is not None:
-            dups.append(Duplicate(s.episode_id, s.source, best.episode_id, best.source, best.kind, best.distance,
-                                  best.frame_distance, cfg.excludes(best.kind)))
+            d = Duplicate(s.episode_id, s.source, best.episode_id, best.source, best.kind, best.distance,
+                          best.frame_distance, best.kind != VISUAL_VARIANT and cfg.excludes(best.kind))
+            (variants if best.kind == VISUAL_VARIANT else dups).append(d)
         for k in ks:
             keys_in_batch[k].append(i)
         digest_in_batch[s.digest].append(i)
     if add:
         index.add_many(sigs)
-    rep = DedupReport(cfg.policy, len(sigs), dups, verified, before)
+    rep = DedupReport(cfg.policy, len(sigs), dups, verified, before, variants)
     for d in dups:
         log.info("%s", d.describe())
     if dups:

@@ -102,7 +102,8 @@ def test_rerecorded_and_reencoded_copies_are_near_duplicates_and_the_policy_excl
     got = {d.episode_id: d for d in rep.duplicates}
     assert set(got) == {"rerecorded", "reexported", "reexported-no-action", "exact"}
     # the twin is the original or an earlier copy of it (the closest one)
-    assert all((d.twin_source, d.twin_id) in {("release-1", "demo_1"), ("new", "reexported")} for d in got.values())
+    assert all((d.twin_source, d.twin_id) in {("release-1", "demo_1"), ("new", "reexported")} for d in got.values()), \
+        {k: (d.twin_source, d.twin_id, d.kind) for k, d in got.items()}
     assert (got["rerecorded"].twin_source, got["rerecorded"].twin_id) == ("release-1", "demo_1")
     assert got["rerecorded"].kind == NEAR_TRAJECTORY and 0 < got["rerecorded"].distance < cfg.tolerance
     assert got["reexported"].kind == NEAR_TRAJECTORY and got["reexported"].frame_distance <= cfg.frame_hamming
@@ -155,3 +156,18 @@ def test_phash_survives_reencoding_and_tells_scenes_apart(session):
     assert bin(phash(a) ^ phash(noise)).count("1") > 16
     assert phash(a) == phash(a.copy())
     assert isinstance(phash(other["wrist"][0]), int)
+
+
+def test_an_augmented_variant_is_reported_as_a_visual_variant_not_a_duplicate(session, tmp_path):
+    """Augmentation copies a demo's state and action exactly and changes its images: not a duplicate (the
+    policy never excludes it), but said."""
+    cfg = DedupConfig(policy="exclude_all")
+    index = DedupIndex(config=cfg)
+    dedup_episodes(list(store_signatures(session, cfg, source="rec")), index)
+    state, action, ts, frames = _arrays(session, "demo_1")
+    restyled = {c: [(255 - f).astype(np.uint8) for f in fs] for c, fs in frames.items()}  # other textures/colours
+    rep = dedup_episodes([EpisodeSignature.compute("variant", "aug", state, action, ts, restyled, cfg)], index)
+    assert rep.duplicates == [] and rep.excluded == []
+    (v,) = rep.variants
+    assert (v.twin_source, v.twin_id, v.kind) == ("rec", "demo_1", "visual-variant") and v.frame_distance > 6
+    assert "1 visual variants" in rep.to_markdown() and rep.as_metadata()["visual_variants"] == 1
