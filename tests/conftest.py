@@ -17,6 +17,23 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
 
 
+# What robodata sets in the process for the rest of it (runs.prepare_home: the config and the Dagster home a
+# CLI command ran with). Restored after every test to what it was when the test started (a module fixture's
+# project home included): a test that runs a command in-process must not hand its config to the next module.
+_PROCESS_ENV = ("ROBODATA_CONFIG", "ROBODATA_HOME", "DAGSTER_HOME")
+
+
+@pytest.fixture(autouse=True)
+def _env_as_it_was():
+    saved = {k: os.environ.get(k) for k in _PROCESS_ENV}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     if not REALDATA.exists():

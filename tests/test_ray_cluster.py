@@ -4,6 +4,10 @@ that is gone refused in seconds with one sentence naming the address."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -105,15 +109,23 @@ def test_the_python_api_uses_ray_address_from_the_config(cluster: LocalRayCluste
     for i in range(4):
         make_mcap(bags / f"r{i}.mcap", 40 + 5 * i)
     (tmp_path / "robodata.yaml").write_text(yaml.safe_dump({"ray": {"address": cluster.address}}))
-    try:
-        res = robodata.pipeline(str(bags), str(tmp_path / "out"), topic_map=SMALL_TOPIC_MAP,
-                                config=str(tmp_path / "robodata.yaml"), stages=[NodeOfEpisode(str(seen))]).run()
-        import ray
-
-        assert ray.get_runtime_context().gcs_address.endswith(cluster.address.rsplit(":", 1)[1])
-    finally:
-        _shutdown_ray()
-    assert res.ok and res.published and res.episodes_out == 4
+    # A process of its own, as a user's script is: Ray Data in this test process may hold state of an earlier
+    # Ray session (other tests' embedded Ray), which a new session's workers cannot resolve.
+    script = f"""
+import json, ray, robodata
+from tests.recordings import SMALL_TOPIC_MAP
+from tests.test_ray_cluster import NodeOfEpisode
+res = robodata.pipeline({str(bags)!r}, {str(tmp_path / "out")!r}, topic_map=SMALL_TOPIC_MAP,
+                        config={str(tmp_path / "robodata.yaml")!r}, stages=[NodeOfEpisode({str(seen)!r})]).run()
+print(json.dumps({{"ok": res.ok, "published": res.published, "episodes_out": res.episodes_out,
+                   "gcs": ray.get_runtime_context().gcs_address}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["gcs"].endswith(cluster.address.rsplit(":", 1)[1])
+    assert res["ok"] and res["published"] and res["episodes_out"] == 4
     assert {p.read_text() for p in seen.iterdir()} <= {cluster.head.node_id, cluster.worker.node_id}
     assert (tmp_path / "out" / "meta" / "info.json").exists()
 

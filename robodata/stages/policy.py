@@ -169,7 +169,8 @@ def train_policy(store: DataStore, config: PolicyConfig, launch: Launcher, *, ho
     ref, plan = plan_training(store, config)
     outcome = PolicyStage(config, store=store, release=ref, plan=plan, launch=launch).run(store, plan.name)
     run: TrainingRun = outcome.report
-    res, check = run.result, outcome.checks[0]
+    res = run.result
+    check = next(c for c in outcome.checks if c.name == CHECK_NOT_WORSE)
     promote = outcome.published
     reason = check.metadata.get("reason") or (str(check.findings[0]) if check.findings else "")
     promoted = ft.read_promoted(store)
