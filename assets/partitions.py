@@ -158,7 +158,7 @@ def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan
                                    {**r.summary, **({NOT_EVALUATED: unevaluated} if unevaluated else {})}, now, r.error))
     from robodata import metrics_hooks
 
-    metrics_hooks.partition_finished(plan.tier, results, time.monotonic() - plan.started, cfg=_config_of(context),
+    metrics_hooks.partition_finished(plan.tier, time.monotonic() - plan.started, cfg=_config_of(context),
                                      run_id=context.run_id, partition=plan.partition)
     # The partition as the registry has it now: a run of the same partition that finished meanwhile (another
     # tick's) is in it, and a recording found to be a copy or superseded meanwhile is not.

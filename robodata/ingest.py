@@ -247,9 +247,6 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
                         for key, arr in b.obs.items():
                             _check_finite(arr, path, f"{where}/{src.spec(key).h5path}", b.s)
                         _check_finite(b.actions, path, f"{where}/{ACTIONS}", b.s)
-                        for p, arr in b.passthrough.items():
-                            if len(arr) != b.e - b.s:
-                                raise IngestError(f"{path}: {where}/{p} has fewer rows than the demo's {n} frames")
                         demo.extend(b.timestamps, b.obs, b.actions, states=b.states, datagen=b.datagen,
                                     passthrough=b.passthrough)
                     for p, arr in src.statics(name).items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,8 @@ class CheckLike(Protocol):
     passed: bool
 
 
-class ResultLike(Protocol):
-    """What a tier made of one recording (``robodata_dagster.assets.partitions.Result`` is one)."""
-
-    status: str
-    summary: dict[str, Any]
-    checks: Sequence[Any]
-
-
-def partition_finished(tier: str, results: Iterable[ResultLike], seconds: float | None = None, *,
-                       cfg: Any = None, run_id: str = "", partition: str = "") -> None:
+def partition_finished(tier: str, seconds: float | None = None, *, cfg: Any = None, run_id: str = "",
+                       partition: str = "") -> None:
     """A run of ``tier`` finished ``partition`` after ``seconds``: observe its duration and push it. Its
     recordings' outcomes are counted from the registry by the long-running process (:func:`count_outputs`),
     not here: a pushed counter appears at its final value and ``rate()`` would not see it."""

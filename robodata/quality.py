@@ -43,6 +43,10 @@ class QualityReport:
             f"{r.expectation}({r.column}): {r.details.get('observed', '')}".strip() for r in self.failures
         )
 
+    def failure_lines(self) -> list[str]:
+        """One line per failed expectation: ``type(column): observed``."""
+        return [f"{r.expectation}({r.column}): {r.details.get('observed', '')}" for r in self.failures]
+
     def as_metadata(self) -> dict[str, Any]:
         """The suite in a Dagster check's metadata: counts, the failures in a sentence, and GX's own result of
         every failed expectation (type, kwargs, observed value, unexpected count/percent, examples), then passed
@@ -86,9 +90,8 @@ def episode_tables(store_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     with EpisodeStore(store_path) as store:
         poses = [f.name for f in store.schema.of_role("pose")]
         for name in store.demo_names:
-            ep = store.read(name, images=False)
-            n = len(ep)
-            ts = np.asarray(ep.timestamps, np.float64)
+            ts = np.asarray(store.timestamps(name), np.float64)
+            n = len(ts)
             dt = np.concatenate([[np.nan], np.diff(ts)]) if n else np.zeros(0)
             cols: dict[str, Any] = {"episode": name, "frame_index": np.arange(n), "timestamp": ts, "dt": dt,
                                     "episode_clock": ts - (ts[0] if n else 0.0) + offset}
@@ -96,8 +99,8 @@ def episode_tables(store_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             cols |= _dim_columns(STATE_COL, state)
             cols |= _dim_columns(ACTION_COL, action)
             for p in poses:
-                if p in ep.obs:
-                    cols |= _dim_columns(p + "[{i}]", np.asarray(ep.obs[p]))
+                if store.has(name, p):
+                    cols |= _dim_columns(p + "[{i}]", np.asarray(store.feature(name, p)))
             frames.append(pd.DataFrame(cols))
             span = float(ts[-1] - ts[0]) if n > 1 else 0.0
             offset += (span if np.isfinite(span) and span > 0 else 0.0) + _CLOCK_GAP
@@ -108,7 +111,7 @@ def episode_tables(store_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "duration_s": span,
                     "rate_hz": (n - 1) / span if span > 0 else 0.0,
                     "median_rate_hz": 1.0 / float(np.median(np.diff(ts))) if n > 1 else 0.0,
-                    "success": ep.attrs.get(SUCCESS_ATTR),
+                    "success": store.attrs(name).get(SUCCESS_ATTR),
                 }
             )
     fr = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["episode", "timestamp", "dt"])

@@ -37,9 +37,7 @@ class CheckLine:
 
 
 def _gx(report: Any, name: str, blocking: bool = True) -> CheckLine:
-    return CheckLine(name, report.success, blocking,
-                     [f"{r.expectation}({r.column}): {r.details.get('observed', '')}" for r in report.failures],
-                     f"{len(report.results)} expectations")
+    return CheckLine(name, report.success, blocking, report.failure_lines(), f"{len(report.results)} expectations")
 
 
 def quality_checks(path: str | Path, *, robot_model: Any = None, model_path: str | None = None,

@@ -200,25 +200,9 @@ def _has_gpu() -> bool:
 
 _RUN = """
 import sys
-from dataclasses import dataclass, field
 from robodata import metrics_hooks
 
-@dataclass
-class Check:
-    name: str
-    passed: bool
-
-@dataclass
-class Result:
-    status: str
-    summary: dict = field(default_factory=dict)
-    checks: list = field(default_factory=list)
-
-results = [Result("published", {"frames": 120, "bytes_written": 5000}, [Check("sync_within_tolerance", True)]),
-           Result("published", {"frames": 80, "bytes_written": 3000}),
-           Result("quarantined", {"frames": 10}, [Check("finite_values", False)]),
-           Result("failed"), Result("duplicate")]
-metrics_hooks.partition_finished("raw_teleop", results, 12.5, cfg={"metrics": {"port": None,
+metrics_hooks.partition_finished("raw_teleop", 12.5, cfg={"metrics": {"port": None,
                                  "pushgateway": sys.argv[1]}}, run_id="run-1234", partition="2026-01-01|robot-1")
 """
 
@@ -334,7 +318,7 @@ def test_push_to_a_gateway_that_never_answers_does_not_hang(caplog: pytest.LogCa
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         with caplog.at_level(logging.WARNING, logger="robodata"):
             t0 = time.monotonic()
-            metrics_hooks.partition_finished("raw_teleop", [], 1.0, cfg={"metrics": {"pushgateway": url}},
+            metrics_hooks.partition_finished("raw_teleop", 1.0, cfg={"metrics": {"pushgateway": url}},
                                              run_id="r2")
             took = time.monotonic() - t0
     assert took < metrics.PUSH_TIMEOUT_S + 3

@@ -22,6 +22,7 @@ from robodata.errors import RobodataError
 from robodata.secrets import redact
 from robodata.stages.base import Finding, OutputValidator, Stage, StageOutcome
 from robodata.stages.engines import Launcher, require_engine
+from robodata.stages.tiers import GxReport
 from robodata.storage import DataStore
 from robodata.train.config import PolicyConfig
 from robodata.train.evaluate import EvalReport
@@ -39,23 +40,17 @@ class TrainingFailed(TrainError):
         self.log_tail = log_tail
 
 
-class GxRunMetrics(OutputValidator):
+class GxRunMetrics(GxReport):
     """GX on the candidate's metrics: each a finite number, losses and errors >= 0, rates in [0, 1] (a run
     that diverged to NaN is never promoted)."""
 
     name = "gx_metrics_valid"
     description = "GX: every training/eval metric a finite number; losses >= 0, rates in [0, 1]"
 
-    def __init__(self) -> None:
-        self.last_metadata: dict[str, Any] = {}
-
-    def validate(self, path: Path) -> list[Finding]:
+    def suite(self, path: Path) -> Any:
         from robodata.quality import validate_metrics
 
-        report = validate_metrics(dict(json.loads(path.read_text()).get("metrics") or {}), self.name)
-        self.last_metadata = report.as_metadata()
-        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
-                for r in report.failures]
+        return validate_metrics(dict(json.loads(path.read_text()).get("metrics") or {}), self.name)
 
 
 class NotWorseThanPromoted(OutputValidator):

@@ -55,35 +55,7 @@ class RawSuites(SharedVerdicts[tuple[Any, Any]]):
                                      max_frames=c.max_episode_frames)
 
 
-class _GxRawSuite(OutputValidator):
-    """Great Expectations on a canonical episode store: one of the two suites of :class:`RawSuites`."""
-
-    suite: ClassVar[int] = 0  # 0: frames, 1: episodes
-
-    def __init__(self, suites: RawSuites):
-        self.suites = suites
-        self.last_metadata: dict[str, Any] = {}
-
-    def validate(self, path: Path) -> list[Finding]:
-        report = self.suites.on(path)[self.suite]
-        self.last_metadata = report.as_metadata()
-        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
-                for r in report.failures]
-
-
-class RawFramesValid(_GxRawSuite):
-    name = "frames_in_sync_and_finite"
-    description = "GX: timestamps strictly increasing, no NaN/inf in state, action, obs"
-    suite = 0
-
-
-class RawEpisodesValid(_GxRawSuite):
-    name = "episode_rates_and_lengths"
-    description = "GX: each episode's median rate within tolerance of fps; length in bounds"
-    suite = 1
-
-
-class _GxReport(OutputValidator):
+class GxReport(OutputValidator):
     """A GX suite's failed expectations as findings, its results (GX's own) as the check's metadata."""
 
     def __init__(self) -> None:
@@ -96,11 +68,35 @@ class _GxReport(OutputValidator):
         report = self.suite(path)
         self.last_metadata = report.as_metadata()
         # "error": the check failed (whether that blocks publishing is the check's ``blocking``)
-        return [Finding(self.name, f"{r.expectation}({r.column}): {r.details.get('observed', '')}", "error")
-                for r in report.failures]
+        return [Finding(self.name, line, "error") for line in report.failure_lines()]
 
 
-class GxStoreFrames(_GxReport):
+class _GxRawSuite(GxReport):
+    """Great Expectations on a canonical episode store: one of the two suites of :class:`RawSuites`."""
+
+    part: ClassVar[int] = 0  # 0: frames, 1: episodes
+
+    def __init__(self, suites: RawSuites):
+        super().__init__()
+        self.suites = suites
+
+    def suite(self, path: Path) -> Any:
+        return self.suites.on(path)[self.part]
+
+
+class RawFramesValid(_GxRawSuite):
+    name = "frames_in_sync_and_finite"
+    description = "GX: timestamps strictly increasing, no NaN/inf in state, action, obs"
+    part = 0
+
+
+class RawEpisodesValid(_GxRawSuite):
+    name = "episode_rates_and_lengths"
+    description = "GX: each episode's median rate within tolerance of fps; length in bounds"
+    part = 1
+
+
+class GxStoreFrames(GxReport):
     """GX on any tier's canonical store: timestamps present and strictly increasing per episode, positive
     frame intervals, every state/action/pose dimension a finite number."""
 
@@ -116,7 +112,7 @@ class GxStoreFrames(_GxReport):
 Reference = tuple[str | None, dict[str, tuple[float, float]]]  # (release id, learned per-dimension bounds)
 
 
-class WithinReferenceBounds(_GxReport):
+class WithinReferenceBounds(GxReport):
     """GX: every state/action dimension within the range the reference release (the latest one) saw, widened
     by a quarter of it, for 95 % of the frames. A warning (new data may rightly go further); passes, saying so, before the
     first release."""
@@ -253,7 +249,7 @@ class ReleaseLayoutValid(LeRobotLayoutValid):
     description = "robodata validate: info.json, episode lengths = video frames, stats"
 
 
-class GxLeRobotFrames(_GxReport):
+class GxLeRobotFrames(GxReport):
     name = "release_frames_contiguous_and_in_sync"
     description = "GX: index 0..N-1, frame_index steps by 1 from 0, timestamps = frame_index/fps, finite vectors"
 
