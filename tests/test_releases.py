@@ -258,14 +258,20 @@ def test_drift_against_the_previous_release_warns_or_blocks(project, on_drift):
     from robodata.config import QualityConfig
 
     store, tmp, r2 = project["store"], project["tmp"], project["r2"]
-    src = make_store(tmp / f"drifted-{on_drift}.hdf5", episodes=2, frames=20, cameras=(("front", (32, 40, 3)),))
-    with h5py.File(src, "r+") as f:  # the first joint reads 3 rad higher (a calibration offset)
-        for demo in ("demo_0", "demo_1"):
-            f[f"data/{demo}/obs/joint_pos"][:, 0] += 3.0
-    write_shard(src, store.local_path(layout.shard_path(f"drifted-{on_drift}")), video_codec="libx264", crf=23)
+    # The reference's recordings (2 + 1 episodes: the same mix of episodes, images and lengths) recorded again,
+    # except that the first joint reads 3 rad higher (a calibration offset).
+    keys = []
+    for name, episodes in (("a", 2), ("b", 1)):
+        src = make_store(tmp / f"drifted-{on_drift}-{name}.hdf5", episodes=episodes, frames=20,
+                         cameras=(("front", (32, 40, 3)),))
+        with h5py.File(src, "r+") as f:
+            for demo in range(episodes):
+                f[f"data/demo_{demo}/obs/joint_pos"][:, 0] += 3.0
+        keys.append(f"drifted-{on_drift}-{name}")
+        write_shard(src, store.local_path(layout.shard_path(keys[-1])), video_codec="libx264", crf=23)
     stage = ReleaseStage(LR)
     stage.quality = QualityConfig(drift={"on_drift": on_drift})
-    rel = stage.cut(store, [f"drifted-{on_drift}"], {})
+    rel = stage.cut(store, keys, {})
     drift = next(c for c in rel.checks if c.name == "release_drift")
     assert not drift.passed and drift.metadata["reference_release"] == r2.release
     assert drift.metadata["drifted_features"] == ["observation.state[joint_pos_0]"]  # that joint, nothing else
