@@ -4,7 +4,7 @@ TCP, as a deployment would have it). Stopped and removed afterwards.
 
 As root (CI containers), the server runs as the ``postgres`` user (``initdb`` and ``postgres`` refuse root).
 Without the binaries the tests that need it are skipped, loudly; with ``$CI`` set they fail instead, because
-CI installs ``postgresql`` (the Makefile's APT_TEST) and a skip there would hide a broken deployment path.
+CI installs ``postgresql`` (deploy/install.sh's APT_TEST) and a skip there would hide a broken deployment path.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ A control without a video of ours (``vis``, or depth where the store had none) g
 Cosmos then computes it on the fly. The output is ``OUTDIR/<name>.mp4``; it is checked (readable, same frame
 count as the source) and moved next to the clip as ``<camera>.v<k>.mp4``. This module builds and collects; the
 asset launches the command through Dagster Pipes (the library does not import Dagster).
+
+On Kubernetes the pod mounts the store's volume elsewhere (``cosmos.k8s.mount_path``): :func:`spec_for_pod` is the
+spec with its videos on that mount, written in the store (under the clip folder) so that the pod can read it.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from typing import Any
 
 from robodata.atomic import atomic_path
 from robodata.augment.clips import clip_paths, variant_path
-from robodata.augment.config import CosmosConfig
+from robodata.augment.config import CONTROL_KINDS, CosmosConfig
 from robodata.augment.errors import AugmentError
 from robodata.augment.video import count_frames
+from robodata.stages.engines import PodPaths
 
 DISTILLED_MODEL_FLAG = "--model=edge/distilled"  # Cosmos Transfer 2.5's distilled edge checkpoint
 DISTILLED_STEPS = 4  # the sampling steps it was distilled to
@@ -47,7 +51,7 @@ def spec_name(demo: str, camera: str, variant: int) -> str:
 def build_spec(
     out_dir: str | Path, demo: str, camera: str, variant: int, seed: int, cfg: CosmosConfig
 ) -> dict[str, Any]:
-    """The inference spec of one clip variant (paths absolute: the container mounts the store at the same path)."""
+    """The inference spec of one clip variant (paths absolute, as this machine sees them; see :func:`spec_for_pod`)."""
     if cfg.guidance != int(cfg.guidance) or not 0 <= cfg.guidance <= 7:
         raise AugmentError(f"tiers.augmented_videos.cosmos.guidance is {cfg.guidance}: Cosmos Transfer 2.5 takes an "
                            "integer guidance in 0..7")
@@ -83,6 +87,17 @@ def build_spec(
             ctl["control_path"] = str(p.resolve())
         spec[kind] = ctl
     return spec
+
+
+def spec_for_pod(spec: dict[str, Any], paths: PodPaths) -> dict[str, Any]:
+    """``spec`` as a pod reads it: the input and control videos on the pod's mount of the store (a video outside
+    the store is refused, :class:`~robodata.stages.engines.PodPathError`: the pod could not open it)."""
+    out = {**spec, "video_path": paths.to_pod(spec["video_path"])}
+    for kind in CONTROL_KINDS:
+        ctl = spec.get(kind)
+        if isinstance(ctl, dict) and "control_path" in ctl:
+            out[kind] = {**ctl, "control_path": paths.to_pod(ctl["control_path"])}
+    return out
 
 
 def write_spec(spec_dir: str | Path, spec: dict[str, Any]) -> Path:

@@ -147,17 +147,54 @@ class PodPaths:
         """``path`` (absolute, under the local store root) as the pod sees it; refuses anything else."""
         import os
 
-        p = os.path.abspath(str(path))
-        root = os.path.abspath(self.local_root)
+        p = os.path.realpath(str(path))  # symlinks resolved, as on the volume (a temp folder may be one)
+        root = os.path.realpath(self.local_root)
         if not _under(p, root):
             raise PodPathError(f"{p} is not under the project store {root}: a pod mounts only the store's volume, "
                                "so inputs and outputs must live in the store")
         return self.mount_path.rstrip("/") + p[len(root):]
 
     def rewrite(self, args: list[str]) -> list[str]:
-        """Every argument that is a path under the local store root, as the pod sees it (others unchanged)."""
-        root = self.local_root.rstrip("/")
-        return [self.to_pod(a) if a.startswith("/") and _under(a, root) else a for a in args]
+        """Every argument that is a path under the local store root (``--flag=path`` too), as the pod sees it
+        (others unchanged)."""
+        return [self.rewrite_value(a) for a in args]
+
+    def rewrite_value(self, value: str) -> str:
+        """``value`` as the pod sees it when it is a path under the local store root, or ``key=path``."""
+        import os
+
+        root = os.path.realpath(self.local_root)
+        if value.startswith("/") and _under(os.path.realpath(value), root):
+            return self.to_pod(value)
+        key, sep, rest = value.partition("=")
+        if sep and rest.startswith("/") and _under(os.path.realpath(rest), root):
+            return f"{key}={self.to_pod(rest)}"
+        return value
+
+    def rewrite_tree(self, value: Any) -> Any:
+        """``value`` (nested dicts and lists, e.g. a JSON spec) with every string path under the store root
+        as the pod sees it."""
+        if isinstance(value, dict):
+            return {k: self.rewrite_tree(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.rewrite_tree(v) for v in value]
+        return self.rewrite_value(value) if isinstance(value, str) else value
+
+
+def shared_root(*paths: str | Any) -> str:
+    """The folder that holds all of ``paths`` (resolved): the store root as both sides of the volume see it.
+
+    Refuses a root that is a temp or home folder itself or holds one (``/``): paths under it are this machine's
+    scratch files (a remote store's local copies), not the store on the shared volume."""
+    import os
+
+    resolved = [os.path.realpath(str(p)) for p in paths]
+    root = os.path.commonpath(resolved)
+    if root == "/" or any(_under(r, root) for r in local_only_roots()):
+        raise PodPathError(f"{', '.join(resolved)} share no folder of the project store (common folder {root}): a "
+                           "pod mounts only the store's volume, so a k8s launch needs a store on that volume (a "
+                           "local store root where the PVC is mounted), not local copies in a temp folder")
+    return root
 
 
 def pod_spec(settings: PodSettings, *, gpus: int | None = None) -> dict[str, Any]:
@@ -209,15 +246,15 @@ def local_paths_in(value: Any) -> list[str]:
 
 
 def pod_launch_fields(settings: PodSettings, local_root: str, command: list[str], env: dict[str, str] | None = None,
-                      *, gpus: int | None = None) -> dict[str, Any]:
+                      *, gpus: int | None = None, cwd: str | None = None) -> dict[str, Any]:
     """What a :class:`PipesLaunch` needs for a pod: the pod spec, and the command and environment with store paths
-    on the pod's mount. Refuses a launch that would still name a temp or home path of this machine."""
+    on the pod's mount. Refuses a launch that would still name a temp or home path of this machine (``cwd``, the
+    container's working directory, included)."""
     paths = PodPaths(local_root, settings.mount_path)
     spec = pod_spec(settings, gpus=gpus)
     pod_command = paths.rewrite(list(command))
-    pod_env = {k: (paths.to_pod(v) if v.startswith("/") and _under(v, local_root.rstrip("/")) else v)
-               for k, v in (env or {}).items()}
-    bad = local_paths_in([pod_command[1:], pod_env, spec])
+    pod_env = {k: paths.rewrite_value(v) for k, v in (env or {}).items()}
+    bad = local_paths_in([pod_command[1:], pod_env, spec, cwd or ""])
     if bad:
         raise PodPathError(f"the pod would be given local paths it cannot see: {', '.join(bad[:3])} (keep inputs, "
                            "outputs and specs in the project store on the shared volume)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from robodata.stages.engines import PodSettings
 
 
 class _Strict(BaseModel):
@@ -47,19 +49,20 @@ class GrootConfig(_Strict):
         return self.base_model_path or GROOT_BASE_MODELS[self.version]
 
 
-class KubernetesConfig(_Strict):
-    """Launch the trainer as a Kubernetes pod through ``PipesK8sClient`` (launcher ``k8s``)."""
+class KubernetesConfig(PodSettings):
+    """Launch the trainer as a Kubernetes pod through ``PipesK8sClient`` (launcher ``k8s``): the pod settings every
+    production engine shares (the store's PVC ``volume_claim`` at ``mount_path``, node selector, tolerations,
+    ``/dev/shm``) plus the image and namespace. The pod's GPUs are ``tiers.policy.num_gpus``."""
 
     image: str = Field("gr00t:latest", description="Isaac-GR00T image, prefixed with your registry")
     namespace: str = "robodata"
-    gpu_resource: str = "nvidia.com/gpu"
-    cpu: str = "8"
-    memory: str = "64Gi"
-    node_selector: dict[str, str] = {}
-    service_account: str | None = None
-    # The project store as the pod sees it (a PVC mount or an s3:// URL the pod can read).
-    volume_claim: str | None = None
-    mount_path: str = "/data"
+    gpus: int = Field(1, ge=0, exclude=True, description="not a setting here: the pod gets tiers.policy.num_gpus")
+
+    @model_validator(mode="after")
+    def _one_gpu_count(self) -> KubernetesConfig:
+        if "gpus" in self.model_fields_set:
+            raise ValueError("tiers.policy.k8s.gpus is not a setting: the trainer pod gets tiers.policy.num_gpus GPUs")
+        return self
 
 
 class RayJobConfig(_Strict):

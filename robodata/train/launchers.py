@@ -1,4 +1,4 @@
-"""What production launchers need: a GPU pod spec for Kubernetes, Ray job parameters, path remapping, the loss plot."""
+"""What production launchers need: the trainer's GPU pod for Kubernetes, Ray job parameters, the loss plot."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from robodata.stages.engines import PipesLaunch, ray_job_submission
+from robodata.stages.engines import (
+    PipesLaunch,
+    PodPathError,
+    PodPaths,
+    local_paths_in,
+    pod_launch_fields,
+    pod_spec,
+    ray_job_submission,
+)
 from robodata.train.commands import TrainCommand
 from robodata.train.config import PolicyConfig
 
@@ -16,33 +24,27 @@ ENTRYPOINT = f"python -m {PIPES_ENTRY}"
 
 
 def k8s_pod_spec(cfg: PolicyConfig) -> dict[str, Any]:
-    """``base_pod_spec`` for ``PipesK8sClient``: GPU limits from config, the store as a PVC mount."""
-    k = cfg.k8s
-    limits = {"cpu": k.cpu, "memory": k.memory}
-    if cfg.num_gpus:
-        limits[k.gpu_resource] = str(cfg.num_gpus)
-    container: dict[str, Any] = {"resources": {"limits": limits, "requests": dict(limits)}}
-    spec: dict[str, Any] = {"restart_policy": "Never", "containers": [container]}
-    if k.volume_claim:
-        container["volume_mounts"] = [{"name": "store", "mount_path": k.mount_path}]
-        spec["volumes"] = [{"name": "store", "persistent_volume_claim": {"claim_name": k.volume_claim}}]
-        # GR00T's data loader and torch's shared-memory workers need more than the default 64 MiB /dev/shm.
-        container["volume_mounts"].append({"name": "dshm", "mount_path": "/dev/shm"})
-        spec["volumes"].append({"name": "dshm", "empty_dir": {"medium": "Memory"}})
-    if k.node_selector:
-        spec["node_selector"] = dict(k.node_selector)
-    if k.service_account:
-        spec["service_account_name"] = k.service_account
-    return spec
+    """``base_pod_spec`` for ``PipesK8sClient``: the shared pod spec of ``tiers.policy.k8s`` with ``num_gpus`` GPUs
+    (the store's PVC, and a memory-backed /dev/shm for GR00T's data loader and torch's shared-memory workers)."""
+    return pod_spec(cfg.k8s, gpus=cfg.num_gpus)
 
 
-def remap_for_volume(cmd: TrainCommand, k8s, store_root: str | Path) -> TrainCommand:
-    """Paths under the local store root -> the same paths under the pod's mount of the store's PVC."""
-    if not k8s.volume_claim:
-        return cmd
-    root = str(store_root)
-    argv = [a.replace(root, k8s.mount_path) for a in cmd.argv]
-    return replace(cmd, argv=argv, output_dir=cmd.output_dir.replace(root, k8s.mount_path))
+def pod_train_command(cmd: TrainCommand, paths: PodPaths) -> TrainCommand:
+    """``cmd`` as the pod runs it: store paths on the pod's mount (the output folder must be in the store), and a
+    trainer from this machine's venv by its name on the image's PATH. Refuses a command still naming a temp or
+    home path of this machine."""
+    argv = paths.rewrite(list(cmd.argv))
+    exe = Path(argv[0]) if argv else None
+    if exe is not None and str(exe) == sys.executable:
+        argv[0] = "python"
+    elif exe is not None and exe.parent == Path(sys.executable).parent:
+        argv[0] = exe.name  # e.g. <venv>/bin/lerobot-train -> lerobot-train
+    pod = replace(cmd, argv=argv, output_dir=paths.to_pod(cmd.output_dir), env=paths.rewrite_tree(dict(cmd.env)))
+    bad = local_paths_in(pod.to_dict())
+    if bad:
+        raise PodPathError(f"the trainer pod would be given local paths it cannot see: {', '.join(bad[:3])} (keep the "
+                           "release, the run folder and trainer files in the project store on the shared volume)")
+    return pod
 
 
 def ray_job_params(cfg: PolicyConfig, env: dict[str, str]) -> dict[str, Any]:
@@ -51,15 +53,22 @@ def ray_job_params(cfg: PolicyConfig, env: dict[str, str]) -> dict[str, Any]:
 
 
 def trainer_launch(cfg: PolicyConfig, cmd: TrainCommand, store_root: str | Path) -> PipesLaunch:
-    """The trainer's Pipes entry as one launch, with what each launcher needs: the command spec in the
-    environment (paths on the pod's volume for Kubernetes), the GPU pod spec, the Ray job's GPUs."""
+    """The trainer's Pipes entry as one launch, with what its launcher needs: the command spec in the environment,
+    for ``launcher: k8s`` the GPU pod (the store's PVC required, the spec's paths on its mount), the Ray job's GPUs."""
     from robodata.train.pipes_entry import spec_env
 
     spec = spec_env(cmd, log_steps=cfg.log_steps, batch_size=cfg.batch_size)
-    pod = spec_env(remap_for_volume(cmd, cfg.k8s, store_root), log_steps=cfg.log_steps, batch_size=cfg.batch_size)
-    return PipesLaunch([sys.executable, "-m", PIPES_ENTRY], env=spec, label=f"trainer: {cmd.shell()}",
-                       image=cfg.k8s.image, namespace=cfg.k8s.namespace, pod_spec=k8s_pod_spec(cfg), pod_env=pod,
-                       gpus=cfg.num_gpus, ray_working_dir=cfg.ray.working_dir)
+    launch = PipesLaunch([sys.executable, "-m", PIPES_ENTRY], env=spec, label=f"trainer: {cmd.shell()}",
+                         image=cfg.k8s.image, namespace=cfg.k8s.namespace, gpus=cfg.num_gpus,
+                         ray_working_dir=cfg.ray.working_dir)
+    if cfg.launcher == "k8s":
+        pod_spec(cfg.k8s)  # no shared volume: the one error, before any path is looked at
+        paths = PodPaths(str(store_root), cfg.k8s.mount_path)
+        pod_env = spec_env(pod_train_command(cmd, paths), log_steps=cfg.log_steps, batch_size=cfg.batch_size)
+        fields = pod_launch_fields(cfg.k8s, str(store_root), launch.command, pod_env, gpus=cfg.num_gpus)
+        launch.pod_spec, launch.pod_command, launch.pod_env = fields["pod_spec"], fields["pod_command"], \
+            fields["pod_env"]
+    return launch
 
 
 def loss_curve_png(curve: list[dict], title: str = "") -> bytes:
