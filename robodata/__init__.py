@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from robodata import sources as sources  # robodata.sources.isaac_lab(url), cosmos(url), video(url): a mixed release
+
 __version__ = "0.1.0"
 
 _API = ("pipeline", "PipelineBuilder", "Pipeline", "PipelineResult", "PipelineStage", "Validator", "Metric",

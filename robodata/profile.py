@@ -152,6 +152,7 @@ class Profile:
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    mix: dict[str, Any] | None = None  # a mixed release's mixture.json (robodata.mix): layers, weights, datasets
 
     # -- headline numbers
 
@@ -294,6 +295,9 @@ class Profile:
             out[f"camera_{c.name}_brightness"] = round(c.brightness, 1)
             out[f"camera_{c.name}_clipped_pct"] = round(100 * c.clipped_fraction, 2)
             out[f"camera_{c.name}_blur"] = round(c.blur, 1)
+        if self.mix:
+            out["mix"] = {name: {k: layer.get(k) for k in ("weight", "episodes", "frames", "hours")}
+                          for name, layer in (self.mix.get("layers") or {}).items()}
         warnings = self.warnings
         out["warning_count"] = len(warnings)
         out["warnings"] = warnings
@@ -315,6 +319,7 @@ class Profile:
             "topics": [asdict(t) | {"gaps": t.gaps[:200]} for t in self.topics], "cameras": cams,
             "idle_speed": self.idle_speed, "speed_signal": self.speed_signal, "jerk_signal": self.jerk_signal,
             "settings": self.settings, "notes": self.notes,
+            **({"mix": {k: v for k, v in self.mix.items() if k != "episodes"}} if self.mix else {}),
         })
 
     def to_html(self) -> str:
@@ -1033,6 +1038,31 @@ def _dims_table(dims: list[DimStats]) -> str:
                   bad_rows=[d.constant for d in dims], scroll=len(dims) > 16, left=2)
 
 
+def _mix_html(mix: Mapping[str, Any]) -> str:
+    """The mix of a release: per layer its weight, datasets, episodes, frames and hours; per dataset its layers and
+    sampling weight."""
+    layers = mix.get("layers") or {}
+    rows = [[esc(name), f"{float(lay.get('weight') or 0):.3f}", f"{float(lay.get('effective_weight') or 0):.3f}",
+             esc(", ".join(lay.get("datasets") or []) or "-"), f"{int(lay.get('episodes') or 0):,}",
+             f"{int(lay.get('frames') or 0):,}", f"{float(lay.get('hours') or 0):.4f}", esc(lay.get("kind", ""))]
+            for name, lay in layers.items()]
+    bad = [not int(lay.get("episodes") or 0) for lay in layers.values()]
+    ds_rows = [[esc(name), esc(", ".join(d.get("layers") or [])), f"{float(d.get('weight') or 0):.3f}",
+                "yes" if d.get("observation_only") else "no", f"{int(d.get('episodes') or 0):,}",
+                f"{int(d.get('frames') or 0):,}", f"{float(d.get('hours') or 0):.4f}"]
+               for name, d in (mix.get("datasets") or {}).items()]
+    notes = "".join(f"<li>{esc(n)}</li>" for n in mix.get("notes") or [])
+    return ('<section id="mix"><h2>Mix</h2>'
+            f"<p>{len(layers)} layer{_s(len(layers))} in {len(ds_rows)} dataset{_s(len(ds_rows))}; weights are the "
+            "share of training samples each layer gets (effective: renormalised over the layers that have data).</p>"
+            + _table(["layer", "weight", "effective weight", "datasets", "episodes", "frames", "hours", "kind"], rows,
+                     bad_rows=bad)
+            + "<h3>Datasets</h3>"
+            + _table(["dataset", "layers", "sampling weight", "observation only", "episodes", "frames", "hours"],
+                     ds_rows)
+            + (f'<ul class="warnings">{notes}</ul>' if notes else "") + "</section>")
+
+
 def render_html(p: Profile) -> str:
     """The report page of ``p`` (see :meth:`Profile.to_html`)."""
     title = Path(p.source).name or p.source
@@ -1064,6 +1094,10 @@ def render_html(p: Profile) -> str:
            '<a href="#smoothness">Smoothness</a><a href="#state">State</a><a href="#action">Action</a>'
            '<a href="#cameras">Cameras</a><a href="#method">Method</a></nav>',
            f'<section id="headline"><h2>Headline</h2><div class="tiles">{tiles_html}</div>{warn_html}</section>']
+    if p.mix:
+        nav = next(i for i, part in enumerate(out) if part.startswith("<nav>"))
+        out[nav] = out[nav].replace('<a href="#episodes">', '<a href="#mix">Mix</a><a href="#episodes">', 1)
+        out.append(_mix_html(p.mix))
 
     # episodes
     task_rows = []

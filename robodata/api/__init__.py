@@ -58,7 +58,14 @@ def pipeline(sources: Any = None, output: str | None = None, **options: Any) -> 
     (``lerobot-v3`` | ``lerobot-v2.1``), ``num_gpus``, ``batch_size``, ``seed``, ``stages``, ``validators``,
     ``metrics`` (objects or registered names), ``dedup``, ``topic_map``, ``config`` (a project config),
     ``ray_address``, ``work_dir``, ``task``.
+
+    ``sources={layer: [...]}`` with ``weights={layer: w}`` cuts one release mixed from every layer (robot layers
+    through this pipeline, video layers through the corpus scan): see :class:`robodata.mix.MixedPipeline`.
     """
+    if isinstance(sources, dict) and "path" not in sources:  # layer -> sources (a source spec always has a path)
+        from robodata.mix import mixed_pipeline
+
+        return mixed_pipeline(sources, output, **options)  # type: ignore[return-value]
     if output is None and isinstance(sources, (str, Path)) and str(sources).endswith((".yaml", ".yml")):
         if options:
             raise PipelineError(f"{sources}: give options in the YAML, not as arguments ({', '.join(options)})")

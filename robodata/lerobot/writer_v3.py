@@ -79,8 +79,10 @@ def column(values: np.ndarray, ft: Mapping[str, Any]) -> pa.Array:
 class EpisodeWriter:
     """Frames of one episode, added in batches; created by :meth:`LeRobotV3Writer.begin_episode`."""
 
-    def __init__(self, w: LeRobotV3Writer, index: int, task_index: int, length: int | None):
+    def __init__(self, w: LeRobotV3Writer, index: int, task_index: int, length: int | None,
+                 columns: Mapping[str, Any] | None = None):
         self._w = w
+        self._columns = dict(columns or {})
         self.index = index
         self.task_index = task_index
         self.length = 0
@@ -153,6 +155,7 @@ class EpisodeWriter:
             row[video_column(k, "from_timestamp")] = self._video_from[k]
             row[video_column(k, "to_timestamp")] = self._video_from[k] + n / w.fps
         row.update(st.flatten(ep_stats))
+        row.update(self._columns)
         w._episode_rows.append(row)
         w._episode_stats.append(ep_stats)
         w.total_frames += n
@@ -169,7 +172,9 @@ class LeRobotV3Writer:
             ep.end()
 
     ``features`` are lerobot features (see :func:`robodata.lerobot.features.features_from_schema`); each video
-    feature gets its own encoder thread writing one continuous MP4 (episodes start on keyframes).
+    feature gets its own encoder thread writing one continuous MP4 (episodes start on keyframes). A dataset
+    may have no state or action (observation-only episodes: video and task text). ``info_extra`` adds keys to
+    ``meta/info.json`` (never replacing lerobot's).
     """
 
     def __init__(
@@ -183,9 +188,11 @@ class LeRobotV3Writer:
         data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
         video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
         modality: Mapping[str, Any] | None = None,
+        info_extra: Mapping[str, Any] | None = None,
     ):
         self.root = Path(root)
         self.modality = modality
+        self.info_extra = dict(info_extra or {})
         self.fps = check_fps(fps, str(self.root))
         self.video = (video or VideoSettings()).resolved()
         feats = {k: dict(v) for k, v in features.items() if k not in DEFAULT_FEATURES}
@@ -252,12 +259,19 @@ class LeRobotV3Writer:
             self.tasks.append(task)
         return self.tasks.index(task)
 
-    def begin_episode(self, task: str, length: int | None = None) -> EpisodeWriter:
-        """Start the next episode (``length``, when known, lets image stats sample frames like lerobot)."""
+    def begin_episode(self, task: str, length: int | None = None,
+                      columns: Mapping[str, Any] | None = None) -> EpisodeWriter:
+        """Start the next episode (``length``, when known, lets image stats sample frames like lerobot).
+
+        ``columns`` are extra per-episode columns of ``meta/episodes`` (scalars or strings, e.g. a layer name);
+        every episode of a dataset should give the same keys."""
         if self._open is not None:
             raise LeRobotError(f"{self.root}: end episode {self._open.index} before starting another")
+        clash = sorted(set(columns or {}) & {"episode_index", "tasks", "length", DATA_CHUNK_COLUMN, DATA_FILE_COLUMN})
+        if clash:
+            raise LeRobotError(f"{self.root}: extra episode columns {clash} would overwrite lerobot's own")
         self._roll_videos()
-        self._open = EpisodeWriter(self, self.total_episodes, self.task_index(task), length)
+        self._open = EpisodeWriter(self, self.total_episodes, self.task_index(task), length, columns)
         return self._open
 
     def commit(self) -> Path:
@@ -274,6 +288,7 @@ class LeRobotV3Writer:
                          total_episodes=self.total_episodes, total_frames=self.total_frames, total_tasks=len(self.tasks))  # fmt: skip
         info["video_files_size_in_mb"] = self._video_mb
         info["data_files_size_in_mb"] = self._data_mb
+        info.update({k: v for k, v in self.info_extra.items() if k not in info})  # robodata's marks [extension]
         write_json(self.tmp / INFO_PATH, info)
         write_json(self.tmp / STATS_PATH, st.to_json(st.aggregate(self._episode_stats)))
         write_tasks_v30(self.tmp, self.tasks)
