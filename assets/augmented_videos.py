@@ -15,7 +15,9 @@ from robodata_dagster.assets.partitions import (
     combined,
     downstream_tier,
     every_recording_spec,
+    failures_classified,
     fleet_partitions,
+    retry_policy,
 )
 from robodata_dagster.assets.versions import augmented_videos_version, digest
 from robodata_dagster.resources.engines import AugmentationEngine
@@ -45,13 +47,15 @@ def build_augmented_videos(cfg: ProjectConfig | None = None, upstream: str | Non
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         automation_condition=FOLLOW_UPSTREAM,
         check_specs=specs,
+        retry_policy=retry_policy(cfg),
         description="Each demo's cameras as MP4 (+ depth/seg/edge control videos), K visual variants per demo "
         "(local torch domain randomisation or Cosmos Transfer 2.5), merged back as new demos beside the originals.",
     )
     def augmented_videos(context: dg.AssetExecutionContext, project: ProjectResource,
                          augmented_videos_engine: AugmentationEngine, ray_cluster: RayResource):
-        store = project.store()
-        augmenter = augmented_videos_engine.augmenter(context)
+        with failures_classified(context, f"augmented_videos partition {context.partition_key}"):
+            store = project.store()
+            augmenter = augmented_videos_engine.augmenter(context)
         made: list[dict] = []
 
         def make(t: Todo) -> Result:

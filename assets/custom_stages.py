@@ -18,7 +18,15 @@ from robodata.registry import PUBLISHED, QUARANTINED
 from robodata.stages.custom import CustomStage, CustomStageConfig, custom_stage_from
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM
 from robodata_dagster.assets.checks import check_specs
-from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
+from robodata_dagster.assets.partitions import (
+    Result,
+    Todo,
+    downstream_tier,
+    every_recording_spec,
+    failures_classified,
+    fleet_partitions,
+    retry_policy,
+)
 from robodata_dagster.assets.versions import custom_stage_version, digest
 from robodata_dagster.resources.project import ProjectResource
 
@@ -46,12 +54,14 @@ def _build(name: str, options: dict[str, Any], upstream: str, source_tier: str, 
         code_version=code_version,
         automation_condition=FOLLOW_UPSTREAM,
         check_specs=specs,
+        retry_policy=retry_policy(cfg),
         description=f"The pipeline stage {name!r} ({options or 'no options'}) over each recording's episodes.",
     )
     def custom_stage(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
-        store = project.store()
-        stage = CustomStage(custom_stage_from(name, options), validators,
-                            CustomStageConfig(batch_size=batch_size, seed=seed), tier=name)
+        with failures_classified(context, f"{name} partition {context.partition_key}"):
+            store = project.store()
+            stage = CustomStage(custom_stage_from(name, options), validators,
+                                CustomStageConfig(batch_size=batch_size, seed=seed), tier=name)
         totals = {"episodes_in": 0, "episodes_out": 0, "frames": 0}
         lists: dict[str, list] = {"dropped": [], "failed": [], "quarantined": []}
 

@@ -22,7 +22,15 @@ from robodata.stages.tiers import (
 from robodata.storage import DataStore
 from robodata_dagster.assets.automation import FOLLOW_UPSTREAM, NEW_SHARDS
 from robodata_dagster.assets.checks import check_result, check_specs
-from robodata_dagster.assets.partitions import Result, Todo, downstream_tier, every_recording_spec, fleet_partitions
+from robodata_dagster.assets.partitions import (
+    Result,
+    Todo,
+    downstream_tier,
+    every_recording_spec,
+    failures_classified,
+    fleet_partitions,
+    retry_policy,
+)
 from robodata_dagster.assets.versions import lerobot_dataset_version, lerobot_episodes_version
 from robodata_dagster.resources.project import ProjectResource
 
@@ -93,14 +101,15 @@ def build_lerobot_episodes(cfg: ProjectConfig | None = None, upstream: str = lay
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         automation_condition=FOLLOW_UPSTREAM,
         check_specs=specs,
+        retry_policy=retry_policy(cfg),
         description="Each recording's episodes as a LeRobot v3.0 shard (video per camera, parquet, stats).",
     )
     def lerobot_episodes(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
-        store = project.store()
+        with failures_classified(context, f"lerobot_episodes partition {context.partition_key}"):
+            store = project.store()
+            registry = Registry(project.config.registry_url)
         totals: dict[str, Any] = {"episodes": 0, "frames": 0, "bytes": 0, "seconds": 0.0, "tasks": [],
                                   "video_keys": [], "codec": ""}
-
-        registry = Registry(project.config.registry_url)
 
         def make(t: Todo) -> Result:
             key = t.rec.key
@@ -163,12 +172,18 @@ def build_lerobot_dataset(cfg: ProjectConfig | None = None) -> dg.AssetsDefiniti
         code_version=lerobot_dataset_version(cfg or ProjectConfig()),
         automation_condition=NEW_SHARDS,
         check_specs=check_specs("lerobot_dataset", ReleaseStage.check_types((cfg or ProjectConfig()).quality)),
+        retry_policy=retry_policy(cfg),
         description="One versioned LeRobot release (v3.0, or v2.1 + meta/modality.json for GR00T) of the "
                     "recordings.",
     )(_cut_release)
 
 
-def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource):
+def _cut_release(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
+    with failures_classified(context, "lerobot_dataset"):
+        return _release(context, project)
+
+
+def _release(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult:
     lr = project.config.tiers.lerobot
     store = project.store()
     stage = ReleaseStage(lr)

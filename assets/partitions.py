@@ -10,15 +10,17 @@ partition's data version is the digest of its recordings' versions: an unchanged
 downstream, a new recording landing in the partition changes it.
 """
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
 from robodata.config import ProjectConfig
+from robodata.errors import is_transient
 from robodata.registry import FAILED, INGESTED, PUBLISHED, QUARANTINED, REGISTERED, Output, Recording, Registry
 from robodata.stages.base import CheckResult
 
@@ -39,6 +41,55 @@ def _fleet(start_date: str) -> dg.MultiPartitionsDefinition:
 def fleet_partitions(cfg: ProjectConfig | None = None) -> dg.MultiPartitionsDefinition:
     """The robot x day partitions of ``cfg`` (one object per start date, shared by every tier)."""
     return _fleet((cfg or ProjectConfig()).landing.start_date)
+
+
+_BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
+_JITTER = {"plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL, "none": None}
+
+
+def retry_policy(cfg: ProjectConfig | None = None) -> dg.RetryPolicy:
+    """The step retry policy of every tier (``retries:`` in the config): a transient fault re-raised by
+    :func:`failures_classified` is retried with backoff and jitter; a ``dg.Failure(allow_retries=False)``
+    (the data's or the config's fault) never is."""
+    r = (cfg or ProjectConfig()).retries
+    return dg.RetryPolicy(max_retries=r.max_retries, delay=r.delay_s, backoff=_BACKOFF[r.backoff],
+                          jitter=_JITTER[r.jitter])
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+_RETRIED = "_robodata_step_retried"  # set on a fault already let through for the step's retry (nested blocks)
+
+
+@contextlib.contextmanager
+def failures_classified(context: dg.AssetExecutionContext, what: str) -> Iterator[None]:
+    """The one place a tier's exceptions become Dagster's: a transient fault (:func:`robodata.errors.is_transient`)
+    goes up as it is while the step's retry policy has retries left (the step is retried, with backoff), and on
+    the last attempt as one ``dg.Failure`` saying how many attempts failed; anything else (a bad file, a bad
+    setting, a bug) as one ``dg.Failure(allow_retries=False)`` with its message, run once. ``what`` names the
+    step ("raw_teleop partition 2026-12-01|robot-a"). Blocks may nest (an asset's setup, then
+    :func:`downstream_tier`): the innermost decides."""
+    try:
+        yield
+    except (dg.Failure, dg.RetryRequested):
+        raise
+    except Exception as err:
+        if getattr(err, _RETRIED, False):
+            raise
+        if not is_transient(err):
+            raise dg.Failure(description=f"{what}: {_one_line(err)}", allow_retries=False) from err
+        policy = context.op_def.retry_policy
+        attempt, attempts = context.retry_number + 1, 1 + (policy.max_retries if policy else 0)
+        if attempt < attempts:
+            context.log.warning(f"{what}: a transient fault on attempt {attempt} of {attempts} "
+                                f"({type(err).__name__}: {_one_line(err)}); the step is retried")
+            with contextlib.suppress(AttributeError):  # an exception type with __slots__ keeps no flag
+                setattr(err, _RETRIED, True)
+            raise
+        raise dg.Failure(description=f"{what}: still failing after {attempts} attempt(s) on a transient fault "
+                         f"({type(err).__name__}): {_one_line(err)}", allow_retries=False) from err
 
 
 def robot_of(partition: str) -> str:
@@ -114,16 +165,39 @@ def plan_partition(registry: Registry, tier: str, partition: str, code_version: 
     return Plan(tier, partition, todo, current, recs, code_version, upstream_tier)
 
 
-def run_each(todo: Sequence[Todo], make: Callable[[Todo], Result], errors: tuple[type[BaseException], ...]
-             ) -> list[Result]:
-    """``make`` each recording in turn; a user-data error (``errors``) fails that recording only, named."""
-    out = []
+def run_each(todo: Sequence[Todo], make: Callable[[Todo], Result], errors: tuple[type[BaseException], ...],
+             keep: Callable[[Sequence[Result]], None] | None = None) -> list[Result]:
+    """``make`` each recording in turn; an error of its data fails that recording only, named (``errors``
+    with their message as is, any other with its type). A transient fault (:func:`robodata.errors.is_transient`)
+    stops the run: ``keep`` records what was made so far (a retry makes only the rest), and the fault goes up
+    for the step's retry policy."""
+    out: list[Result] = []
     for t in todo:
         try:
             out.append(make(t))
-        except errors as err:
-            out.append(Result(t.rec.key, FAILED, error=f"recording {t.rec.key} ({t.rec.url}): {err}"))
+        except Exception as err:
+            if is_transient(err):
+                if keep is not None:
+                    keep(out)
+                raise
+            why = str(err) if isinstance(err, errors) else f"{type(err).__name__}: {_one_line(err)}"
+            out.append(Result(t.rec.key, FAILED, error=f"recording {t.rec.key} ({t.rec.url}): {why}"))
     return out
+
+
+def keep_made(registry: Registry, plan: Plan, results: Sequence[Result]) -> None:
+    """Record the recordings an attempt published or quarantined before a transient fault stopped it: each
+    output is whole (published atomically), so the step's retry finds them up to date and makes only the rest.
+    Failed ones are not recorded: the retry makes them again."""
+    by_key = {t.rec.key: t for t in plan.todo}
+    now = time.time()
+    for r in results:
+        if r.status in (PUBLISHED, QUARANTINED):
+            t = by_key[r.key]
+            unevaluated = [c.name for c in r.checks if c.metadata.get("evaluated") is False]
+            registry.put_output(Output(plan.tier, r.key, plan.partition, t.input_version, r.version, r.status,
+                                       r.path, {c.name: bool(c.passed) for c in r.checks},
+                                       {**r.summary, **({NOT_EVALUATED: unevaluated} if unevaluated else {})}, now))
 
 
 def finish_partition(context: dg.AssetExecutionContext, registry: Registry, plan: Plan, results: Sequence[Result],
@@ -276,14 +350,16 @@ def combined(summaries: Sequence[Mapping[str, Any]], additive: Sequence[str]) ->
 def downstream_tier(context: dg.AssetExecutionContext, project: Any, tier: str, upstream: str, code_version: str,
                     specs: Sequence[dg.AssetCheckSpec], make: Callable[[Todo], Result],
                     metadata: Callable[[list[Result]], Mapping[str, Any]] | None = None) -> dg.MaterializeResult:
-    """A later tier's run for its partition: plan, ``make`` each recording whose inputs changed (a
-    ``RobodataError`` fails that recording only), record and materialize."""
+    """A later tier's run for its partition: plan, ``make`` each recording whose inputs changed (an error of
+    its data fails that recording only), record and materialize; a transient fault retries the step
+    (:func:`failures_classified`)."""
     from robodata.errors import RobodataError
 
-    registry = Registry(project.config.registry_url)
-    plan = plan_partition(registry, tier, context.partition_key, code_version, upstream)
-    results = run_each(plan.todo, make, (RobodataError,))
-    made = [r for r in results if r.status != FAILED]
-    out = finish_partition(context, registry, plan, results, specs, metadata(made) if metadata and made else {})
+    with failures_classified(context, f"{tier} partition {context.partition_key}"):
+        registry = Registry(project.config.registry_url)
+        plan = plan_partition(registry, tier, context.partition_key, code_version, upstream)
+        results = run_each(plan.todo, make, (RobodataError,), keep=lambda done: keep_made(registry, plan, done))
+        made = [r for r in results if r.status != FAILED]
+        out = finish_partition(context, registry, plan, results, specs, metadata(made) if metadata and made else {})
     assert out is not None  # only a multi_asset may materialize nothing
     return out

@@ -13,9 +13,10 @@ import dagster as dg
 from pydantic import ValidationError
 
 from robodata.config import ProjectConfig
-from robodata.errors import RobodataError
+from robodata.errors import RobodataError, is_transient
 from robodata.stages.policy import PolicyStage, TrainingFailed, train_policy
 from robodata_dagster.assets.checks import check_result, check_specs, metadata_values
+from robodata_dagster.assets.partitions import failures_classified, retry_policy
 from robodata_dagster.assets.versions import policy_checkpoint_version
 from robodata_dagster.resources.engines import PipesLauncher
 from robodata_dagster.resources.project import ProjectResource
@@ -68,13 +69,21 @@ def build_policy_checkpoint(cfg: ProjectConfig | None = None) -> dg.AssetsDefini
         automation_condition=NEW_RELEASE,
         op_tags={"dagster/concurrency_key": "policy_training"},
         check_specs=check_specs(ASSET, PolicyStage.checks),
+        retry_policy=retry_policy(cfg),
         description="A policy fine-tuned on a lerobot_dataset release (lerobot-train locally; GR00T N1.5 on a GPU "
                     "cluster), evaluated offline, tracked in MLflow and registered when promoted.",
     )(_train)
 
 
 def _train(context: dg.AssetExecutionContext, config: PolicyRunConfig, project: ProjectResource,
-           policy_launcher: PipesLauncher):
+           policy_launcher: PipesLauncher) -> dg.MaterializeResult:
+    # a trainer pod evicted or its node lost is retried (the trainer resumes from its last checkpoint)
+    with failures_classified(context, ASSET):
+        return _train_once(context, config, project, policy_launcher)
+
+
+def _train_once(context: dg.AssetExecutionContext, config: PolicyRunConfig, project: ProjectResource,
+                policy_launcher: PipesLauncher) -> dg.MaterializeResult:
     from robodata.topicmap import format_validation_error
 
     cfg = project.config
@@ -90,6 +99,8 @@ def _train(context: dg.AssetExecutionContext, config: PolicyRunConfig, project: 
         raise dg.Failure(str(err), metadata={"log_tail": dg.MetadataValue.md("```\n" + "\n".join(err.log_tail)
                                                                               + "\n```")}, allow_retries=False) from err
     except RobodataError as err:
+        if is_transient(err):  # raised from a lost pod or node: failures_classified retries the step
+            raise
         raise dg.Failure(str(err), allow_retries=False) from err
     return dg.MaterializeResult(
         metadata=metadata_values(summary, paths=("checkpoint", "candidate"), code=("trainer_command",),

@@ -20,9 +20,12 @@ from robodata_dagster.assets.partitions import (
     DUPLICATE_RESULT,
     Result,
     every_recording_spec,
+    failures_classified,
     finish_partition,
     fleet_partitions,
+    keep_made,
     plan_partition,
+    retry_policy,
 )
 from robodata_dagster.assets.versions import CODE_REVISIONS, digest, raw_teleop_content_settings, raw_teleop_version
 from robodata_dagster.resources.project import ProjectResource
@@ -66,8 +69,15 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         op_tags={"dagster/concurrency_key": "ingest"},
         check_specs=specs,
+        retry_policy=retry_policy(cfg),
     )
     def raw_teleop(context: dg.AssetExecutionContext, project: ProjectResource, ray_cluster: RayResource):
+        with failures_classified(context, f"raw_teleop partition {context.partition_key}"):
+            out = _ingest(context, project)
+        if out is not None:
+            yield out
+
+    def _ingest(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.MaterializeResult | None:
         cfg = project.config
         registry = Registry(cfg.registry_url)
         tick = context.run.tags.get(TICK_TAG)  # a sensor's run: the recordings its tick registered
@@ -80,8 +90,12 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
         t0 = time.perf_counter()
         tasks = run_tasks(ingest_partition, [(k, cfg.source_file or "", overrides) for k in keys], num_cpus=1)
         results, reports = [], []
+        faults: list[BaseException] = []  # the transient errors that stopped recordings
         for t, r in zip(plan.todo, tasks, strict=True):
             k = t.rec.key
+            if not r.ok and r.error is not None and r.transient:  # a worker or node lost beyond Ray's retries, a storage timeout
+                faults.append(r.error)
+                continue
             if not r.ok:
                 err = " ".join(str(r.error).split())
                 results.append(Result(k, FAILED, error=err if t.rec.name in err else f"{t.rec.url}: {err}"))
@@ -116,11 +130,12 @@ def build_raw_teleop(cfg: ProjectConfig, spec: Any = None) -> dg.AssetsDefinitio
                 metadata["profiles"] = dg.MetadataValue.json(
                     [{k: p.get(k) for k in ("episodes", "hours", "idle_fraction", "warning_count", "warnings",
                                             "profile_path")} for p in profiles][:50])
+        if faults:  # the step is retried for the recordings a fault stopped; what was made stays made
+            keep_made(registry, plan, results)
+            raise faults[0]
         dups = {r.key for r in results if r.status == DUPLICATE_RESULT}
         if dups:
             metadata["duplicates_not_ingested"] = dg.MetadataValue.json(sorted(dups))
-        out = finish_partition(context, registry, plan, results, specs, metadata, asset_key="raw_teleop")
-        if out is not None:
-            yield out
+        return finish_partition(context, registry, plan, results, specs, metadata, asset_key="raw_teleop")
 
     return raw_teleop

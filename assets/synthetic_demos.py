@@ -17,7 +17,9 @@ from robodata_dagster.assets.partitions import (
     combined,
     downstream_tier,
     every_recording_spec,
+    failures_classified,
     fleet_partitions,
+    retry_policy,
 )
 from robodata_dagster.assets.versions import digest, synthetic_demos_version
 from robodata_dagster.resources.engines import SyntheticDemosEngine
@@ -47,6 +49,7 @@ def build_synthetic_demos(cfg: ProjectConfig | None = None) -> dg.AssetsDefiniti
         automation_condition=FOLLOW_UPSTREAM,
         op_tags={"dagster/concurrency_key": "mimicgen"},
         check_specs=specs,
+        retry_policy=retry_policy(cfg),
         description=(
             "MimicGen-style synthetic demos of each recording: source demos cut into object-centric subtasks, "
             "replayed in new scenes (T_obj_new · T_obj_src^-1 · T_eef_src), executed and kept only when they "
@@ -55,8 +58,9 @@ def build_synthetic_demos(cfg: ProjectConfig | None = None) -> dg.AssetsDefiniti
     )
     def synthetic_demos(context: dg.AssetExecutionContext, project: ProjectResource,
                         synthetic_demos_engine: SyntheticDemosEngine, ray_cluster: RayResource):
-        store = project.store()
-        generator = synthetic_demos_engine.generator(context)
+        with failures_classified(context, f"synthetic_demos partition {context.partition_key}"):
+            store = project.store()
+            generator = synthetic_demos_engine.generator(context)
         made: list[dict] = []
 
         def make(t: Todo) -> Result:

@@ -191,6 +191,18 @@ class InstanceConfig(_Strict):
     postgres: PostgresInstanceConfig = PostgresInstanceConfig()
 
 
+class RetryConfig(_Strict):
+    """How a tier's step is retried after a transient fault (a storage timeout, a Ray worker or a pod lost): up
+    to ``max_retries`` more attempts, the n-th after about ``delay_s`` x 2^(n-1) s (``exponential``) or
+    ``delay_s`` x n s (``linear``), with random jitter. A fault of the data or the config is never retried."""
+
+    max_retries: int = Field(3, ge=0, le=20)
+    delay_s: float = Field(10.0, ge=0, description="the wait before the first retry")
+    backoff: Literal["exponential", "linear"] = "exponential"
+    jitter: Literal["plus_minus", "full", "none"] = Field(
+        "plus_minus", description="plus_minus: the wait +-50 %; full: between 0 and the wait; none")
+
+
 class TiersConfig(_Strict):
     raw_teleop: RawTeleopConfig = RawTeleopConfig()
     lerobot: LeRobotConfig = LeRobotConfig()
@@ -214,6 +226,7 @@ class ProjectConfig(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     demo: DemoConfig = DemoConfig()
     instance: InstanceConfig = InstanceConfig()  # the Dagster instance's storage (runs.py writes dagster.yaml)
+    retries: RetryConfig = RetryConfig()  # tier steps after a transient fault (assets/partitions.py retry_policy)
     # A pipeline YAML (the Python API's declarative form) whose stages and validators the platform adds as
     # tiers between the recording tiers and lerobot_episodes (each stage its own asset).
     pipeline: str | None = None

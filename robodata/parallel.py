@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from robodata.errors import RobodataError
+from robodata.errors import RobodataError, is_transient
 
 # A task whose worker process or node died (a raylet killed, a node preempted, OOM-killed) runs again on
 # another node, up to this many times. An exception the task raises is never retried: a bad recording stays
@@ -49,6 +49,12 @@ class TaskResult:
     ok: bool
     value: Any = None
     error: BaseException | None = None
+
+    @property
+    def transient(self) -> bool:
+        """The task failed on a service's fault (its worker or node lost beyond Ray's retries, a storage
+        timeout inside it), not on its item's data: worth running again (:func:`robodata.errors.is_transient`)."""
+        return self.error is not None and is_transient(self.error)
 
 
 def _unwrap(err: BaseException) -> BaseException:

@@ -9,20 +9,33 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import fsspec
 
 from robodata.atomic import partial_name, publish_path, remove_path
-from robodata.errors import RobodataError
+from robodata.errors import RobodataError, TransientError, is_transient
 
 QUARANTINE = "quarantine"  # failed outputs, with their findings: never where downstream looks
 
 
 class StorageError(RobodataError):
     """The data store cannot be read or written."""
+
+
+class StorageUnavailable(StorageError, TransientError):
+    """A remote data store kept failing with a transient fault (timeouts, dropped connections, throttling):
+    the tier's step is retried (its Dagster ``RetryPolicy``)."""
+
+
+# A call on a remote store that hits a transient fault is tried again in-process, this many times in all, the
+# waits doubling from STORAGE_RETRY_WAIT_S: a blip of the network costs a second, not a retry of the whole step.
+# A plain loop: fsspec has no retry option common to every backend, and s3fs's own (``retries``) covers only
+# some of botocore's errors.
+STORAGE_ATTEMPTS = 3
+STORAGE_RETRY_WAIT_S = 0.5
 
 
 def _is_local(url: str) -> bool:
@@ -89,21 +102,41 @@ class DataStore:
             raise StorageError(f"{self.root} is not a local store; use local_copy() to read {rel}")
         return Path(self.root) / rel
 
+    def _call(self, what: str, url: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``; on a remote store tried again after a transient fault (:data:`STORAGE_ATTEMPTS`
+        in all), then one :class:`StorageUnavailable` naming the operation and the URL. Other errors go up as
+        they are; a local store is never retried (its faults are not the network's)."""
+        attempts = 1 if self.local else max(1, STORAGE_ATTEMPTS)
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:
+                if self.local or not is_transient(err):
+                    raise
+                if attempt == attempts:
+                    why = " ".join(str(err).split()) or "no message"
+                    raise StorageUnavailable(f"the data store at {url}: {what} failed {attempts} times with a "
+                                             f"transient fault ({type(err).__name__}: {why})") from err
+                time.sleep(STORAGE_RETRY_WAIT_S * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def exists(self, rel: str) -> bool:
-        return self.fs.exists(self.url(rel))
+        return bool(self._call("checking", self.url(rel), self.fs.exists, self.url(rel)))
 
     def size(self, rel: str) -> int:
-        return int(self.fs.du(self.url(rel), total=True)) if self.exists(rel) else 0
+        if not self.exists(rel):
+            return 0
+        return int(self._call("measuring", self.url(rel), self.fs.du, self.url(rel), total=True))
 
     def remove(self, rel: str) -> None:
         if self.exists(rel):
-            self.fs.rm(self.url(rel), recursive=True)
+            self._call("removing", self.url(rel), self.fs.rm, self.url(rel), recursive=True)
 
     def listdir(self, rel: str = "") -> list[str]:
         url = self.url(rel) if rel else self.root
-        if not self.fs.exists(url):
+        if not self._call("checking", url, self.fs.exists, url):
             return []
-        return sorted(os.path.basename(p.rstrip("/")) for p in self.fs.ls(url, detail=False))
+        return sorted(os.path.basename(p.rstrip("/")) for p in self._call("listing", url, self.fs.ls, url, detail=False))
 
     @contextlib.contextmanager
     def staged(self, rel: str) -> Iterator[Path]:
@@ -135,14 +168,22 @@ class DataStore:
             publish_path(staged, final)
         else:
             tmp_key = self.url(str(partial_name(rel)))
-            self.fs.put(str(staged), tmp_key, recursive=staged.is_dir())
-            if staged.is_dir() and self.fs.exists(self.url(rel)):
-                # an object store has no folder rename: readers of a replaced folder may see it missing in
-                # between, so the tiers readers depend on publish folders under new, versioned names
-                # (shards: <key>@<digest>; releases: their content id) and never replace them
-                self.fs.rm(self.url(rel), recursive=True)
-            # one object: the copy onto an existing key replaces it at once (readers see old or new)
-            self.fs.mv(tmp_key, self.url(rel), recursive=staged.is_dir())
+            try:
+                self._call("uploading", tmp_key, self.fs.put, str(staged), tmp_key, recursive=staged.is_dir())
+                if staged.is_dir() and self.exists(rel):
+                    # an object store has no folder rename: readers of a replaced folder may see it missing in
+                    # between, so the tiers readers depend on publish folders under new, versioned names
+                    # (shards: <key>@<digest>; releases: their content id) and never replace them
+                    self._call("replacing", self.url(rel), self.fs.rm, self.url(rel), recursive=True)
+                # one object: the copy onto an existing key replaces it at once (readers see old or new)
+                self._call("publishing", self.url(rel), self.fs.mv, tmp_key, self.url(rel),
+                           recursive=staged.is_dir())
+            except BaseException:
+                # a failed upload or move leaves no hidden temporary behind for the step's retry to step over
+                with contextlib.suppress(Exception):
+                    if self.fs.exists(tmp_key):
+                        self.fs.rm(tmp_key, recursive=True)
+                raise
         return self.url(rel)
 
     def quarantine(self, staged: Path, rel: str, findings: list[dict]) -> str:
@@ -173,7 +214,7 @@ class DataStore:
                 out.append(self.local_path(rel))
                 continue
             dst = tmp / f"{i:06d}"
-            self.fs.get(self.url(rel), str(dst), recursive=True)
+            self._get(rel, dst)
             out.append(dst)
         return out
 
@@ -188,7 +229,21 @@ class DataStore:
         tmp_dir = Path(tempfile.mkdtemp(prefix="robodata-"))
         try:
             dst = tmp_dir / Path(rel).name
-            self.fs.get(self.url(rel), str(dst), recursive=True)
+            self._get(rel, dst)
             yield dst
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def _get(self, rel: str, dst: Path) -> None:
+        """Download ``rel`` to ``dst``; a try cut short by a fault leaves nothing at ``dst`` for the next one."""
+        def once() -> None:
+            try:
+                self.fs.get(self.url(rel), str(dst), recursive=True)
+            except BaseException:
+                if dst.is_dir():
+                    shutil.rmtree(dst, ignore_errors=True)
+                else:
+                    dst.unlink(missing_ok=True)
+                raise
+
+        self._call("reading", self.url(rel), once)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from robodata.augment.config import AugmentedVideosConfig, CosmosConfig
+from robodata.errors import is_transient
 from robodata.stages.engines import (
     Launcher,
     PipesLaunch,
@@ -105,7 +106,9 @@ class CosmosClipAugmenter(ClipAugmenter):
                     videos[(c.demo, c.camera, k)] = str(collect_output(raw_out, out_dir, c.demo, c.camera, k, frames))
                 except PodPathError:
                     raise  # the config, not this clip: every launch would be refused alike
-                except Exception as err:  # noqa: BLE001 - a bad output or a failed launch fails this clip only
+                except Exception as err:  # a bad output or a failed launch fails this clip only (the rest goes on)
+                    if is_transient(err):  # a pod evicted, a node lost: the step's retry policy runs it again
+                        raise
                     run.failed[f"{c.name} v{k}"] = f"{c.name} v{k}: {err}"
         return run, videos
 
