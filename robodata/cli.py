@@ -204,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default="teleop_session")
     s.add_argument("--image-hw", type=int, nargs=2, default=[96, 128])
-    s.add_argument("--format", choices=["mcap", "hdf5", "both"], default="both",
-                   help="ROS 2 MCAP (as a robot records), Isaac Lab HDF5 (as a simulator does), or both")
+    s.add_argument("--format", choices=["mcap", "hdf5", "both", "mp4"], default="both",
+                   help="ROS 2 MCAP (as a robot records), Isaac Lab HDF5 (as a simulator does), both, or mp4: "
+                        "camera clips with a caption and no robot state (the shape of web and human video)")
     s.set_defaults(func=cmd_record)
 
     s = sub.add_parser("ingest", help="ingest a recording (through Dagster, or straight to --out HDF5)")

@@ -280,10 +280,12 @@ def cut_mixed_release(
     version: str = "v3.0",
     episodes: ObservationEpisodesConfig | None = None,
     profile: bool = True,
+    release_name: str | None = None,
 ) -> MixedRelease:
     """Cut one release in ``output`` (atomically) from ``layers``: layer name -> LeRobot dataset folders (robot
     episodes; :class:`LayerDataset` to add provenance) and/or accepted :class:`~robodata.video.shots.Shot` s
-    (observation-only episodes, written with ``episodes``). ``weights`` per layer are normalised (none: equal).
+    (observation-only episodes, written with ``episodes``). ``weights`` per layer are normalised (none: equal);
+    ``release_name`` (default: the output folder's) is the release's name in mixture.json.
 
     Raises:
         MixError: bad weights, or no layer has episodes.
@@ -322,7 +324,7 @@ def cut_mixed_release(
             per_dataset[VIDEO_DATASET] = {"rows": rows, "fps": float(rep.fps), "observation_only": True}
         if not per_dataset:
             raise MixError(f"{out}: no layer has episodes (every dataset is empty and there are no video shots)")
-        mixture = _mixture(norm, per_dataset, kinds, out.name, version)
+        mixture = _mixture(norm, per_dataset, kinds, release_name or out.name, version)
         mixture["notes"] += [f"shot {s} left out: {why}" for s, why in skipped[:50]]
         (tmp / MIXTURE_PATH).write_text(json.dumps(mixture, indent=1, default=str) + "\n")
         if profile:
@@ -556,7 +558,8 @@ class MixedPipeline:
                             shutil.copytree(p, dst)
                         it = LayerDataset(dst, it.provenance)
                     local[layer].append(it)
-            rel = cut_mixed_release(local, staged, weights=self.weights, version=self.version, episodes=self.episodes)
+            rel = cut_mixed_release(local, staged, weights=self.weights, version=self.version, episodes=self.episodes,
+                                    release_name=name)
             result.mixture = rel.mixture
             result.output = target.publish(staged, name)
             result.published = True

@@ -266,3 +266,23 @@ def test_corpus_in_a_bucket(renders, tmp_path, monkeypatch):
     assert dup.clip == "s3://bucket/videos/pick_copy.webm" and dup.reason == "duplicate" and dup.twin == shot.id
     assert [(f.path, f.problem.split(" (")[0]) for f in res.findings] == \
         [("s3://bucket/videos/lonely.json", "caption file without a clip")]
+
+
+def test_takes_of_one_robot_cell_are_not_duplicates(tmp_path):
+    """The simulator's clips (``robodata record --format mp4``): one fixed camera, one scene, different takes (the
+    cube and goal move). They look alike, but only a copy of the same take is a duplicate."""
+    import shutil
+
+    from robodata.sim.recorder import TASK, record_session
+
+    # Sessions 0 and 1: session 1's first take and session 0's second come out 7 bits apart (a copy: under 3).
+    clips = [p for i in range(2) for p in record_session(tmp_path / "clips", f"cell{i}", n_episodes=2, seed=i,
+                                                        formats=["mp4"])["clips"]]
+    names = ["cell0_ep00.mp4", "cell0_ep01.mp4", "cell1_ep00.mp4", "cell1_ep01.mp4"]
+    assert [p.name for p in clips] == names
+    shutil.copy(clips[1], tmp_path / "clips" / "reupload.mp4")  # one take uploaded twice
+    res = scan_corpus(str(tmp_path / "clips"), use_ray=False)
+    dups = [(Path(r.clip).name, Path(str(r.twin)).name.split("#")[0]) for r in res.rejections if r.reason == "duplicate"]
+    assert dups == [("reupload.mp4", "cell0_ep01.mp4")]
+    assert sorted(Path(s.clip).name for s in res.shots) == names
+    assert all(s.caption == TASK and s.provenance == {} for s in res.shots)  # the .txt caption beside each clip

@@ -49,6 +49,10 @@ SOURCE = "robodata-sim"
 ACTION_NAMES = ["dx", "dy", "dz", "gripper"]
 ACTION_LABEL = ",".join(ACTION_NAMES)  # the Float32MultiArray dimension label of /teleop/action
 FORMATS = ("mcap", "hdf5")
+# ``mp4``: each episode's front camera as a clip with a ``.txt`` caption beside it and no robot state or action,
+# the shape of web and human video (the video source tier's input). Not part of the default formats.
+CLIP_FORMAT = "mp4"
+CLIP_FPS = 30
 TOPIC_MAP_PATH = Path(__file__).with_name("demo_topic_map.yaml")
 WALL_CLOCK_EPOCH_S = 1_700_000_000
 WORLD_FRAME = "world"
@@ -212,9 +216,9 @@ class _EpisodeFrames:
 
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     fmts = tuple(formats)
-    bad = [f for f in fmts if f not in FORMATS]
+    bad = [f for f in fmts if f not in (*FORMATS, CLIP_FORMAT)]
     if bad or not fmts:
-        raise RecorderError(f"unknown recording formats {bad or list(fmts)} (choose from {list(FORMATS)})")
+        raise RecorderError(f"unknown recording formats {bad or list(fmts)} (choose from {[*FORMATS, CLIP_FORMAT]})")
     return fmts
 
 
@@ -233,7 +237,9 @@ def record_session(
 ) -> dict[str, Any]:
     """Record one scripted teleop session of ``n_episodes`` pick-and-place episodes.
 
-    Writes ``<out_dir>/<name>.mcap`` (ROS 2, zstd chunks) and/or ``<out_dir>/<name>.hdf5`` (Isaac Lab layout).
+    Writes ``<out_dir>/<name>.mcap`` (ROS 2, zstd chunks) and/or ``<out_dir>/<name>.hdf5`` (Isaac Lab layout),
+    and with ``mp4`` in ``formats`` ``<out_dir>/<name>_epNN.mp4`` per episode (the front camera; a ``.txt``
+    caption beside it, no robot state).
     The HDF5 depends only on ``seed`` (not on the formats or the MCAP's clock): same seed, same arrays.
 
     Args:
@@ -286,6 +292,7 @@ def record_session(
     wrist_phase_ns = int(clock_rng.uniform(3, 7) * 1e6)
 
     successes: list[bool] = []
+    clips: list[Path] = []
     frames_per_episode: list[int] = []
     durations: list[float] = []
     cursor_ns = end_ns = start_ns
@@ -295,6 +302,8 @@ def record_session(
             successes.append(ep["success"])
             frames_per_episode.append(ep["frames"])
             durations.append(ep["frames"] / CONTROL_HZ)
+            if CLIP_FORMAT in fmts:
+                clips.append(_write_clip(out / f"{name}_ep{i:02d}.mp4", ep["hdf5"]["obs"]["front"]))
             if store is not None:
                 attrs = {SEED_ATTR: ep_seed, "source": SOURCE, "operator": ep["operator"],
                          "mcap_start_ns": ep["start_ns"]}  # fmt: skip
@@ -328,6 +337,7 @@ def record_session(
         "name": name,
         "mcap": mcap_path,
         "hdf5": hdf5_path,
+        "clips": clips,
         "topic_map": TOPIC_MAP_PATH,
         "episodes": n_episodes,
         "successes": int(sum(successes)),
@@ -342,6 +352,25 @@ def record_session(
         "end_ns": end_ns,
         "wall_time_s": time.perf_counter() - t_start,
     }
+
+
+def _write_clip(path: Path, frames: np.ndarray) -> Path:
+    """``frames`` (RGB, N x H x W x 3) as an H.264 MP4 at the control rate, published atomically, with the task as
+    its caption (``<clip>.txt``)."""
+    from fractions import Fraction
+
+    import av
+
+    with atomic_path(path, kind="file") as tmp, av.open(str(tmp), "w", format="mp4") as c:
+        st = c.add_stream("libx264", rate=Fraction(CLIP_FPS))
+        st.height, st.width = int(frames.shape[1]) // 2 * 2, int(frames.shape[2]) // 2 * 2
+        st.pix_fmt = "yuv420p"
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: st.height, : st.width]), format="rgb24")
+            c.mux(st.encode(frame))
+        c.mux(st.encode())
+    path.with_suffix(".txt").write_text(TASK + "\n")
+    return path
 
 
 def _record_episode(

@@ -47,6 +47,9 @@ class VideoCorpusConfig(BaseModel):
     hash_scales: tuple[float, ...] = Field((1.0, 0.9, 0.8), description="centre crops hashed per frame (fractions "
                                                                         "of width and height): crops match")
     hash_radius: int = Field(8, ge=0, le=64, description="Hamming bits two frame hashes may differ by")
+    max_mean_distance: float = Field(6.0, ge=0, le=64, description="and the slots' mean best distance must be at "
+                                     "most this: re-encodes, crops and rescales stay under 6 bits, while different "
+                                     "takes of one fixed-camera scene (a robot cell) come out at 7 or more")
     match_fraction: float = Field(0.75, gt=0, le=1, description="share of a shot's slots that must match")
     slot_shift: int = Field(1, ge=0, description="slots a match may be shifted by (a trimmed re-upload)")
     max_duration_ratio: float = Field(1.5, ge=1, description="longer / shorter duration above which two shots "

@@ -90,7 +90,7 @@ def match(a: ShotHashes, b: ShotHashes, cfg: VideoCorpusConfig) -> float | None:
     for i in range(len(x)):
         lo, hi = max(0, i - cfg.slot_shift), min(len(y), i + cfg.slot_shift + 1)
         best[i] = d[i, lo:hi].min() if hi > lo else 64
-    if (best <= cfg.hash_radius).mean() + 1e-9 < cfg.match_fraction:
+    if (best <= cfg.hash_radius).mean() + 1e-9 < cfg.match_fraction or best.mean() > cfg.max_mean_distance:
         return None
     return float(best.mean())
 
