@@ -243,6 +243,7 @@ def test_python_api_mixed_form_builds_every_layer_and_cuts_the_release(tmp_path)
     assert result.published and result.ok, result.summary()
     out = Path(result.output)
     mix = json.loads((out / "mixture.json").read_text())
+    assert mix["release"] == "release"  # the published folder's name, not its temporary one's
     lay = mix["layers"]
     assert (lay["teleop"]["episodes"], lay["teleop"]["frames"]) == (2, 80)
     assert lay["synthetic"]["datasets"] == ["robot", "video"] and lay["synthetic"]["episodes"] == 2
