@@ -26,7 +26,7 @@ from robodata.config import ProjectConfig
 CODE_REVISIONS: Mapping[str, int] = {
     "raw_teleop": 1,
     "synthetic_demos": 1,
-    "augmented_videos": 1,
+    "augmented_videos": 2,  # 2: real JPEG round trip, per-clip noise field, renormalised blur border
     "custom_stage": 1,
     "lerobot_episodes": 1,
     "lerobot_dataset": 1,
@@ -91,12 +91,14 @@ def synthetic_demos_settings(cfg: ProjectConfig) -> dict[str, Any]:
 
 
 def augmented_videos_settings(cfg: ProjectConfig) -> dict[str, Any]:
-    """``tiers.augmented_videos`` with the chosen engine's section only: for ``local`` less ``device`` and
-    ``batch_frames`` (the draws are per clip), for ``cosmos`` less launcher, namespace and timeout."""
+    """``tiers.augmented_videos`` with the chosen engine's section only: for ``local`` less ``device``, the batch
+    and thread settings (the draws are per clip: any batch gives the same frames), for ``cosmos`` less launcher,
+    namespace and timeout."""
     c = cfg.tiers.augmented_videos
     out = c.model_dump(mode="json", exclude={"enabled", "local", "cosmos"})
     if c.engine == "local":
-        out["local"] = c.local.model_dump(mode="json", exclude={"device", "batch_frames"})
+        out["local"] = c.local.model_dump(mode="json", exclude={"device", "batch_frames", "cpu_batch", "gpu_max_batch",
+                                                                "gpu_memory_fraction", "torch_threads"})
     else:
         out["cosmos"] = c.cosmos.model_dump(mode="json", exclude={"launcher", "namespace", "timeout_s"})
     return out

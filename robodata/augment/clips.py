@@ -58,6 +58,7 @@ class ClipReport:
     params: dict[int, dict[str, Any]] = field(default_factory=dict)
     bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    augment: dict[int, dict[str, Any]] = field(default_factory=dict)  # per variant: device, torch batch size
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +127,7 @@ def process_clip(
     """
     import time
 
-    from robodata.augment.local import LocalAugmenter, draw_params
+    from robodata.augment.local import LocalAugmenter, draw_params, torch_threads
     from robodata.augment.video import video_settings
     from robodata.formats.isaaclab import EpisodeStore
 
@@ -172,28 +173,29 @@ def process_clip(
             edge_thr = None
             depth_range = None
             t_aug = 0.0
-            try:
-                for s in range(0, n, cfg.local.batch_frames):
-                    e = min(n, s + cfg.local.batch_frames)
-                    frames = images[s:e]
-                    enc.feed("video", frames)
-                    depth, seg = ctl.batch(s, e, frames)
-                    if "edge" in enc._queues:
-                        edges, edge_thr = edge_video(frames, edge_thr)
-                        enc.feed("edge", edges)
-                    if "depth" in enc._queues and depth is not None:
-                        if depth_range is None:
-                            depth_range = _depth_range(depth)
-                        enc.feed("depth", depth_video(depth, depth_range))
-                    if "seg" in enc._queues and seg is not None:
-                        enc.feed("seg", seg_video(seg))
-                    masks.append(np.packbits(np.isin(seg, KEEP_CLASSES), axis=-1) if seg is not None else None)
-                    ta = time.perf_counter()
-                    for k, aug in augmenters.items():
-                        enc.feed(f"v{k}", aug.apply(frames, seg, s))
-                    t_aug += time.perf_counter() - ta
-            finally:
-                files = enc.close()
+            with torch_threads(cfg.local.torch_threads if augmenters else None):
+                try:
+                    for s in range(0, n, cfg.local.batch_frames):
+                        e = min(n, s + cfg.local.batch_frames)
+                        frames = images[s:e]
+                        enc.feed("video", frames)
+                        depth, seg = ctl.batch(s, e, frames)
+                        if "edge" in enc._queues:
+                            edges, edge_thr = edge_video(frames, edge_thr)
+                            enc.feed("edge", edges)
+                        if "depth" in enc._queues and depth is not None:
+                            if depth_range is None:
+                                depth_range = _depth_range(depth)
+                            enc.feed("depth", depth_video(depth, depth_range))
+                        if "seg" in enc._queues and seg is not None:
+                            enc.feed("seg", seg_video(seg))
+                        masks.append(np.packbits(np.isin(seg, KEEP_CLASSES), axis=-1) if seg is not None else None)
+                        ta = time.perf_counter()
+                        for k, aug in augmenters.items():
+                            enc.feed(f"v{k}", aug.apply(frames, seg, s))
+                        t_aug += time.perf_counter() - ta
+                finally:
+                    files = enc.close()
     for name, f in files.items():
         if f.frames != n:
             raise AugmentError(f"{clip}: {f.path.name} has {f.frames} frames, the demo {n}")
@@ -207,6 +209,7 @@ def process_clip(
         np.savez_compressed(paths["mask"], mask=np.concatenate(packed), width=hw[1])
         report.files["mask"] = str(paths["mask"])
     report.seconds = {"total": round(time.perf_counter() - t0, 3), "augment": round(t_aug, 3)}
+    report.augment = {k: aug.report() for k, aug in augmenters.items()}
     return report.to_json()
 
 

@@ -6,13 +6,15 @@ cameras agree. Only sensor noise is drawn per frame (seeded by the frame index),
 
 Per frame, in order: background/floor replaced by a procedural texture and the table re-textured with its shading
 kept (through the segmentation mask, when there is one); colour (white balance, hue, saturation, contrast,
-brightness) as one 3x3 matrix; a directional light falloff; Gaussian blur; sensor noise; JPEG-style 8x8 DCT
-quantisation (compression artifacts).
+brightness) as one 3x3 matrix; a directional light falloff; Gaussian blur; sensor noise; a real JPEG round trip
+at the drawn quality (compression artifacts).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,14 +22,6 @@ import numpy as np
 
 from robodata.augment.config import LocalEngineConfig
 from robodata.augment.controls import CLASSES
-
-# The JPEG standard's quantisation tables (ITU T.81, Annex K).
-_Q_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float32).reshape(8, 8)  # fmt: skip
-_Q_CHROMA = np.full((8, 8), 99, np.float32)
-_Q_CHROMA[:4, :4] = np.array([17, 18, 24, 47, 18, 21, 26, 66, 24, 26, 56, 99, 47, 66, 99, 99]).reshape(4, 4)
 
 
 @dataclass(frozen=True)
@@ -127,120 +121,203 @@ def _color_matrix(p: AugmentParams) -> np.ndarray:
     return (p.gain * p.contrast * (sat @ hue @ wb)).astype(np.float32)
 
 
-def _dct_matrix() -> np.ndarray:
-    n = 8
-    m = np.array([[math.cos((2 * x + 1) * u * math.pi / 16) for x in range(n)] for u in range(n)])
-    m[0] *= math.sqrt(1 / n)
-    m[1:] *= math.sqrt(2 / n)
-    return m.astype(np.float32)
+
+# Bytes one 480x640-class frame needs on the GPU per pixel while it is augmented: about six live float32 RGB
+# images (input, texture blend, matmul output, blur pads, noise) plus the uint8 frame, class map and masks.
+_GPU_BYTES_PER_PIXEL = 6 * 3 * 4 + 3 + 8
+_NOISE_PAD = 64  # the clip's noise field is this much larger than a frame: frames add windows of it
 
 
-def _quality_scale(q: int) -> float:
-    q = max(1, min(100, q))
-    return (5000 / q if q < 50 else 200 - 2 * q) / 100.0
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to ``n`` for the block (None: unchanged), restored after.
+
+    The clip's encoder and decoder threads need cores too: on a small machine torch's default (every core)
+    makes them fight, and a Ray task given one CPU should use one."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class LocalAugmenter:
-    """Applies :class:`AugmentParams` to batches of frames of one clip (textures and kernels are built once)."""
+    """Applies :class:`AugmentParams` to frames of one clip (textures and kernels are built once).
+
+    Frames go through torch in batches of :attr:`batch_size`: on CUDA picked from free memory
+    (:mod:`robodata.gpu_memory`, halved on OOM), on CPU the fixed ``cpu_batch`` (a few frames: their
+    intermediates stay in cache and memory is reused rather than faulted in). Every step is per frame, so the
+    output does not depend on the batching.
+    """
 
     def __init__(self, cfg: LocalEngineConfig, params: AugmentParams, hw: tuple[int, int], camera_salt: int = 0):
         import torch
+
+        from robodata.gpu_memory import AdaptiveBatcher, memory_info, pick_batch_size
 
         self.cfg, self.p = cfg, params
         self.device = torch.device(resolve_device(cfg.device))
         h, w = hw
         self.hw = hw
         dev, f32 = self.device, torch.float32
-        self.bg = torch.from_numpy(_texture(params, h, w, 1 + 2 * camera_salt)).to(dev)
-        self.table = torch.from_numpy(_texture(params, h, w, 2 + 2 * camera_salt)).to(dev)
-        self.table = 0.6 * torch.tensor(params.table_color, dtype=f32, device=dev)[:, None, None] + 0.4 * self.table
+        # Everything works on the 0-255 scale (no division per pixel); textures and tables are scaled once here.
+        self.bg = torch.from_numpy(_texture(params, h, w, 1 + 2 * camera_salt)).to(dev) * 255
+        table = torch.from_numpy(_texture(params, h, w, 2 + 2 * camera_salt)).to(dev)
+        table = 0.6 * torch.tensor(params.table_color, dtype=f32, device=dev)[:, None, None] + 0.4 * table
+        self.table = table / 0.8  # x lum (0-255): the table texture shaded by the scene's own light
+        self.lum = torch.tensor([[0.299, 0.587, 0.114]], dtype=f32, device=dev)
         self.color = torch.from_numpy(_color_matrix(params)).to(dev)
-        self.offset = float(0.5 * (1 - params.contrast) * params.gain)
+        self.offset = float(0.5 * (1 - params.contrast) * params.gain) * 255
         ang = math.radians(params.light_dir_deg)
         yy = torch.linspace(-1, 1, h, device=dev)[:, None]
         xx = torch.linspace(-1, 1, w, device=dev)[None, :]
         self.light = (1 + params.light_strength * (math.cos(ang) * xx + math.sin(ang) * yy) / 1.4142).clamp(0.3, 2)
         self.blur = None
+        self._blur_edge = torch.empty(0)
         sigma = params.blur_sigma * h / 480  # the configured sigma is for 480-line images
         if sigma >= 0.3:
             r = max(1, int(math.ceil(3 * sigma)))
             k = torch.exp(-((torch.arange(-r, r + 1, dtype=f32) / sigma) ** 2) / 2)
-            self.blur = (k / k.sum()).to(dev)
-        d = _dct_matrix()
-        self.dct2 = torch.from_numpy(np.kron(d, d)).to(dev)  # the 2-D 8x8 DCT on flattened blocks
-        scale = _quality_scale(params.jpeg_quality)
-        q = np.stack([_Q_LUMA, _Q_CHROMA, _Q_CHROMA]) * scale
-        self.quant = torch.from_numpy(np.clip(np.floor(q + 0.5), 1, 255) / 255.0).to(dev)  # (3, 8, 8)
+            k = k / k.sum()
+            self.blur = k.to(dev)
+            inside = torch.cumsum(k, 0)[r:2 * r]  # the weight that falls inside at 0..r-1 pixels from a border
+            self._blur_edge = (1 / inside).to(dev)
+        self.quality = max(1, min(100, params.jpeg_quality))
+        self.memory = memory_info(dev) if dev.type == "cuda" else None
+        if self.memory is not None:
+            batch = pick_batch_size(h * w * _GPU_BYTES_PER_PIXEL, self.memory.free, max_batch=cfg.gpu_max_batch,
+                                    safety=cfg.gpu_memory_fraction)
+        else:
+            batch = cfg.cpu_batch
+        self._bufs: dict[str, Any] | None = None
+        self._noise: Any = None
+        self.batcher: AdaptiveBatcher = AdaptiveBatcher(batch, what=f"local augmentation of {h}x{w} frames",
+                                                        device=dev)
+
+    @property
+    def batch_size(self) -> int:
+        """The torch batch in use (on CUDA: after any halving on OOM)."""
+        return self.batcher.batch_size
+
+    def report(self) -> dict[str, Any]:
+        """Where and how the frames were batched (goes into the clip report)."""
+        out: dict[str, Any] = {"device": self.device.type, "batch_size": self.batch_size,
+                               "batch_sizes_tried": list(self.batcher.tried)}
+        if self.memory is not None:
+            out["gpu_free_mib"] = round(self.memory.free / 2**20)
+        return out
 
     def apply(self, frames: np.ndarray, seg: np.ndarray | None, first_index: int = 0) -> np.ndarray:
         """Augment ``(n, H, W, 3)`` uint8 frames (``seg``: ``(n, H, W)`` classes or None); frame ``i`` of the batch
         is frame ``first_index + i`` of the clip (its noise is seeded by that index)."""
+        frames = np.ascontiguousarray(frames)
+        if seg is not None:
+            seg = np.ascontiguousarray(seg)
+        if len(frames) == 0:
+            return frames.copy()
+
+        def work(r: Sequence[int]) -> np.ndarray:
+            s, e = r[0], r[-1] + 1
+            return self._apply(frames[s:e], None if seg is None else seg[s:e], first_index + s)
+
+        return np.concatenate(self.batcher.run(work, range(len(frames))))
+
+    def _buffers(self, n: int) -> dict[str, Any]:
+        """Work tensors for ``n`` frames, kept between batches: on CPU a fresh multi-MB tensor per step costs
+        more in page faults than the arithmetic on it."""
+        import torch
+
+        if self._bufs is None or self._bufs["x"].shape[0] < n:
+            h, w = self.hw
+            dev, f32, u8 = self.device, torch.float32, torch.uint8
+            self._bufs = {"x": torch.empty((n, 3, h, w), dtype=f32, device=dev),
+                          "t": torch.empty((n, 3, h, w), dtype=f32, device=dev),
+                          "lum": torch.empty((n, 1, h, w), dtype=f32, device=dev),
+                          "w": torch.empty((n, 1, h, w), dtype=f32, device=dev),
+                          "m": torch.empty((n, 1, h, w), dtype=torch.bool, device=dev),
+                          "u8": torch.empty((n, 3, h, w), dtype=u8, device=dev)}
+        return {k: v[:n] for k, v in self._bufs.items()}
+
+    def _apply(self, frames: np.ndarray, seg: np.ndarray | None, first_index: int) -> np.ndarray:
         import torch
 
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+            n = len(frames)
+            b = self._buffers(n)
+            x, t = b["x"], b["t"]
+            x.copy_(torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2))  # (n, 3, H, W) float, 0-255
             if seg is not None and (self.cfg.background or self.cfg.table):
-                s = torch.from_numpy(np.ascontiguousarray(seg)).to(self.device)[:, None]
+                s = torch.from_numpy(seg).to(self.device)[:, None]
+                m, wgt = b["m"], b["w"]
                 if self.cfg.background:
-                    bg = (s == CLASSES["background"]) | (s == CLASSES["floor"])
-                    x = torch.where(bg, self.bg[None], x)
+                    torch.eq(s, CLASSES["background"], out=m).logical_or_(s == CLASSES["floor"])
+                    x.lerp_(self.bg.expand_as(x), wgt.copy_(m))  # a 0/1 weight: an exact, fast select
                 if self.cfg.table:
-                    lum = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-                    shaded = (self.table[None] * (lum / 0.8)).clamp(0, 1)
-                    x = torch.where(s == CLASSES["table"], shaded, x)
-            x = torch.einsum("ij,njhw->nihw", self.color, x) + self.offset
-            x = x * self.light
+                    lum = torch.matmul(self.lum, x.view(n, 3, -1), out=b["lum"].view(n, 1, -1)).view(n, 1, *self.hw)
+                    torch.mul(self.table, lum, out=t).clamp_(0, 255)
+                    x.lerp_(t, wgt.copy_(torch.eq(s, CLASSES["table"], out=m)))
+            x = torch.matmul(self.color, x.view(n, 3, -1), out=t.view(n, 3, -1)).view_as(x)  # colour: 3x3 per pixel
+            x.add_(self.offset).mul_(self.light)
             if self.blur is not None:
                 x = self._blur(x)
             if self.p.noise_std > 0:
-                x = x + self._noise(x.shape, first_index) * (self.p.noise_std / 255.0)
-            x = self._jpeg(x.clamp(0, 1))
-            return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                self._add_noise(x, first_index)
+            u8 = b["u8"].copy_(x.add_(0.5).clamp_(0, 255))  # the cast truncates: +0.5 rounds
+            return self._jpeg(u8)
 
     def _blur(self, x):
-        """Separable Gaussian as two depthwise convolutions (channels-last: the fast path on CPU)."""
+        """Separable Gaussian as two depthwise convolutions in channels-last layout (torch's fast path on CPU),
+        zero-padded by the convolution itself; the frame's border is then renormalised by the kernel weight that
+        fell inside the image (no extra padded copy of the frame)."""
         import torch
         import torch.nn.functional as F
 
         k = self.blur
         assert k is not None  # _blur runs only when a blur kernel was drawn
         r = (len(k) - 1) // 2
-        x = F.pad(x, (r, r, r, r), mode="replicate").contiguous(memory_format=torch.channels_last)
-        x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
-        x = F.conv2d(x, k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
-        return x.contiguous()
+        y = x.contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3, padding=(0, r))
+        y = F.conv2d(y, k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3, padding=(r, 0)).contiguous()
+        edge = self._blur_edge  # 1 / the kernel weight inside the image, for the r pixels next to each border
+        if edge.shape[0] and 2 * r <= min(self.hw):
+            y[..., :, :r].mul_(edge)
+            y[..., :, -r:].mul_(edge.flip(0))
+            y[..., :r, :].mul_(edge[:, None])
+            y[..., -r:, :].mul_(edge.flip(0)[:, None])
+        return y
 
-    def _noise(self, shape, first_index: int):
+    def _add_noise(self, x, first_index: int) -> None:
+        """Sensor noise in place: frame ``i`` of the clip adds a window of the clip's noise field at an offset
+        (and sign) drawn from its own seed, whatever the batching.
+
+        Our own scheme, not per-frame ``randn``: drawing 3xHxW normals per frame was the largest single cost of
+        the engine on CPU. A window of one i.i.d. field is i.i.d. in space, and two frames share their noise only
+        when they draw the same offset and sign (1 pair in 2 * _NOISE_PAD**2)."""
         import torch
 
-        out = torch.empty(shape, device=self.device)
-        g = torch.Generator(device=self.device)
-        for i in range(shape[0]):
-            g.manual_seed((self.p.seed * 1_000_003 + first_index + i) % (2**63))
-            out[i] = torch.randn(shape[1:], generator=g, device=self.device)
+        h, w = self.hw
+        if self._noise is None:
+            g = torch.Generator(device=self.device).manual_seed(self.p.seed % (2**63))
+            self._noise = torch.randn((3, h + _NOISE_PAD, w + _NOISE_PAD), generator=g, device=self.device)
+        for i in range(x.shape[0]):
+            dy, dx, sign = np.random.default_rng([self.p.seed, first_index + i]).integers(
+                0, [_NOISE_PAD, _NOISE_PAD, 2])
+            x[i].add_(self._noise[:, dy:dy + h, dx:dx + w], alpha=self.p.noise_std * (1 - 2 * int(sign)))
+
+    def _jpeg(self, x) -> np.ndarray:
+        """A real JPEG round trip at this variant's quality (libjpeg-turbo through torchvision, on the CPU):
+        8x8 DCT blocking, quantisation with the standard tables and 4:2:0 chroma, as a camera's encoder does.
+        ``x`` is ``(n, 3, H, W)`` uint8; returns ``(n, H, W, 3)`` uint8."""
+        from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+
+        data = encode_jpeg(list(x.cpu()), quality=self.quality)
+        out = np.empty((x.shape[0], *self.hw, 3), np.uint8)
+        for i, img in enumerate(decode_jpeg(data, mode=ImageReadMode.RGB)):
+            out[i] = img.permute(1, 2, 0).numpy()
         return out
-
-    def _jpeg(self, x):
-        """JPEG's lossy core: YCbCr, 8x8 DCT, quantise with the standard tables at this quality, inverse."""
-        import torch
-        import torch.nn.functional as F
-
-        n, _, h, w = x.shape
-        ph, pw = (-h) % 8, (-w) % 8
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        H, W = h + ph, w + pw
-        r, g, b = x[:, 0], x[:, 1], x[:, 2]
-        y = 0.299 * r + 0.587 * g + 0.114 * b
-        cb = -0.168736 * r - 0.331264 * g + 0.5 * b
-        cr = 0.5 * r - 0.418688 * g - 0.081312 * b
-        ycc = torch.stack([y - 0.5, cb, cr], 1)  # (n, 3, H, W)
-        blocks = ycc.reshape(n, 3, H // 8, 8, W // 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(n, 3, -1, 64)
-        coef = blocks @ self.dct2.T  # one GEMM per channel: (blocks, 64) x (64, 64)
-        q = self.quant.reshape(1, 3, 1, 64)
-        coef = torch.round(coef / q) * q
-        blocks = (coef @ self.dct2).reshape(n, 3, H // 8, W // 8, 8, 8)
-        ycc = blocks.permute(0, 1, 2, 4, 3, 5).reshape(n, 3, H, W)
-        y, cb, cr = ycc[:, 0] + 0.5, ycc[:, 1], ycc[:, 2]
-        rgb = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], 1)
-        return rgb[:, :, :h, :w]

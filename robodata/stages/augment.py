@@ -174,6 +174,9 @@ def augment_recording(store: DataStore, key: str, config: AugmentedVideosConfig,
         "frames_out": rep.frames,
         "frames_per_s": round(rep.variant_frames / elapsed, 1) if elapsed else 0.0,
         "control_sources": sorted({r["control_source"] for r in rep.run.reports.values()}),
+        # the frame batches the local engine used (chosen from free GPU memory on CUDA; halved on an OOM)
+        "augment_batch": sorted({a["batch_size"] for r in rep.run.reports.values()
+                                 for a in r.get("augment", {}).values()}),
         "mp4_bytes": mp4_bytes,
         "hdf5_bytes": store.size(store.rel(out)),
         "seconds": round(elapsed, 2),

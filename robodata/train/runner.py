@@ -74,6 +74,15 @@ def _error_line(tail: list[str]) -> str:
     return next((s.strip()[:400] for s in reversed(tail) if s.strip()), "no output")
 
 
+def _exit_error(engine: str, rc: int, tail: list[str], batch_size: int) -> str:
+    """The failed trainer's error; running out of GPU memory says so, with the batch size that did not fit."""
+    oom = next((s.strip() for s in reversed(tail) if "CUDA out of memory" in s or "OutOfMemoryError" in s), None)
+    if oom is not None:
+        return (f"{engine} trainer ran out of GPU memory at batch size {batch_size} (exit code {rc}): lower "
+                f"tiers.policy.batch_size or use a larger GPU; the trainer said: {oom[:300]}")
+    return f"{engine} trainer exited with code {rc}: {_error_line(tail)}"
+
+
 def run_trainer(cmd: TrainCommand, *, log_steps: int, batch_size: int,
                 on_line: Callable[[str], None] | None = None,
                 on_point: Callable[[MetricPoint], None] | None = None) -> TrainResult:
@@ -110,7 +119,7 @@ def run_trainer(cmd: TrainCommand, *, log_steps: int, batch_size: int,
                 if on_point:
                     on_point(point)
         rc = proc.wait()
-    error = "" if rc == 0 else f"{cmd.engine} trainer exited with code {rc}: {_error_line(list(tail))}"
+    error = "" if rc == 0 else _exit_error(cmd.engine, rc, list(tail), batch_size)
     return _finish(cmd, out, parser, start_step, batch_size, rc, t0, list(tail), error)
 
 
