@@ -25,10 +25,11 @@ def _section(title: str) -> str:
 @pytest.mark.timeout(4 * 900)  # a recording and the examples, each under its own 900 s hang guard
 def test_python_api_examples_run_as_written(tmp_path):
     section = _section("The Python API")
-    record = re.search(r"`(robodata record [^`]+)`", section)
-    assert record, "the README says which recordings to make first"
-    subprocess.run([str(BIN / "robodata"), *record.group(1).split()[1:]], cwd=tmp_path, check=True, timeout=900,
-                   capture_output=True)
+    records = re.findall(r"`(robodata record [^`]+)`", section)
+    assert len(records) >= 2, "the README says which recordings (and clips) to make first"
+    for record in records:
+        subprocess.run([str(BIN / "robodata"), *record.split()[1:]], cwd=tmp_path, check=True, timeout=900,
+                       capture_output=True)
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) >= 2
     for i, code in enumerate(blocks):
@@ -39,3 +40,4 @@ def test_python_api_examples_run_as_written(tmp_path):
         assert proc.returncode == 0, f"README example {i} failed:\n{code}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
     assert (tmp_path / "lerobot" / "meta" / "info.json").exists()
     assert (tmp_path / "curated" / "meta" / "info.json").exists()
+    assert (tmp_path / "release" / "mixture.json").exists() and (tmp_path / "release" / "video" / "meta").is_dir()
