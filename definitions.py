@@ -67,6 +67,25 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
         lerobot_episodes = build_lerobot_episodes(cfg, upstream, source_tier)
         lerobot_dataset = build_lerobot_dataset(cfg)
         policy_checkpoint = build_policy_checkpoint(cfg)
+        # The video source tier and the mixed release, only when video sources are configured.
+        video_assets: list[dg.AssetsDefinition] = []
+        video_jobs: list[dg.UnresolvedAssetJobDefinition] = []
+        if cfg.video.sources:
+            from robodata_dagster.assets.video import build_mixed_release, build_video_clips
+
+            video_clips = build_video_clips(cfg)
+            video_assets.append(video_clips)
+            video_jobs.append(dg.define_asset_job(
+                "scan_videos", selection=dg.AssetSelection.assets(video_clips),
+                description="Scan the selected video sources: shots, quality filters, dedup across every source.",
+            ))
+            if cfg.mix.active(cfg.video):
+                mixed_release = build_mixed_release(cfg)
+                video_assets.append(mixed_release)
+                video_jobs.append(dg.define_asset_job(
+                    "cut_mixed_release", selection=dg.AssetSelection.assets(mixed_release),
+                    description="Mix the latest robot release and every video source's shots into one release.",
+                ))
     ingest_job = dg.define_asset_job(
         "ingest_recordings",
         selection=dg.AssetSelection.assets(raw_teleop),
@@ -101,8 +120,9 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
         description="Assemble the LeRobot release from every recording's episodes.",
     )
     return dg.Definitions(
-        assets=[*recording_tiers, *custom, lerobot_episodes, lerobot_dataset, policy_checkpoint],
-        jobs=[ingest_job, *tier_jobs, *stage_jobs, episodes_job, recording_job, release_job, train_policy_job],
+        assets=[*recording_tiers, *custom, lerobot_episodes, lerobot_dataset, policy_checkpoint, *video_assets],
+        jobs=[ingest_job, *tier_jobs, *stage_jobs, episodes_job, recording_job, release_job, train_policy_job,
+              *video_jobs],
         # Declarative automation is on by default: each tier follows its upstream's new data, a release is cut
         # when a shard changed, the policy retrains on a new release.
         sensors=[build_new_recordings_sensor(ingest_job), build_automation_sensor()],

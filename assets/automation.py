@@ -33,6 +33,17 @@ NEW_SHARDS = (
     & _AC.all_deps_blocking_checks_passed()
 ).with_label("a lerobot_episodes partition has new data")
 
+# mixed_release (unpartitioned; lerobot_dataset and every video_clips partition through AllPartitionMapping): a
+# new mixed release when the robot release or a video source's shot manifest has new data (a re-scan that
+# accepted the same shots keeps its data version and starts nothing), once neither is being written and their
+# blocking checks passed (a source that yielded no shot holds the mix back until it does).
+NEW_MIX_INPUTS = (
+    _AC.any_deps_match(_AC.data_version_changed()).since_last_handled()
+    & ~_AC.any_deps_in_progress()
+    & ~_AC.in_progress()
+    & _AC.all_deps_blocking_checks_passed()
+).with_label("the robot release or a video manifest has new data")
+
 
 def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     """Evaluates every asset's automation condition; RUNNING by default (Dagster's implicit one is STOPPED)."""

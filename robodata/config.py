@@ -8,7 +8,9 @@ from the environment (fsspec reads ``AWS_*``/``GOOGLE_*``; ``$ROBODATA_STORAGE_O
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,8 @@ from robodata.errors import RobodataError
 from robodata.mimicgen.config import SyntheticDemosConfig
 from robodata.topicmap import TopicMap, format_validation_error, load_topic_map
 from robodata.train.config import PolicyConfig
+from robodata.video.config import VideoCorpusConfig
+from robodata.video.episodes import ObservationEpisodesConfig
 from robodata.yamlfile import read_yaml
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults.yaml"
@@ -212,6 +216,104 @@ class TiersConfig(_Strict):
     policy: PolicyConfig = PolicyConfig()
 
 
+_NAME = re.compile(r"^[a-z0-9_-]+$")
+
+
+def _check_name(v: str, what: str) -> str:
+    if not _NAME.match(v):
+        raise ValueError(f"{what} {v!r}: lowercase letters, digits, '_' and '-' only (it is a partition key)")
+    return v
+
+
+class VideoSourceConfig(_Strict):
+    """A folder or bucket of clips (MP4, WebM, MKV, with optional ``clip.txt`` / ``clip.json`` captions) that the
+    ``video_clips`` asset scans as one partition, into one layer of the mixed release."""
+
+    name: str = Field(description="the partition key: lowercase letters, digits, '_' and '-'")
+    url: str = Field(description="folder or bucket URL (a relative path resolves against the config file's folder)")
+    layer: str = Field("internet", description="the release layer: internet, generated or any layer name")
+    kind: Literal["video", "cosmos"] | None = Field(
+        None, description="video: clips with sidecar captions; cosmos: generated clips (Cosmos Transfer outputs or "
+        "the augmented_videos clip folder) with their provenance; default: cosmos in the generated layer")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "video source name")
+
+    @field_validator("layer")
+    @classmethod
+    def _layer(cls, v: str) -> str:
+        return _check_name(v, "video source layer")
+
+    @property
+    def listing(self) -> Literal["video", "cosmos"]:
+        """How the source's clips are listed: ``cosmos`` (generated, with provenance) or ``video``."""
+        return self.kind or ("cosmos" if self.layer == "generated" else "video")
+
+    def resolved_url(self, cfg: ProjectConfig) -> str:
+        """``url`` resolved like every path of the config (a URL as it is)."""
+        return cfg._local(self.url)
+
+
+class VideoConfig(_Strict):
+    """The video source tier: the corpora to scan, how clips are split, filtered and deduplicated, and how
+    accepted shots become observation-only episodes in the mixed release."""
+
+    sources: list[VideoSourceConfig] = Field([], description="one video_clips partition each (none: no video tier)")
+    corpus: VideoCorpusConfig = VideoCorpusConfig()
+    episodes: ObservationEpisodesConfig = ObservationEpisodesConfig()
+    index: str | None = Field(None, description="the shot index (SQLAlchemy URL or path) that dedups across "
+                              "sources and earlier scans; default: in the store, or the project home for a "
+                              "remote store")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, v: list[VideoSourceConfig]) -> list[VideoSourceConfig]:
+        seen: set[str] = set()
+        for s in v:
+            if s.name in seen:
+                raise ValueError(f"video source name {s.name!r} is used twice (names are partition keys)")
+            seen.add(s.name)
+        return v
+
+    def index_url(self, cfg: ProjectConfig, store_root: Path | None) -> str:
+        """The shot index: ``index`` (a path resolves like every path of the config), else
+        ``video/shots.sqlite`` under ``store_root`` (a local store's folder) or, for a remote store (None), under
+        the project home (SQLite wants a local file, as the registry does)."""
+        from robodata import store_layout as layout
+
+        if self.index:
+            return self.index if "://" in self.index else cfg._local(self.index)
+        return str((store_root or cfg.home_dir) / layout.VIDEO_SHOT_INDEX)
+
+
+class MixReleaseConfig(_Strict):
+    """The mixed release (``mixed_release``): the robot release as layer ``robot_layer`` plus every video source's
+    layer, drawn with ``weights`` (layer -> non-negative number, normalised; none: equal)."""
+
+    enabled: bool | None = Field(None, description="cut mixed releases (default: when video sources are configured)")
+    robot_layer: str = Field("teleop", description="the layer the robot release (lerobot_dataset) goes into")
+    weights: dict[str, float] = Field({}, description="layer -> mixture weight")
+
+    @field_validator("robot_layer")
+    @classmethod
+    def _layer(cls, v: str) -> str:
+        return _check_name(v, "mix.robot_layer")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, w in v.items():
+            if not math.isfinite(w) or w < 0:
+                raise ValueError(f"weight of layer {k!r} is {w}: a weight is a non-negative number")
+        return v
+
+    def active(self, video: VideoConfig) -> bool:
+        """Whether the graph has a mixed release: ``enabled``, or by default whenever video sources exist."""
+        return bool(video.sources) if self.enabled is None else self.enabled
+
+
 class ProjectConfig(_Strict):
     home: str | None = None
     storage_root: str | None = None
@@ -227,6 +329,8 @@ class ProjectConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     instance: InstanceConfig = InstanceConfig()  # the Dagster instance's storage (runs.py writes dagster.yaml)
     retries: RetryConfig = RetryConfig()  # tier steps after a transient fault (assets/partitions.py retry_policy)
+    video: VideoConfig = VideoConfig()  # the video source tier (assets/video.py): web, human and generated clips
+    mix: MixReleaseConfig = MixReleaseConfig()  # the mixed release of the robot release and the video layers
     # A pipeline YAML (the Python API's declarative form) whose stages and validators the platform adds as
     # tiers between the recording tiers and lerobot_episodes (each stage its own asset).
     pipeline: str | None = None

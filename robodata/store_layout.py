@@ -18,6 +18,10 @@ LATEST = f"{RELEASES}/latest.json"  # the pointer to the newest release whose ch
 REGISTRY = "registry/recordings"  # one JSON per recording partition: which landed file it is
 POLICY_RUNS = "policy/runs"
 POLICY_LATEST = "policy/latest.json"  # the promoted checkpoint
+VIDEO = "video"  # the video source tier: video/<source>/shots.json per configured source
+VIDEO_SHOT_INDEX = f"{VIDEO}/shots.sqlite"  # the shot index (dedup across sources and scans), local stores
+MIXED_RELEASES = "mixed/releases"  # releases mixed from the robot release and the video layers
+MIXED_LATEST = "mixed/latest.json"  # the pointer to the newest mixed release whose checks passed
 
 
 def episodes_path(tier: str, key: str) -> str:
@@ -80,6 +84,16 @@ def shard_parts_path(key: str) -> str:
 
 def release_path(release: str) -> str:
     return f"{RELEASES}/{release}"
+
+
+def video_manifest_path(source: str) -> str:
+    """A video source's accepted shots, rejections and findings from its last scan that passed its checks."""
+    return f"{VIDEO}/{source}/shots.json"
+
+
+def mixed_release_path(release: str) -> str:
+    """A mixed release (robot/, video/, mixture.json, profile.html), named by what went in."""
+    return f"{MIXED_RELEASES}/{release}"
 
 
 def registry_path(key: str) -> str:
