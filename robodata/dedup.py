@@ -381,21 +381,26 @@ class _Entry:
     duration: float = 0.0
 
 
+def index_engine(url: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
+    """The SQL engine of an index at ``url`` (``sqlite:///path``, any SQLAlchemy URL, a path, or ``:memory:``: one
+    connection shared by threads) and the URL it resolved to."""
+    u = str(url)
+    if u == ":memory:":
+        from sqlalchemy.pool import StaticPool
+
+        return sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}), u
+    if "://" not in u:
+        Path(u).parent.mkdir(parents=True, exist_ok=True)
+        u = f"sqlite:///{u}"
+    return sa.create_engine(u), u
+
+
 class DedupIndex:
     """Episode signatures and their band keys in a SQL database (``sqlite:///path``, a path, or ``:memory:``)."""
 
     def __init__(self, url: str | os.PathLike[str] = ":memory:", config: DedupConfig | None = None):
         self.config = config or DedupConfig()
-        u = str(url)
-        if u == ":memory:":
-            from sqlalchemy.pool import StaticPool
-
-            self.engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-        else:
-            if "://" not in u:
-                Path(u).parent.mkdir(parents=True, exist_ok=True)
-                u = f"sqlite:///{u}"
-            self.engine = sa.create_engine(u)
+        self.engine, u = index_engine(url)
         self.url = u
         try:
             _MD.create_all(self.engine)

@@ -6,10 +6,8 @@ weights are one clear error; the Python API's mixed form end to end on Ray."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -30,19 +28,7 @@ from robodata.mix import (
 from robodata.video.episodes import ObservationEpisodesConfig
 from robodata.video.shots import Shot
 from tests.test_lerobot import make_store
-
-
-def encode(path: Path, frames: np.ndarray, fps: int = 30) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=fps, options={"crf": "18"})
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, fps)
-            out.mux(s.encode(vf))
-        out.mux(s.encode(None))
-    return path
+from tests.test_video_corpus import encode
 
 
 def scene(seed: int, n: int = 60, hw: tuple[int, int] = (120, 160)) -> np.ndarray:

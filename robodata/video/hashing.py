@@ -24,12 +24,11 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 
-from robodata.dedup import DedupError, phash
+from robodata.dedup import DedupError, index_engine, phash
 from robodata.video.config import VideoCorpusConfig
 
 
@@ -124,16 +123,7 @@ class ShotIndex:
 
     def __init__(self, url: str | os.PathLike[str] = ":memory:", config: VideoCorpusConfig | None = None):
         self.config = config or VideoCorpusConfig()
-        u = str(url)
-        if u == ":memory:":
-            from sqlalchemy.pool import StaticPool
-
-            self.engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-        else:
-            if "://" not in u:
-                Path(u).parent.mkdir(parents=True, exist_ok=True)
-                u = f"sqlite:///{u}"
-            self.engine = sa.create_engine(u)
+        self.engine, u = index_engine(url)
         self.url = u
         mine = json.dumps(self._settings())
         try:
