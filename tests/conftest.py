@@ -131,3 +131,25 @@ def registered_partition(instance, registry_url: str, key: str, tiers: tuple[str
         registry.put_output(Output(tier, key, part, f"in-{key}", f"v-{key}", "published"))
     instance.add_dynamic_partitions("robots", [key])
     return part
+
+
+@pytest.fixture()
+def source_demos(tmp_path: Path) -> Path:
+    """Recorded source demos in the store for Isaac Lab Mimic: actions, initial_state, no obs/datagen_info (not
+    annotated: Mimic annotates, then generates)."""
+    import json
+
+    import h5py
+    import numpy as np
+
+    p = tmp_path / "store" / "raw_teleop" / "rec.hdf5"
+    p.parent.mkdir(parents=True)
+    with h5py.File(p, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0"})
+        for i in range(2):
+            g = data.create_group(f"demo_{i}")
+            g.create_dataset("actions", data=np.zeros((12, 7), np.float32))
+            g.create_dataset("initial_state", data=np.zeros(5, np.float32))
+            g.attrs["num_samples"] = 12
+    return p

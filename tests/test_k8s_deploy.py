@@ -24,8 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
 import pytest
 import yaml
 
@@ -117,22 +115,6 @@ def pod_paths_in(value: Any) -> list[str]:
 
 
 # ---- (a) the three launchers' pods --------------------------------------------------------------------------
-
-@pytest.fixture()
-def source_demos(tmp_path: Path) -> Path:
-    """Recorded source demos in the store (not annotated: Isaac Lab Mimic annotates, then generates)."""
-    p = tmp_path / "store" / "raw_teleop" / "rec.hdf5"
-    p.parent.mkdir(parents=True)
-    with h5py.File(p, "w") as f:
-        data = f.create_group("data")
-        data.attrs["env_args"] = json.dumps({"env_name": "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0"})
-        for i in range(2):
-            g = data.create_group(f"demo_{i}")
-            g.create_dataset("actions", data=np.zeros((12, 7), np.float32))
-            g.create_dataset("initial_state", data=np.zeros(5, np.float32))
-            g.attrs["num_samples"] = 12
-    return p
-
 
 def test_isaaclab_mimic_pods(source_demos: Path) -> None:
     from robodata.mimicgen.config import SyntheticDemosConfig

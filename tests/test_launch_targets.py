@@ -32,22 +32,6 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 ISAAC = [PY, "-m", "robodata.mimicgen.isaaclab_standin"]
 
 
-@pytest.fixture()
-def source_demos(tmp_path: Path) -> Path:
-    """Recorded source demos: actions, initial_state, no obs/datagen_info."""
-    p = tmp_path / "store" / "raw_teleop" / "rec.hdf5"
-    p.parent.mkdir(parents=True)
-    with h5py.File(p, "w") as f:
-        data = f.create_group("data")
-        data.attrs["env_args"] = json.dumps({"env_name": "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0"})
-        for i in range(2):
-            g = data.create_group(f"demo_{i}")
-            g.create_dataset("actions", data=np.zeros((12, 7), np.float32))
-            g.create_dataset("initial_state", data=np.zeros(5, np.float32))
-            g.attrs["num_samples"] = 12
-    return p
-
-
 def test_isaaclab_annotate_then_generate_command_lines_are_accepted(source_demos: Path) -> None:
     cfg = IsaacLabMimicConfig(command=ISAAC, device="cpu", generation_num_trials=3, num_envs=2)
     store = source_demos.parents[1]
