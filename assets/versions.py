@@ -26,7 +26,7 @@ from robodata.config import ProjectConfig
 CODE_REVISIONS: Mapping[str, int] = {
     "raw_teleop": 1,
     "synthetic_demos": 1,
-    "augmented_videos": 2,  # 2: real JPEG round trip, per-clip noise field, renormalised blur border
+    "augmented_videos": 3,  # 2: real JPEG round trip, per-clip noise field; 3: the CPU path in OpenCV
     "custom_stage": 1,
     "lerobot_episodes": 1,
     "lerobot_dataset": 1,

@@ -35,11 +35,11 @@ class LocalEngineConfig(_Strict):
     blur_sigma: float = Field(1.5, ge=0, le=8, description="max Gaussian blur sigma, in pixels of a 480-line image")
     jpeg_quality: tuple[int, int] = Field((35, 95), description="JPEG quality range (1-100) for compression artifacts")
     batch_frames: int = Field(32, ge=1, description="frames read from the store and fed to the encoders at a time")
-    cpu_batch: int = Field(2, ge=1, description="frames per torch batch on CPU (small: intermediates stay in cache)")
+    cpu_batch: int = Field(2, ge=1, description="frames per batch on CPU (each goes through OpenCV frame by frame)")
     gpu_max_batch: int = Field(64, ge=1, description="most frames per torch batch on CUDA (picked from free memory)")
     gpu_memory_fraction: float = Field(0.5, gt=0, le=1, description="share of free GPU memory a batch may use")
     torch_threads: int | None = Field(
-        1, ge=1, description="torch CPU threads while a clip is augmented (the encoders have their own); null: torch's default"
+        1, ge=1, description="torch and OpenCV threads while a clip is augmented (the encoders have their own); null: unchanged"
     )
 
 
