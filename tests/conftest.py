@@ -34,6 +34,19 @@ def _env_as_it_was():
             os.environ[k] = v
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_ray_across_modules():
+    """An embedded Ray a module started (the Python API keeps one up for the process) is shut down after the
+    module: Ray's workers keep the environment of the ``ray.init`` that started them (credentials, the S3
+    endpoint), so a later module's settings would not reach them."""
+    yield
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     if not REALDATA.exists():
