@@ -169,7 +169,32 @@ def instance_and_defs(cfg: ProjectConfig):
 
     from robodata_dagster.definitions import build_definitions
 
-    return dg.DagsterInstance.get(), build_definitions(cfg)
+    instance = dg.DagsterInstance.get()
+    init_pools(instance)
+    return instance, build_definitions(cfg)
+
+
+# The pools the assets' steps claim slots of (op tag dagster/concurrency_key).
+POOLS = ("ingest", "mimicgen", "policy_training", "video_shot_index")
+
+
+def init_pools(instance: Any) -> None:
+    """Create the assets' pools (at the default limit) before any run claims a slot. Dagster creates a pool on
+    its first claim by an insert that, on a duplicate key, is followed by an update in the same transaction:
+    on PostgreSQL the failed insert has already aborted that transaction, so two runs making the same pool's
+    first claim at once fail one of them ("current transaction is aborted"). Made here, a race between two
+    processes starting together is retried: the loser finds the pool the winner made."""
+    storage = instance.event_log_storage
+    for pool in POOLS:
+        for attempt in range(3):
+            try:
+                if pool not in storage.get_concurrency_keys():
+                    storage.initialize_concurrency_limit_to_default(pool)
+                break
+            except Exception:  # the other process's insert won: look again
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
 
 
 def tick_sensor(instance: Any, defs: Any, *, wait_settle: bool = True, evaluations: int = 2
