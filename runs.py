@@ -170,22 +170,30 @@ def instance_and_defs(cfg: ProjectConfig):
     from robodata_dagster.definitions import build_definitions
 
     instance = dg.DagsterInstance.get()
-    init_pools(instance)
-    return instance, build_definitions(cfg)
+    defs = build_definitions(cfg)
+    init_pools(instance, asset_pools(defs))
+    return instance, defs
 
 
-# The pools the assets' steps claim slots of (op tag dagster/concurrency_key).
-POOLS = ("ingest", "mimicgen", "policy_training", "video_shot_index")
+def asset_pools(defs: Any) -> list[str]:
+    """The pools the code location's steps claim slots of (their op tag ``dagster/concurrency_key``)."""
+    pools = set()
+    for asset in defs.assets or ():
+        node = getattr(asset, "node_def", None)
+        pool = (getattr(node, "tags", None) or {}).get("dagster/concurrency_key")
+        if pool:
+            pools.add(pool)
+    return sorted(pools)
 
 
-def init_pools(instance: Any) -> None:
+def init_pools(instance: Any, pools: list[str]) -> None:
     """Create the assets' pools (at the default limit) before any run claims a slot. Dagster creates a pool on
     its first claim by an insert that, on a duplicate key, is followed by an update in the same transaction:
     on PostgreSQL the failed insert has already aborted that transaction, so two runs making the same pool's
     first claim at once fail one of them ("current transaction is aborted"). Made here, a race between two
     processes starting together is retried: the loser finds the pool the winner made."""
     storage = instance.event_log_storage
-    for pool in POOLS:
+    for pool in pools:
         for attempt in range(3):
             try:
                 if pool not in storage.get_concurrency_keys():

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import dagster as dg
 from dagster_ray import RayResource
@@ -23,8 +23,9 @@ from robodata import store_layout as layout
 from robodata.config import ConfigError, ProjectConfig, VideoSourceConfig
 from robodata.errors import RobodataError
 from robodata.mix import MIXTURE_PATH, LayerDataset, MixError, normalise_weights
-from robodata.stages.base import Finding, OutputValidator, run_validators, stage_and_publish
+from robodata.stages.base import run_validators, stage_and_publish
 from robodata.storage import DataStore
+from robodata.video.checks import MIX_CHECKS, VIDEO_CHECKS, read_json
 from robodata.video.shots import Shot
 from robodata_dagster.assets.automation import NEW_MIX_INPUTS
 from robodata_dagster.assets.checks import check_result, check_specs
@@ -38,68 +39,6 @@ MIXED_RELEASE = "mixed_release"
 VIDEO_CLIPS_REVISION = 1
 MIXED_RELEASE_REVISION = 1
 _SAMPLE_PER_LAYER = 3  # episodes per layer in the UI's provenance sample
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    doc = json.loads(path.read_text())
-    if not isinstance(doc, dict):
-        raise RobodataError(f"{path}: not a JSON object")
-    return doc
-
-
-# ---- checks (validators on the staged output, as every tier's) -------------------------------------------------
-
-
-class ClipsReadable(OutputValidator):
-    """Every file of the source is a usable clip; each one that is not is a finding naming it."""
-
-    name: ClassVar[str] = "clips_readable"
-    blocking: ClassVar[bool] = False
-    description: ClassVar[str] = ("Every file of the video source is a usable clip: none that does not decode, is "
-                                  "empty, audio only or truncated, and no caption file without its clip")
-
-    def validate(self, path: Path) -> list[Finding]:
-        found = _read_json(path).get("findings") or []
-        self.last_metadata = {"unusable_files": [f["path"] for f in found][:200], "unusable": len(found)}
-        return [Finding(self.name, str(f["problem"]), "error", str(f["path"])) for f in found]
-
-
-class ShotsAccepted(OutputValidator):
-    """The scan accepted at least one shot (a source that yields none keeps its previous manifest)."""
-
-    name: ClassVar[str] = "shots_accepted"
-    blocking: ClassVar[bool] = True
-    description: ClassVar[str] = ("The video source yields at least one accepted shot; otherwise its new manifest "
-                                  "is not published and the previous one stays")
-
-    def validate(self, path: Path) -> list[Finding]:
-        doc = _read_json(path)
-        n = len(doc.get("shots") or [])
-        self.last_metadata = {"accepted_shots": n}
-        if n:
-            return []
-        counts = {k: v for k, v in (doc.get("counts") or {}).items() if v and k != "accepted"}
-        why = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "no clips found"
-        return [Finding(self.name, f"no shot accepted ({why})", "error", str(doc.get("url", "")))]
-
-
-class MixtureHasEveryLayer(OutputValidator):
-    """Every layer with a positive weight has episodes in the mixed release."""
-
-    name: ClassVar[str] = "mixture_has_every_layer"
-    blocking: ClassVar[bool] = True
-    description: ClassVar[str] = "Every layer with a positive mixture weight has episodes in the mixed release"
-
-    def validate(self, path: Path) -> list[Finding]:
-        layers = _read_json(path / MIXTURE_PATH).get("layers") or {}
-        self.last_metadata = {"episodes_per_layer": {k: int(v.get("episodes") or 0) for k, v in layers.items()}}
-        return [Finding(self.name, f"layer {k!r} has weight {float(v.get('weight') or 0):.3f} but no episodes",
-                        "error", str(path / MIXTURE_PATH))
-                for k, v in layers.items() if float(v.get("weight") or 0) > 0 and not int(v.get("episodes") or 0)]
-
-
-VIDEO_CHECKS: tuple[type[OutputValidator], ...] = (ClipsReadable, ShotsAccepted)
-MIX_CHECKS: tuple[type[OutputValidator], ...] = (MixtureHasEveryLayer,)
 
 
 # ---- video_clips ------------------------------------------------------------------------------------------------
@@ -129,7 +68,7 @@ def read_manifest(store: DataStore, source: str) -> dict[str, Any] | None:
     if not store.exists(rel):
         return None
     with store.read_path(rel) as p:
-        return _read_json(p)
+        return read_json(p)
 
 
 def scan_source(cfg: ProjectConfig, src: VideoSourceConfig, index: Any) -> tuple[Any, str]:

@@ -280,21 +280,10 @@ def run_api(recs: Path, work: Path, gx: bool = True) -> dict[str, Any]:
 
 
 def ray_init() -> None:
-    """``ray.init`` exactly as the API's runner starts a local Ray (robodata/api/runner.py ``_ray_init``), and
-    Ray Data's progress output off as the runner turns it off (``_quiet_ray_data``)."""
-    import logging
+    """Ray exactly as the API's runner starts it (a local Ray, Ray Data's progress output off)."""
+    from robodata.parallel import start_ray_data
 
-    import ray
-    from ray.data import DataContext
-
-    keep = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "ROBODATA_STORAGE_OPTIONS", "PYTHONPATH")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
-    ray.init(include_dashboard=False, object_store_memory=512 * 1024 * 1024, ignore_reinit_error=True,
-             log_to_driver=False, namespace="robodata", runtime_env={"env_vars": env})  # fmt: skip
-    DataContext.get_current().enable_progress_bars = False
-    DataContext.get_current().print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    start_ray_data(None)
 
 
 def ingest_rows(stores: str, tier: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:

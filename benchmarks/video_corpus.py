@@ -323,8 +323,9 @@ def main() -> int:
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     import ray
 
+    from robodata.parallel import start_ray_data
     from robodata.video.config import VideoCorpusConfig
-    from robodata.video.corpus import _ray_init, scan_corpus
+    from robodata.video.corpus import scan_corpus
     from robodata.video.hashing import ShotIndex
 
     results: dict[str, Any] = {"clips": n, "cpus": os.cpu_count()}
@@ -343,7 +344,7 @@ def main() -> int:
         print(f"rendered and generated in {results['render_s'] + sum(results[f'generate_{s}_s'] for s in roots):.0f} s",
               flush=True)
         cfg = VideoCorpusConfig()
-        _ray_init(None)
+        start_ray_data(None)
         warm = Path(tmp) / "warm"
         warm.mkdir()
         make_clip_args = plan(4, seed=99)

@@ -219,6 +219,12 @@ class TiersConfig(_Strict):
 _NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
+def weight_problem(w: object) -> bool:
+    """Whether ``w`` is not a mixture weight (a non-negative finite number; a bool is not one). One rule for the
+    ``mix.weights`` config and the Python API's ``weights=`` (:func:`robodata.mix.normalise_weights`)."""
+    return isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0
+
+
 def _check_name(v: str, what: str) -> str:
     if not _NAME.match(v):
         raise ValueError(f"{what} {v!r}: lowercase letters, digits, '_' and '-' only (it is a partition key)")
@@ -305,7 +311,7 @@ class MixReleaseConfig(_Strict):
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
         for k, w in v.items():
-            if not math.isfinite(w) or w < 0:
+            if weight_problem(w):
                 raise ValueError(f"weight of layer {k!r} is {w}: a weight is a non-negative number")
         return v
 

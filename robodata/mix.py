@@ -35,7 +35,6 @@ output=...)``, builds each robot layer through the existing pipeline, each video
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -50,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from robodata.api.spec import FORMAT_VERSIONS as _API_FORMATS
 from robodata.atomic import atomic_path
+from robodata.config import weight_problem
 from robodata.errors import RobodataError
 from robodata.video.episodes import ObservationEpisodesConfig
 from robodata.video.shots import ClipFinding, Rejection, Shot
@@ -88,7 +88,7 @@ def normalise_weights(weights: Mapping[str, float] | None, layers: Sequence[str]
     out: dict[str, float] = {}
     for k in layers:
         w = weights[k]
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+        if weight_problem(w):
             raise MixError(f"{where}.{k} is {w!r}: a weight is a non-negative number")
         out[k] = float(w)
     total = sum(out.values())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from robodata.errors import RobodataError, is_transient
+from robodata.logs import quiet_ray
 
 # A task whose worker process or node died (a raylet killed, a node preempted, OOM-killed) runs again on
 # another node, up to this many times. An exception the task raises is never retried: a bad recording stays
@@ -42,6 +44,38 @@ def check_ray_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) 
         reason = f"no answer in {timeout_s:g} s" if isinstance(err, TimeoutError) else (err.strerror or str(err))
         raise RayUnreachableError(f"Ray cluster at {address} is not reachable: {reason} (is its head node up? "
                                   "check ray.address in the config)") from None
+
+
+# What a Ray worker must see of the driver's environment: its workers keep the environment of the ray.init that
+# started them, not of the process that later submits work.
+_WORKER_ENV = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "ROBODATA_STORAGE_OPTIONS", "PYTHONPATH")
+
+
+def start_ray_data(address: str | None = None) -> None:
+    """Ray for a Ray Data run outside Dagster (the Python API, the video corpus scan): the cluster at ``address``,
+    or an embedded one; a Ray already up is used as it is. Ray Data's progress output is off: the result object is
+    the report (``RAY_DATA_VERBOSE=1`` turns it back on)."""
+    import logging
+
+    import ray
+    from ray.data import DataContext
+
+    quiet_ray()  # under the CLI, Ray's own lines (the token notice, "Started a local Ray instance") go to the log
+    if not ray.is_initialized():
+        env = {k: os.environ[k] for k in _WORKER_ENV if k in os.environ}
+        opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "namespace": "robodata",
+                                "runtime_env": {"env_vars": env}}
+        if address:
+            check_ray_reachable(address)  # a head that is gone: one sentence in seconds, not minutes of retries
+            ray.init(address=address, **opts)
+        else:
+            ray.init(include_dashboard=False, object_store_memory=512 * 1024 * 1024, **opts)
+    if not os.environ.get("RAY_DATA_VERBOSE"):
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 @dataclass

@@ -105,6 +105,12 @@ def test_instance_storage_is_postgres_and_password_stays_out_of_files(project, p
     assert pg.password not in text and pg.password not in (project["tmp"] / "robodata.yaml").read_text()
     tables = {r[0] for r in pg.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"runs", "event_logs", "jobs", "job_ticks", "concurrency_limits"} <= tables
+    # the steps' pools exist before any run claims a slot (two first claims at once abort on PostgreSQL)
+    from robodata_dagster.runs import asset_pools
+
+    steps = set(asset_pools(project["defs"]))  # this project's: ingest, policy_training (no MimicGen tier)
+    assert {"ingest", "policy_training"} <= steps
+    assert steps <= {r[0] for r in pg.query("SELECT concurrency_key FROM concurrency_limits")}
 
 
 def test_storage_change_rewrites_dagster_yaml(tmp_path, monkeypatch):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -49,7 +48,7 @@ from robodata.api.result import PipelineResult
 from robodata.api.spec import ComponentSpec, PipelineSpec
 from robodata.config import ProjectConfig, load_config
 from robodata.errors import RobodataError
-from robodata.logs import quiet_ray
+from robodata.parallel import start_ray_data
 from robodata.stages.base import Finding, stage_and_publish
 from robodata.storage import DataStore
 
@@ -257,42 +256,6 @@ def _work_url(spec: PipelineSpec) -> str:
     return f"{parent}/.{name}.robodata"
 
 
-def _ray_init(spec: PipelineSpec, config_address: str | None = None) -> None:
-    """Ray for a run: the cluster at ``ray_address`` (the pipeline's, else the project config's ``ray.address``),
-    or an embedded one."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    quiet_ray()  # under the CLI, Ray's own lines (the token notice, "Started a local Ray instance") go to the log
-    keep = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "ROBODATA_STORAGE_OPTIONS", "PYTHONPATH")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
-    opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "namespace": "robodata",
-                            "runtime_env": {"env_vars": env}}
-    address = spec.ray_address or config_address
-    if address:
-        from robodata.parallel import check_ray_reachable
-
-        check_ray_reachable(address)  # a head that is gone: one sentence in seconds, not minutes of retries
-        ray.init(address=address, **opts)
-    else:
-        ray.init(include_dashboard=False, object_store_memory=512 * 1024 * 1024, **opts)
-
-
-def _quiet_ray_data() -> None:
-    """The result object is the report; Ray Data's own progress lines are for debugging (RAY_DATA_VERBOSE=1)."""
-    import logging
-
-    from ray.data import DataContext
-
-    quiet_ray()  # under the CLI, Ray Data's notices go to the log file too
-    if not os.environ.get("RAY_DATA_VERBOSE"):
-        DataContext.get_current().enable_progress_bars = False
-        DataContext.get_current().print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-
-
 def _read_events(work: DataStore, run_id: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     rel = f"{layout.pipeline_run_path(run_id)}/events"
@@ -351,8 +314,7 @@ class Pipeline:
         t0 = time.perf_counter()
         spec = self.spec
         run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        _ray_init(spec, self.project.ray.address)
-        _quiet_ray_data()
+        start_ray_data(spec.ray_address or self.project.ray.address)
         gpus = gpus_available()
         items = [{"name": it.name, "url": it.url, "source_index": i}
                  for i, src in enumerate(self.datasources) for it in src.list()]

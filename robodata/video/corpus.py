@@ -30,6 +30,7 @@ import av
 import fsspec
 
 from robodata.errors import RobodataError
+from robodata.parallel import start_ray_data
 from robodata.storage import storage_options
 from robodata.video.config import VideoCorpusConfig
 from robodata.video.filters import ClipAnalyzer, judge_shot
@@ -288,16 +289,6 @@ def _analyze_row(config_json: str, row: dict[str, Any]) -> dict[str, Any]:
 # -- the corpus ---------------------------------------------------------------------------------------------
 
 
-def _ray_init(ray_address: str | None) -> None:
-    """Ray as the Python API starts it: the cluster at ``ray_address``, or an embedded one."""
-    from robodata.api.runner import _quiet_ray_data
-    from robodata.api.runner import _ray_init as api_ray_init
-    from robodata.api.spec import PipelineSpec
-
-    api_ray_init(PipelineSpec(ray_address=ray_address))
-    _quiet_ray_data()
-
-
 def scan_corpus(urls: str | Sequence[str], config: VideoCorpusConfig | None = None, *, index: ShotIndex | None = None,
                 ray_address: str | None = None, layer: str = "internet", use_ray: bool = True,
                 source: str = "") -> CorpusResult:
@@ -316,7 +307,7 @@ def scan_corpus(urls: str | Sequence[str], config: VideoCorpusConfig | None = No
     if use_ray and rows:
         import ray
 
-        _ray_init(ray_address)
+        start_ray_data(ray_address)
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4096)).map(fn)
         records = [json.loads(r["record"]) for r in ds.iter_rows()]
     else:
