@@ -232,27 +232,103 @@ def test_v21_videos_not_shipped_convert_to_both_versions_and_import(tmp_path):
 # (b) GR00T's extra modality.json keys
 
 
-def test_groot_modality_extra_keys_are_named_and_kept(tmp_path):
+def test_groot_documented_modality_keys_are_no_findings_and_pass_strict(tmp_path):
     src = write_published_v21(tmp_path / "groot", modality=groot_modality())
-    mpath = src / "meta/modality.json"
-    v21 = convert(src, tmp_path / "v21", to="v2.1")
-    assert lines(v21.findings) == [f"warning: {mpath}: extra key {k!r}; kept" for k in (
-        "state.arm.rotation_type", "state.arm.absolute", "state.arm.dtype", "state.arm.range", "action.arm.absolute",
-        "annotation.human.validity")]  # fmt: skip
+    v21 = convert(src, tmp_path / "v21", to="v2.1", strict=True)  # rotation_type, absolute, human.validity...
+    assert v21.findings == []
     assert json.loads((v21.path / "meta/modality.json").read_text()) == groot_modality()
     t = pq.read_table(v21.path / "data/chunk-000/episode_000001.parquet")
     assert t.column("annotation.human.validity").to_pylist() == [int(i % 3 != 0) for i in range(FRAMES)]
     assert t.column("annotation.human.action.task_description").to_pylist() == [1] * FRAMES
-    v30 = convert(src, tmp_path / "v30", to="v3.0")
+    v30 = convert(src, tmp_path / "v30", to="v3.0", strict=True)
+    assert v30.findings == []
     assert json.loads((v30.path / "meta/modality.json").read_text()) == groot_modality()
     ds = load_v30(v30.path)
     assert [int(ds[i]["annotation.human.validity"]) for i in (3, 4)] == [0, 1] and ds.meta.video_keys == [CAM]
-    summary = import_lerobot(src, tmp_path / "store.hdf5")
-    assert "extra key 'annotation.human.validity'; kept" in "\n".join(lines(summary["findings"]))
+    summary = import_lerobot(src, tmp_path / "store.hdf5", strict=True)
+    assert summary["findings"] == []
     with EpisodeStore(tmp_path / "store.hdf5") as store:
         assert store.schema.extra["lerobot"]["modality"] == groot_modality()
         assert [f.name for f in store.schema.of_role("state")] == ["arm", "gripper"]
         assert "annotation.human.validity" in [f.name for f in store.schema.of_role("extra")]
+
+
+def test_modality_keys_groot_does_not_know_are_named_and_kept(tmp_path):
+    modality = groot_modality()
+    modality["state"]["gripper"]["units"] = "m"
+    modality["action"]["arm"]["rotation_type"] = "quat_xyzw"
+    modality["cameras"] = {"wrist": "left"}
+    src = write_published_v21(tmp_path / "groot", modality=modality)
+    mpath = src / "meta/modality.json"
+    v21 = convert(src, tmp_path / "v21", to="v2.1")
+    assert lines(v21.findings) == [
+        f"warning: {mpath}: extra key 'state.gripper.units'; kept",
+        f"warning: {mpath}: action.arm.rotation_type 'quat_xyzw' is not one of GR00T's (axis_angle, quaternion, "
+        "rotation_6d, matrix, euler_angles_rpy, euler_angles_ryp, euler_angles_pry, euler_angles_pyr, "
+        "euler_angles_yrp, euler_angles_ypr); kept",
+        f"warning: {mpath}: extra key 'cameras'; kept",
+    ]
+    assert json.loads((v21.path / "meta/modality.json").read_text()) == modality
+    with pytest.raises(LeRobotError, match=r"3 finding\(s\), and --strict"):
+        convert(src, tmp_path / "strict", to="v3.0", strict=True)
+    assert not (tmp_path / "strict").exists()
+
+
+def test_a_conforming_v20_dataset_has_no_findings_and_passes_strict(tmp_path):
+    src = write_published_v21(tmp_path / "v20", episodes_stats=False)  # v2.0: no episodes_stats.jsonl, by design
+    info = json.loads((src / "meta/info.json").read_text())
+    (src / "meta/info.json").write_text(json.dumps(info | {"codebase_version": "v2.0"}))
+    report = convert(src, tmp_path / "v30", to="v3.0", strict=True)
+    assert report.findings == []
+    assert len(load_v30(report.path)) == 2 * FRAMES
+    episodes = pq.read_table(report.path / "meta/episodes/chunk-000/file-000.parquet")
+    assert "stats/observation.state/mean" in episodes.column_names  # computed from the data all the same
+    assert import_lerobot(src, tmp_path / "store.hdf5", strict=True)["findings"] == []
+    # the same layout labelled v2.1 is a gap (v2.1 ships per-episode stats)
+    (src / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(LeRobotError, match=r"episodes_stats.jsonl: missing; per-episode stats recomputed"):
+        convert(src, tmp_path / "strict", to="v3.0", strict=True)
+
+
+def test_one_missing_episode_mp4_leaves_out_that_episode_only(tmp_path):
+    src = write_published_v21(tmp_path / "src", episodes=3, modality=groot_modality())
+    (src / f"videos/chunk-000/{CAM}/episode_000001.mp4").unlink()
+    expected = [f"warning: {CAM}: episode 1: videos/chunk-000/{CAM}/episode_000001.mp4 is not shipped; "
+                "the episode is left out"]  # fmt: skip
+    v30 = convert(src, tmp_path / "v30", to="v3.0")
+    assert lines(v30.findings) == expected
+    ds = load_v30(v30.path)
+    assert (len(ds), ds.num_episodes, ds.meta.video_keys) == (2 * FRAMES, 2, [CAM])  # the camera is kept
+    last = ds[2 * FRAMES - 1]  # source episode 2, now episode 1: its own frames and rows
+    assert int(last["episode_index"]) == 1 and int(last["index"]) == 2 * FRAMES - 1
+    np.testing.assert_allclose(last["observation.state"].numpy(),
+                               np.sin((FRAMES - 1) * 0.3 + np.arange(4)) + 2, rtol=1e-5)  # fmt: skip
+    blue = last[CAM].numpy()[2].mean()  # channels first, 0..1
+    assert abs(blue - (60 + 20 * 2) / 255) < 0.03
+    v21 = convert(src, tmp_path / "v21", to="v2.1")
+    assert lines(v21.findings) == expected
+    assert sorted(p.name for p in (v21.path / f"videos/chunk-000/{CAM}").iterdir()) == [
+        "episode_000000.mp4", "episode_000001.mp4"]  # fmt: skip
+    summary = import_lerobot(src, tmp_path / "store.hdf5")
+    assert lines(summary["findings"]) == expected and summary["skipped_episodes"] == [1]
+    assert summary["cameras"] == ["wrist"]
+    with EpisodeStore(tmp_path / "store.hdf5") as store:
+        assert [store.attrs(n)["lerobot_episode_index"] for n in store.demo_names] == [0, 2]
+        assert store.read("demo_1", images=True).obs["wrist"].shape == (FRAMES, H, W, 3)
+    with pytest.raises(LeRobotError, match=r"1 finding\(s\), and --strict"):
+        convert(src, tmp_path / "strict", to="v3.0", strict=True)
+    # an episode chosen on its own whose video is there has no gap
+    assert import_lerobot(src, tmp_path / "two.hdf5", episodes=[2], strict=True)["findings"] == []
+
+
+def test_a_camera_missing_for_every_episode_is_one_finding(tmp_path):
+    src = write_published_v21(tmp_path / "v21", episodes=3)
+    shutil.rmtree(src / f"videos/chunk-000/{CAM}")
+    report = convert(src, tmp_path / "v30", to="v3.0")
+    assert lines(report.findings) == [
+        f"warning: {CAM}: meta/info.json declares a video feature but none of its 3 files is shipped "
+        f"(first: videos/chunk-000/{CAM}/episode_000000.mp4); the feature is left out"]  # fmt: skip
+    assert len(load_v30(report.path)) == 3 * FRAMES
 
 
 # (c) no frame_index column, timestamps that do not start at 0

@@ -8,6 +8,7 @@ own ``.proto`` would be: nothing about the types is known to robodata beyond wha
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +335,128 @@ def test_unknown_encoding_and_broken_descriptor_name_topic_and_schema(tmp_path: 
         assert str(src) in str(err.value)
         # raw bytes are still there for whoever wants them
         assert next(iter(rec.messages(["/odom"], decode=False))).data == b"\xa0"
+
+
+# -- foxglove.CompressedVideo: an h264 stream, a packet per message -----------------------------------------------
+
+VIDEO_FRAMES, GOP = 40, 10
+
+
+def _h264_packets(n: int) -> list[bytes]:
+    """``n`` frames (a bright bar ``k + 1`` px wide in frame k) encoded as an Annex B h264 stream, one packet per
+    frame, a keyframe (with SPS/PPS) every ``GOP`` frames and no B-frames, as foxglove.CompressedVideo wants.
+    libx264 when PyAV has it, else another h264 encoder it has."""
+    import av
+
+    name = next(c for c in ("libx264", "libopenh264", "h264") if c in av.codecs_available)
+    enc = av.CodecContext.create(name, "w")
+    enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+    enc.time_base = Fraction(1, 30)
+    enc.gop_size = GOP
+    enc.max_b_frames = 0
+    if name == "libx264":
+        enc.options = {"tune": "zerolatency", "bframes": "0", "keyint_min": str(GOP), "sc_threshold": "0"}
+    out = []
+    for k in range(n):
+        img = np.zeros((H, W, 3), np.uint8)
+        img[:, : k + 1] = 210
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        frame.pts = k
+        out.append(b"".join(bytes(p) for p in enc.encode(frame)))
+    assert all(out), "the encoder held frames back"
+    return out
+
+
+def _bar_width(img: np.ndarray) -> int:
+    return int((img.mean(axis=(0, 2)) > 105).sum())
+
+
+def _write_foxglove_video(path: Path, packets: list[bytes], first: int = 0, fmt: str = "h264") -> Path:
+    """A Foxglove SDK recording: ``/cam/video`` (CompressedVideoChannel) from packet ``first`` on, with joint states
+    (JointStatesChannel) and a gripper pose (PoseInFrameChannel) at the same 30 Hz."""
+    import foxglove
+    import foxglove.channels as fc
+    import foxglove.messages as fm
+
+    ctx = foxglove.Context()
+    writer = foxglove.open_mcap(path, context=ctx)
+    video = fc.CompressedVideoChannel("/cam/video", context=ctx)
+    joints = fc.JointStatesChannel("/joints", context=ctx)
+    pose = fc.PoseInFrameChannel("/gripper/pose", context=ctx)
+    for k in range(len(packets)):
+        ns = T0 + k * 1_000_000_000 // 30
+        stamp = fm.Timestamp(sec=ns // 1_000_000_000, nsec=ns % 1_000_000_000)
+        if k >= first:
+            video.log(fm.CompressedVideo(timestamp=stamp, frame_id="cam", data=packets[k], format=fmt), log_time=ns)
+        joints.log(fm.JointStates(timestamp=stamp, joints=[fm.JointState(name="a", position=0.1 * k),
+                                                           fm.JointState(name="b", position=-0.1 * k)]), log_time=ns)
+        pose.log(fm.PoseInFrame(timestamp=stamp, frame_id="base", pose=fm.Pose(
+            position=fm.Vector3(x=0.01 * k, y=0.0, z=0.0), orientation=fm.Quaternion(w=1.0))), log_time=ns)
+    writer.close()
+    return path
+
+
+VIDEO_MAP = {
+    "fps": 30,
+    "reference": {"topic": "/cam/video"},
+    "sync": {"method": "nearest", "tolerance_s": 0.01},
+    "features": [
+        {"name": "cam", "topic": "/cam/video", "role": "image"},
+        {"name": "joints", "topic": "/joints", "select": ["b", "a"], "role": "state"},
+        {"name": "gripper", "topic": "/gripper/pose", "role": "action"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def h264_packets() -> list[bytes]:
+    return _h264_packets(VIDEO_FRAMES)
+
+
+def test_compressed_video_is_decoded_as_a_stream_and_ingested(h264_packets: list[bytes], tmp_path: Path) -> None:
+    src = _write_foxglove_video(tmp_path / "video.mcap", h264_packets)
+    with open_recording(src) as rec:
+        assert rec.topics()["/cam/video"].msgtype == "foxglove.CompressedVideo"
+        frames = [m for m in rec.messages(["/cam/video"])]
+    assert len(frames) == VIDEO_FRAMES
+    assert [m.log_time_ns for m in frames] == [T0 + k * 1_000_000_000 // 30 for k in range(VIDEO_FRAMES)]
+    assert [_bar_width(m.data.image) for m in frames] == [k + 1 for k in range(VIDEO_FRAMES)]  # in order
+    assert [k for k, m in enumerate(frames) if m.data.keyframe] == list(range(0, VIDEO_FRAMES, GOP))
+    rep = ingest_recording(src, tmp_path / "raw.hdf5", load_topic_map(VIDEO_MAP))
+    assert [e.frames for e in rep.episodes] == [VIDEO_FRAMES] and rep.dropped_frames == 0
+    with EpisodeStore(tmp_path / "raw.hdf5") as es:
+        ep = es.read(es.demo_names[0])
+        cam = ep.obs["cam"]
+        assert cam.shape == (VIDEO_FRAMES, H, W, 3) and cam.dtype == np.uint8
+        assert [_bar_width(img) for img in cam] == [k + 1 for k in range(VIDEO_FRAMES)]
+        k = np.arange(VIDEO_FRAMES)
+        assert np.allclose(ep.obs["joints"], np.stack([-0.1 * k, 0.1 * k], 1), atol=1e-6)
+        assert np.allclose(ep.actions[:, 0], 0.01 * k, atol=1e-6)
+
+
+def test_a_video_stream_that_starts_before_a_keyframe_starts_at_the_first(h264_packets: list[bytes],
+                                                                          tmp_path: Path) -> None:
+    from robodata.readers.base import RecordingWarning
+
+    src = _write_foxglove_video(tmp_path / "late.mcap", h264_packets, first=3)  # packets 3..9 are delta frames
+    with pytest.warns(RecordingWarning, match=r"late.mcap: topic /cam/video \(foxglove.CompressedVideo, h264\): the "
+                                              r"stream starts before a keyframe; its first 7 message\(s\) are skipped"):
+        rep = ingest_recording(src, tmp_path / "raw.hdf5", load_topic_map(VIDEO_MAP))
+    assert [e.frames for e in rep.episodes] == [VIDEO_FRAMES - GOP]
+    with EpisodeStore(tmp_path / "raw.hdf5") as es:
+        ep = es.read(es.demo_names[0])
+        assert [_bar_width(img) for img in ep.obs["cam"]] == [k + 1 for k in range(GOP, VIDEO_FRAMES)]
+        assert ep.attrs["t0_s"] == pytest.approx((T0 + GOP * 1_000_000_000 // 30) * 1e-9, abs=1e-6)
+
+
+def test_an_unknown_video_format_is_one_sentence_naming_file_topic_schema_and_format(tmp_path: Path) -> None:
+    src = _write_foxglove_video(tmp_path / "odd.mcap", [b"\x00\x00\x01\xb3junk"] * 3, fmt="theora")
+    with open_recording(src) as rec:
+        with pytest.raises(RecordingError) as err:
+            next(iter(rec.messages(["/cam/video"])))
+    assert str(err.value) == (f"{src}: topic /cam/video (schema foxglove.CompressedVideo): video format 'theora' is "
+                              "not supported (h264, h265, hevc, vp9, av1 are)")
+    with pytest.raises(IngestError) as err2:
+        ingest_recording(src, tmp_path / "raw.hdf5", load_topic_map(VIDEO_MAP))
+    assert str(err2.value).count(str(src)) == 1 and "video format 'theora' is not supported" in str(err2.value)
+    assert not (tmp_path / "raw.hdf5").exists()

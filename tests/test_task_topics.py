@@ -2,7 +2,8 @@
 
 A ROS 2 MCAP teleop log whose operator switches task between episodes is ingested with
 ``task: {topic: /task, field: data}``; each demo carries its task, the LeRobot v3.0 conversion gets one task
-index per distinct task, and lerobot's own ``LeRobotDataset`` reads the right string on every frame.
+index per distinct task, and lerobot's own ``LeRobotDataset`` reads the right string on every frame. The same
+holds for a ROS 1 bag written by the ``rosbags`` library's own writer (another tool's file, not robodata's).
 """
 
 from __future__ import annotations
@@ -172,3 +173,61 @@ def test_bad_task_mapping_names_the_key(tmp_path: Path) -> None:
                     "  - {name: s, topic: /j, role: state}\n  - {name: a, topic: /c, role: action}\n")
     with pytest.raises(TopicMapError, match=r"map.yaml: task.*feild"):
         load_topic_map(path)
+
+
+def _record_ros1_bag(path: Path, episode_starts: list[float], tasks: list[tuple[float, str]]) -> Path:
+    """A ROS 1 bag written with rosbags' writer: camera (sensor_msgs/Image) and /cmd at 30 Hz, joint states at
+    100 Hz in each episode, and a std_msgs/String on /task per episode."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    t = ts.types
+    Image, Header, Time = t["sensor_msgs/msg/Image"], t["std_msgs/msg/Header"], t["builtin_interfaces/msg/Time"]
+    JointState, String = t["sensor_msgs/msg/JointState"], t["std_msgs/msg/String"]
+    Floats, Layout = t["std_msgs/msg/Float32MultiArray"], t["std_msgs/msg/MultiArrayLayout"]
+    events: list[tuple[float, str, Any]] = []
+    for e, start in enumerate(episode_starts):
+        for k in range(FRAMES):
+            events += [(start + k / FPS, "img", e), (start + k / FPS + 0.0005, "cmd", [float(e), float(k)])]
+        events += [(float(x), "joint", [np.sin(x), np.cos(x)])
+                   for x in np.arange(start - 0.03, start + FRAMES / FPS + 0.03, 0.01)]  # fmt: skip
+    events += [(x, "task", text) for x, text in tasks]
+    events.sort(key=lambda ev: ev[0])
+    with Writer(path) as w:
+        conns = {topic: w.add_connection(topic, typ.__msgtype__, typestore=ts) for topic, typ in (
+            ("/cam/image_raw", Image), ("/joint_states", JointState), ("/cmd", Floats), ("/task", String))}  # fmt: skip
+        for seq, (x, kind, val) in enumerate(events):
+            ns = T0 + int(round(x * 1e9))
+            hdr = Header(seq=seq, stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cam")
+            if kind == "img":
+                img = np.full((H, W, 3), 40 * val, np.uint8)
+                topic, m = "/cam/image_raw", Image(header=hdr, height=H, width=W, encoding="rgb8", is_bigendian=0,
+                                                   step=W * 3, data=img.reshape(-1))  # fmt: skip
+            elif kind == "cmd":
+                topic, m = "/cmd", Floats(layout=Layout(dim=[], data_offset=0), data=np.array(val, np.float32))
+            elif kind == "joint":
+                topic, m = "/joint_states", JointState(header=hdr, name=["j1", "j2"], position=np.array(val),
+                                                       velocity=np.array([]), effort=np.array([]))  # fmt: skip
+            else:
+                topic, m = "/task", String(data=val)
+            w.write(conns[topic], ns, ts.serialize_ros1(m, conns[topic].msgtype))
+    return path
+
+
+def test_a_ros1_bag_from_rosbags_gives_per_episode_tasks_and_task_indices(tmp_path: Path) -> None:
+    src = _record_ros1_bag(tmp_path / "teleop.bag", [0.0, 2.0, 4.0], [(-0.5, RED), (1.8, BIN), (3.9, RED)])
+    out = tmp_path / "raw.hdf5"
+    rep = ingest_recording(src, out, load_topic_map(_topic_map({"topic": "/task", "field": "data"})))
+    assert [e.frames for e in rep.episodes] == [FRAMES] * 3
+    with EpisodeStore(out) as es:
+        assert [es.attrs(n)["task"] for n in es.demo_names] == [RED, BIN, RED]
+    root = convert(out, tmp_path / "v30", video_codec="libx264").path
+    tasks = pd.read_parquet(root / "meta/tasks.parquet")
+    assert sorted(tasks.index) == sorted([RED, BIN]) and sorted(tasks["task_index"]) == [0, 1]
+    index_of = dict(zip(tasks.index, tasks["task_index"], strict=True))
+    data = pd.read_parquet(root / "data/chunk-000/file-000.parquet")
+    per_episode = data.groupby("episode_index")["task_index"].unique()
+    assert [list(v) for v in per_episode] == [[index_of[RED]], [index_of[BIN]], [index_of[RED]]]
+    episodes = pd.read_parquet(root / "meta/episodes/chunk-000/file-000.parquet")
+    assert [list(t) for t in episodes["tasks"]] == [[RED], [BIN], [RED]]

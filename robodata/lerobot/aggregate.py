@@ -63,6 +63,7 @@ class ReleaseReport:
     bytes: int = 0
     video_keys: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # the sources' gaps, each converted around
+    notes: list[Finding] = field(default_factory=list)  # layout normal for a source's version (never strict's)
 
 
 def release_features(meta: DatasetMeta) -> dict[str, dict[str, Any]]:
@@ -263,7 +264,8 @@ def aggregate(
     out = Path(out_dir)
     vkeys = [k for k, f in features.items() if f.get("dtype") == "video"]
     return ReleaseReport(out, version, n_eps, n_frames, tasks, [str(m.root) for m in metas],
-                         time.perf_counter() - t0, _folder_bytes(out), vkeys, findings)  # fmt: skip
+                         time.perf_counter() - t0, _folder_bytes(out), vkeys, findings,
+                         [f for s in surveys for f in s.notes])  # fmt: skip
 
 
 __all__ = ["ReleaseReport", "aggregate", "write_v30"]

@@ -210,11 +210,13 @@ def import_lerobot(
     fraction of frames done. Returns a summary (path, version, episodes, frames, fps, cameras, tasks, seconds,
     findings).
 
-    A dataset from the wild imports as far as it goes: a video feature whose files are not shipped is left out,
-    rows without ``frame_index`` are numbered in order, timestamps are ``frame_index / fps`` (re-based to 0),
-    modality.json keys robodata does not read are kept (in the schema's ``extra``), and GR00T annotation
-    columns other than the task (``annotation.human.validity``) become ``extra`` features. Each gap is one
-    :class:`robodata.lerobot.validate.Finding` in the summary's ``findings``; ``strict`` refuses instead.
+    A dataset from the wild imports as far as it goes: a video feature none of whose files are shipped is left
+    out; an episode whose MP4 of a camera is missing (while the camera's other episodes are shipped) is left out,
+    the camera and the other episodes kept; rows without ``frame_index`` are numbered in order, timestamps are
+    ``frame_index / fps`` (re-based to 0), modality.json keys robodata does not read are kept (in the schema's
+    ``extra``), and GR00T annotation columns other than the task (``annotation.human.validity``) become
+    ``extra`` features. Each gap is one :class:`robodata.lerobot.validate.Finding` in the summary's
+    ``findings``; ``strict`` refuses instead. The episodes left out are listed in ``skipped_episodes``.
 
     Raises:
         LeRobotError: ``src_dir`` is not a LeRobot dataset, a data or video file is unreadable, a video's frame
@@ -243,6 +245,8 @@ def import_lerobot(
     if strict and survey.findings:
         raise strict_error(src, survey.findings)
     meta, modality = survey.meta, survey.modality
+    kept = {ep.index for ep in meta.episodes}
+    skipped = [ep.index for ep in chosen if ep.index not in kept]
     chosen = list(meta.episodes)
     plan = _Plan(meta, modality)
     if not plan.specs:
@@ -342,6 +346,7 @@ def import_lerobot(
         "tasks": tasks_seen,
         "seconds": time.perf_counter() - t0,
         "findings": survey.findings,
+        "skipped_episodes": skipped,
     }
 
 

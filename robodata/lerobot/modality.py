@@ -90,33 +90,6 @@ def modality_problems(modality: Mapping[str, Any], features: Mapping[str, Mappin
     return problems
 
 
-# What robodata itself reads and writes in modality.json; anything else is carried through unread.
-_KNOWN_PART_KEYS = {"state": ("start", "end"), "action": ("start", "end"), "video": ("original_key",)}
-_KNOWN_ANNOTATIONS = (TASK_ANNOTATION,)
-
-
-def modality_extra_keys(modality: Mapping[str, Any]) -> list[str]:
-    """The dotted keys of ``modality`` that robodata does not interpret (GR00T's optional ``rotation_type``,
-    ``absolute``, ``dtype``, ``range``, ``original_key`` of a state/action part, annotations other than the
-    task description, other top-level sections), in file order."""
-    out = []
-    for section, body in modality.items():
-        if section == "annotation" and isinstance(body, Mapping):
-            for name, v in body.items():
-                if name not in _KNOWN_ANNOTATIONS:
-                    out.append(f"annotation.{name}")
-                elif isinstance(v, Mapping):
-                    out += [f"annotation.{name}.{k}" for k in v]
-        elif section in _KNOWN_PART_KEYS and isinstance(body, Mapping):
-            known = _KNOWN_PART_KEYS[section]
-            for part, v in body.items():
-                if isinstance(v, Mapping):
-                    out += [f"{section}.{part}.{k}" for k in v if k not in known]
-        else:
-            out.append(str(section))
-    return out
-
-
 def without_videos(modality: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
     """``modality`` without the ``video`` entries whose camera is one of ``keys`` (features left out)."""
     out = dict(modality)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,12 @@ from robodata.lerobot.layout import (
     V30_INFO_KEYS,
 )
 from robodata.lerobot.metadata import DatasetMeta, read_json, read_meta
-from robodata.lerobot.modality import modality_extra_keys, modality_problems, without_videos
+from robodata.lerobot.modality import modality_problems, without_videos
 from robodata.lerobot.source import FileCache, episode_rows_raw
 from robodata.lerobot.video import probe
 
 TIMESTAMP_TOL_S = 1e-4
-ERROR, WARNING = "error", "warning"
+ERROR, WARNING, INFO = "error", "warning", "info"
 
 
 @dataclass(frozen=True)
@@ -270,14 +271,17 @@ def _check_stats(meta: DatasetMeta) -> list[Finding]:
 @dataclass
 class Survey:
     """A source dataset as a conversion will read it: ``meta`` with what is not there left out (a video feature
-    whose files are not shipped), ``modality`` likewise (``None`` without ``meta/modality.json``), one
-    ``findings`` entry per gap (each saying what the conversion does about it), and ``nonfinite`` (errors:
-    NaN / inf values, only when asked for)."""
+    none of whose files are shipped, the episodes whose file of a camera is not), ``modality`` likewise (``None``
+    without ``meta/modality.json``), one ``findings`` entry per gap (each saying what the conversion does about
+    it; ``--strict`` refuses them), ``notes`` (``info``: layout normal for the dataset's version that the
+    conversion still fills in, such as a v2.0 dataset's per-episode stats; never a reason to refuse), and
+    ``nonfinite`` (errors: NaN / inf values, only when asked for)."""
 
     meta: DatasetMeta
     modality: dict[str, Any] | None
     findings: list[Finding] = field(default_factory=list)
     nonfinite: list[Finding] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
 
 
 def strict_error(src: str | os.PathLike[str], findings: list[Finding]) -> LeRobotError:
@@ -291,18 +295,21 @@ def survey_dataset(
 ) -> Survey:
     """What a conversion of ``source`` finds missing or unusual, and the metadata it converts from instead.
 
-    Gaps (warnings, each with its ``fix``): a declared video feature whose MP4s are not shipped (left out, with
-    its modality.json entry), modality.json keys robodata does not read (kept), data without ``frame_index``
-    (made from row order) or ``timestamp`` (made from frame_index / fps), per-episode timestamps not starting
-    at 0 (rebased) or off the 1/fps grid (rewritten), and, with ``stats``, missing per-episode stats
-    (recomputed from the data) or ``meta/stats.json`` (aggregated from the per-episode stats).
+    Gaps (warnings, each with its ``fix``): a declared video feature none of whose MP4s are shipped (left out,
+    with its modality.json entry), an episode whose MP4 of a camera is not shipped while other episodes' are
+    (that episode left out, one finding per episode and camera; the camera is kept), modality.json keys GR00T's
+    loader does not know either (kept), data without ``frame_index`` (made from row order) or ``timestamp``
+    (made from frame_index / fps), per-episode timestamps not starting at 0 (rebased) or off the 1/fps grid
+    (rewritten), and, with ``stats``, missing per-episode stats (recomputed from the data) or
+    ``meta/stats.json`` (aggregated from the per-episode stats). What is normal for the dataset's version
+    (a v2.0 dataset has no ``episodes_stats.jsonl``; GR00T's documented modality.json keys) is no finding.
 
     Raises:
         LeRobotError: the dataset cannot be read at all (a metadata or data file missing or not readable).
     """
     meta = source if isinstance(source, DatasetMeta) else read_meta(Path(source))
     out: list[Finding] = []
-    dropped, video_findings = _missing_videos(meta)
+    dropped, skipped, video_findings = _missing_videos(meta)
     out += video_findings
     modality = None
     mpath = meta.root / MODALITY_PATH
@@ -310,15 +317,56 @@ def survey_dataset(
         raw = read_json(mpath)
         if not isinstance(raw, dict):
             raise LeRobotError(f"{mpath}: not a JSON object")
-        out += [Finding(WARNING, str(mpath), f"extra key {k!r}", "kept") for k in modality_extra_keys(raw)]
+        out += [Finding(WARNING, str(mpath), what, "kept") for what in groot_unknown_keys(raw)]
         modality = without_videos(raw, dropped) if dropped else raw
     if dropped:
         meta = _without_features(meta, dropped)
+    if skipped:
+        meta = replace(meta, episodes=[ep for ep in meta.episodes if ep.index not in skipped])
     rows, bad = _row_gaps(meta, nonfinite)
     out += rows
+    notes: list[Finding] = []
     if stats:
-        out += _stats_gaps(meta)
-    return Survey(meta, modality, out, bad)
+        for f in _stats_gaps(meta):
+            (notes if f.severity == INFO else out).append(f)
+    return Survey(meta, modality, out, bad, notes)
+
+
+# GR00T's modality.json schema (Isaac-GR00T ``gr00t/data/schema.py``, ``LeRobot_compatible_data_schema.md``):
+# what its loader reads in each section; robodata reads start/end/original_key and carries the rest through.
+_GROOT_SECTIONS = ("state", "action", "video", "annotation")
+_GROOT_PART_KEYS = {
+    "state": ("start", "end", "rotation_type", "absolute", "dtype", "range", "original_key"),
+    "action": ("start", "end", "rotation_type", "absolute", "dtype", "range", "original_key"),
+    "video": ("original_key",),
+    "annotation": ("original_key",),
+}
+_GROOT_ROTATIONS = ("axis_angle", "quaternion", "rotation_6d", "matrix", "euler_angles_rpy", "euler_angles_ryp",
+                    "euler_angles_pry", "euler_angles_pyr", "euler_angles_yrp", "euler_angles_ypr")  # fmt: skip
+
+
+def groot_unknown_keys(modality: Mapping[str, Any]) -> list[str]:
+    """What in ``modality`` GR00T's loader does not know, in file order: a top-level section other than
+    state/action/video/annotation (``extra key 'cameras'``), a key of a part GR00T's schema lacks (``extra key
+    'state.arm.units'``), a ``rotation_type`` that is none of GR00T's. Annotation names are free
+    (``human.validity``, ``human.action.task_description``: GR00T's ``annotation.<source>.<type>`` columns)."""
+    out = []
+    for section, body in modality.items():
+        if section not in _GROOT_SECTIONS:
+            out.append(f"extra key {section!r}")
+            continue
+        if not isinstance(body, Mapping):
+            continue  # not an object: modality_problems says so for state/action
+        known = _GROOT_PART_KEYS[section]
+        for part, v in body.items():
+            if not isinstance(v, Mapping):
+                continue
+            out += [f"extra key {f'{section}.{part}.{k}'!r}" for k in v if k not in known]
+            rot = v.get("rotation_type")
+            if section in ("state", "action") and rot is not None and rot not in _GROOT_ROTATIONS:
+                rots = ", ".join(_GROOT_ROTATIONS)
+                out.append(f"{section}.{part}.rotation_type {rot!r} is not one of GR00T's ({rots})")
+    return out
 
 
 def _without_features(meta: DatasetMeta, keys: set[str]) -> DatasetMeta:
@@ -336,36 +384,57 @@ def _rel(meta: DatasetMeta, path: Path) -> str:
         return str(path)
 
 
-def _missing_videos(meta: DatasetMeta) -> tuple[set[str], list[Finding]]:
-    """The video features none or only some of whose files are shipped (or that have no location at all)."""
+def _missing_videos(meta: DatasetMeta) -> tuple[set[str], set[int], list[Finding]]:
+    """The video features none of whose files are shipped (or that have no location at all), left out; and
+    the episodes whose file of a camera is missing while the camera's other files are shipped, left out with
+    one finding per episode and camera (the camera and every other episode are kept). When leaving episodes
+    out would leave none, those cameras are left out instead, so the rows survive."""
     dropped: set[str] = set()
-    out = []
+    out: list[Finding] = []
+    partial: dict[str, list[tuple[int, str]]] = {}  # camera -> (episode, what is missing)
+    total = len(meta.episodes)
     for key in meta.video_keys:
         files: dict[Path, bool] = {}
         unlocated = 0
+        lacking: list[tuple[int, str]] = []
         for ep in meta.episodes:
             try:
                 path = meta.video_file(ep, key)[0]
             except (KeyError, AttributeError):  # no video_path in info.json, no videos/<key>/ columns in meta/episodes
                 unlocated += 1
+                lacking.append((ep.index, f"has no video location (no videos/{key}/ columns in {META_DIR}/episodes)"))
                 continue
             if path not in files:
                 files[path] = path.is_file()
+            if not files[path]:
+                lacking.append((ep.index, f"{_rel(meta, path)} is not shipped"))
+        if not lacking:
+            continue
         missing = [p for p, ok in files.items() if not ok]
-        if not missing and not unlocated:
+        if len(lacking) < total:
+            partial[key] = lacking
             continue
         dropped.add(key)
         if unlocated:
-            what = (f"has no video location for {unlocated} of {len(meta.episodes)} episodes (no video_path in "
+            what = (f"has no video location for {unlocated} of {total} episodes (no video_path in "
                     f"{INFO_PATH}, or no videos/{key}/ columns in {META_DIR}/episodes)")  # fmt: skip
         elif len(files) == 1:
             what = f"{_rel(meta, missing[0])} is not shipped"
-        elif len(missing) == len(files):
-            what = f"none of its {len(files)} files is shipped (first: {_rel(meta, missing[0])})"
         else:
-            what = f"{len(missing)} of its {len(files)} files are not shipped (first: {_rel(meta, missing[0])})"
+            what = f"none of its {len(files)} files is shipped (first: {_rel(meta, missing[0])})"
         out.append(Finding(WARNING, key, f"{INFO_PATH} declares a video feature but {what}", "the feature is left out"))
-    return dropped, out
+    skipped = {i for lacking in partial.values() for i, _ in lacking}
+    if partial and len(skipped) == total:  # no episode has every camera: keep the rows, lose those cameras
+        for key, lacking in partial.items():
+            dropped.add(key)
+            first = lacking[0]
+            out.append(Finding(WARNING, key, f"{INFO_PATH} declares a video feature but {len(lacking)} of {total} "
+                                             f"episodes lack it (first: episode {first[0]}: {first[1]}), and no "
+                                             "episode has every camera", "the feature is left out"))  # fmt: skip
+        return dropped, set(), out
+    for key, lacking in partial.items():
+        out += [Finding(WARNING, key, f"episode {i}: {what}", "the episode is left out") for i, what in lacking]
+    return dropped, skipped, out
 
 
 def _episodes_label(indices: list[int], total: int) -> str:
@@ -460,12 +529,16 @@ def _stats_gaps(meta: DatasetMeta) -> list[Finding]:
         absent = "no per-episode stats columns (stats/<feature>/<stat>)"
     else:
         where = str(meta.root / V21_EPISODES_STATS_PATH)
-        absent = "missing" + (" (v2.0 datasets have none)" if meta.version == V20 else "")
+        absent = "missing"
     # default columns (index, timestamp...) are always re-derived from the re-based rows, so never a gap
     needed = [k for k in table_features(meta) if k not in DEFAULT_FEATURES] + meta.video_keys
     empty = [ep.index for ep in meta.episodes if not ep.stats]
     if len(empty) == total:
-        out.append(Finding(WARNING, where, absent, "per-episode stats recomputed from the data"))
+        if meta.version == V20:  # v2.0 has no per-episode stats file: normal for it, so a note, not a finding
+            out.append(Finding(INFO, where, "none (v2.0 datasets have none)",
+                               "per-episode stats computed from the data"))  # fmt: skip
+        else:
+            out.append(Finding(WARNING, where, absent, "per-episode stats recomputed from the data"))
     else:
         if empty:
             out.append(Finding(WARNING, where, f"no stats for {_episodes_label(empty, total)}",

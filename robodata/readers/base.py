@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from robodata.errors import RobodataError
-from robodata.msgconv import normalize_msgtype
+from robodata.msgconv import COMPRESSED_VIDEO_TYPES, MessageConversionError, VideoStream, normalize_msgtype
 
 __all__ = [
     "InterArrival",
+    "decode_video_streams",
     "Message",
     "RecordingError",
     "RecordingReader",
@@ -167,6 +169,51 @@ class RecordingReader(ABC):
                 f"{self.path}: no topic {', '.join(missing)} in this recording (it has: {', '.join(sorted(known))})"
             )
         return wanted
+
+
+def decode_video_streams(path: Path, messages: Iterable[Message]) -> Iterator[Message]:
+    """``messages`` (decoded, in log-time order) with each video topic's packets (``foxglove.CompressedVideo``)
+    decoded as a stream: one stateful decoder per topic, frames out in order, each a :class:`robodata.msgconv.
+    VideoFrame` in place of its packet message. A stream that starts before a keyframe starts at the first
+    keyframe, with one ``RecordingWarning`` saying how many messages were skipped.
+
+    Raises:
+        RecordingError: a video format that is not supported or does not decode (file, topic, schema, format
+            named), or a video topic without any keyframe.
+    """
+    streams: dict[str, VideoStream] = {}
+
+    def fail(topic: str, msgtype: str, err: Exception) -> RecordingError:
+        return RecordingError(f"{path}: topic {topic} (schema {msgtype}): {str(err).removeprefix(f'{msgtype}: ')}")
+
+    for m in messages:
+        if m.msgtype not in COMPRESSED_VIDEO_TYPES:
+            yield m
+            continue
+        vs = streams.get(m.topic)
+        if vs is None:
+            vs = streams[m.topic] = VideoStream(m.msgtype)
+        started = vs.started
+        try:
+            ready = vs.push(m.log_time_ns, m.data)
+        except MessageConversionError as err:
+            raise fail(m.topic, m.msgtype, err) from err
+        if vs.started and not started and vs.skipped:
+            warnings.warn(f"{path}: topic {m.topic} ({m.msgtype}, {vs.format}): the stream starts before a keyframe; "
+                          f"its first {vs.skipped} message(s) are skipped, decoding starts at the first keyframe",
+                          RecordingWarning, stacklevel=2)  # fmt: skip
+        for lt, frame in ready:
+            yield Message(m.topic, lt, m.msgtype, frame)
+    for topic, vs in streams.items():
+        if not vs.started:
+            raise RecordingError(f"{path}: topic {topic} (schema {vs.where}): no keyframe in its {vs.skipped} "
+                                 f"{vs.format} message(s), so no frame decodes")  # fmt: skip
+        try:
+            ready = vs.flush()
+        except MessageConversionError as err:
+            raise fail(topic, vs.where, err) from err
+        for lt, frame in ready:
+            yield Message(topic, lt, vs.where, frame)
 
 
 class InterArrival:

@@ -21,7 +21,8 @@ independently.
 
 Protobuf channels (Foxglove SDK recordings: ``foxglove.CompressedImage``, ``foxglove.PoseInFrame``...; or a
 user's own types) are decoded by ``mcap_protobuf``, which builds message classes from the FileDescriptorSet
-in each schema record. Flatbuffer channels are refused: their schema records hold binary schemas that need
+in each schema record. ``foxglove.CompressedVideo`` topics (a packet per message) are then decoded as streams
+with PyAV, one decoder per topic per ``messages()`` call, into frames in order. Flatbuffer channels are refused: their schema records hold binary schemas that need
 generated code to decode.
 """
 
@@ -50,6 +51,7 @@ from robodata.readers.base import (
     RecordingReader,
     RecordingWarning,
     TopicInfo,
+    decode_video_streams,
     normalize_msgtype,
 )
 from robodata.readers.typesys import Decoder, TypeResolver
@@ -896,8 +898,16 @@ class McapRecordingReader(RecordingReader):
     def messages(self, topics: Iterable[str] | None = None, decode: bool = True) -> Iterator[Message]:
         """Yield messages in log-time order (see the class docstring for truncated files).
 
-        With ``decode=False`` the payload is ``bytes``; decoded arrays are read-only views of the chunk.
+        With ``decode=False`` the payload is ``bytes``; decoded arrays are read-only views of the chunk. Decoded
+        video topics (``foxglove.CompressedVideo``) are decoded as streams, one decoder per topic for this call:
+        each message is a :class:`robodata.msgconv.VideoFrame` (see :func:`robodata.readers.base.decode_video_streams`).
         """
+        if decode:
+            yield from decode_video_streams(self.path, self._messages(topics, True))
+        else:
+            yield from self._messages(topics, False)
+
+    def _messages(self, topics: Iterable[str] | None, decode: bool) -> Iterator[Message]:
         if self._f is None:
             raise RecordingError(f"{self.path}: the reader is closed")
         wanted = self._wanted_channels(topics)

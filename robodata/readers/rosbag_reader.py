@@ -24,7 +24,15 @@ from rosbags.rosbag2.storage_mcap import McapReader as RosbagsMcapStorage
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 
 from robodata.pathkind import find_rosbag2_folder
-from robodata.readers.base import InterArrival, Message, RecordingError, RecordingReader, TopicInfo, normalize_msgtype
+from robodata.readers.base import (
+    InterArrival,
+    Message,
+    RecordingError,
+    RecordingReader,
+    TopicInfo,
+    decode_video_streams,
+    normalize_msgtype,
+)
 from robodata.readers.typesys import Decoder, TypeResolver
 
 __all__ = ["RosbagsRecordingReader", "StorageFileReader"]
@@ -297,6 +305,14 @@ class RosbagsRecordingReader(RecordingReader):
             yield from merged
 
     def messages(self, topics: Iterable[str] | None = None, decode: bool = True) -> Iterator[Message]:
+        """Yield messages in log-time order; decoded video topics (``foxglove_msgs/msg/CompressedVideo``) are
+        decoded as streams, one decoder per topic for this call (:func:`robodata.readers.base.decode_video_streams`)."""
+        if decode:
+            yield from decode_video_streams(self.path, self._messages(topics, True))
+        else:
+            yield from self._messages(topics, False)
+
+    def _messages(self, topics: Iterable[str] | None, decode: bool) -> Iterator[Message]:
         wanted = self._select_topics(topics)
         decoders: dict[tuple[str, str], tuple[str, Decoder | None]] = {}
         it = self._raw(wanted)
