@@ -87,9 +87,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     if not args.out:  # into the platform: land, register, run raw_teleop against the Dagster instance
-        if args.topic_map or args.fps or args.quaternion_order:
-            raise RobodataError("--topic-map, --fps and --quaternion-order apply with --out; in the platform they come "
-                                "from the config's sources")
+        if args.topic_map or args.fps or args.quaternion_order or args.quaternion_column:
+            raise RobodataError("--topic-map, --fps, --quaternion-order and --quaternion-column apply with --out; in "
+                                "the platform they come from the config's sources")
         return require_platform("ingest without --out").ingest(args.path, args.config)
     from robodata.ingest import ingest_recording
     from robodata.topicmap import load_topic_map
@@ -101,6 +101,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         hdf5["fps"] = args.fps
     if args.quaternion_order:
         hdf5["quaternion_order"] = args.quaternion_order
+    if args.quaternion_column:
+        from robodata.formats.isaaclab import parse_quaternion_columns
+
+        hdf5["quaternion_columns"] = parse_quaternion_columns(args.quaternion_column)
     rep = ingest_recording(args.path, args.out, tm, progress=Progress("ingest"), **hdf5)
     for k, v in rep.as_metadata().items():
         print(f"{k:24s} {v}")
@@ -216,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=float, help="Isaac Lab HDF5 without timestamps: its frame rate (with --out)")
     s.add_argument("--quaternion-order", choices=["auto", "wxyz", "xyzw"],
                    help="Isaac Lab HDF5: wxyz (Isaac Lab 2.x) or xyzw (3.0); default: a stamp in the file, else the data")
+    s.add_argument("--quaternion-column", action="append", default=[], metavar="FEATURE:START",
+                   help="Isaac Lab HDF5: FEATURE holds a quaternion at column START (repeatable; FEATURE: for none), "
+                        "beside those its name says (eef_quat, *_pose) (with --out)")  # fmt: skip
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("run", help="run a pipeline YAML (sources, stages, validators, output) on Ray Data")

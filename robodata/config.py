@@ -52,6 +52,17 @@ class SourceConfig(_Strict):
     fps: float | None = Field(None, gt=0, description="HDF5 files without timestamps: their frame rate")
     quaternion_order: Literal["auto", "wxyz", "xyzw"] = Field(
         "auto", description="HDF5 files: wxyz (Isaac Lab 2.x), xyzw (3.0), auto (a stamp in env_args, else the data)")
+    quaternion_columns: dict[str, list[int]] = Field(
+        default_factory=dict, description="HDF5 files: where quaternions are, beside what feature names say "
+        "(eef_quat, *_pose): feature -> the first column of each 4-wide quaternion ({object: [3]}; []: none)")
+
+    @field_validator("quaternion_columns")
+    @classmethod
+    def _columns(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        for name, starts in v.items():
+            if any(c < 0 for c in starts):
+                raise ValueError(f"quaternion_columns {name!r}: {starts} holds a negative column")
+        return v
 
     def hdf5_options(self) -> dict[str, Any]:
         """The HDF5 reading options this source sets (empty when it leaves the defaults)."""
@@ -60,6 +71,8 @@ class SourceConfig(_Strict):
             out["fps"] = self.fps
         if self.quaternion_order != "auto":
             out["quaternion_order"] = self.quaternion_order
+        if self.quaternion_columns:
+            out["quaternion_columns"] = {k: list(v) for k, v in self.quaternion_columns.items()}
         return out
 
 
@@ -87,6 +100,9 @@ class LeRobotConfig(_Strict):
     crf: int = Field(30, ge=0, le=63)
     gop: int = Field(2, ge=1)
     recordings: list[str] | Literal["all"] = "all"
+    action_normalization: Literal["mean_std", "min_max", "quantile"] | None = Field(
+        None, description="fit action normalisation statistics once over each release's published episodes and "
+        "write them with it (meta/robodata_action_norm.json; the actions stay raw)")
 
 
 class DemoConfig(_Strict):

@@ -159,12 +159,14 @@ def ingest_recording(
     image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION,
     fps: float | None = None,
     quaternion_order: str | None = None,
+    quaternion_columns: Mapping[str, Sequence[int]] | None = None,
 ) -> IngestReport:
     """Turn a recording into an Isaac Lab HDF5 episode store at ``out_path`` (written atomically).
 
-    ``fps`` and ``quaternion_order`` read an Isaac Lab HDF5 file (its recorder stores no timestamps and does
-    not say its quaternion order: ``wxyz`` in 2.x, ``xyzw`` from 3.0; ``auto``/None decides from a stamp in
-    ``env_args`` or the data).
+    ``fps``, ``quaternion_order`` and ``quaternion_columns`` read an Isaac Lab HDF5 file (its recorder stores no
+    timestamps and does not say its quaternion order: ``wxyz`` in 2.x, ``xyzw`` from 3.0; ``auto``/None decides
+    from a stamp in ``env_args`` or the data; ``quaternion_columns`` says where quaternions are beside what the
+    feature names say, see :class:`~robodata.formats.isaaclab.EpisodeStore`).
 
     ``image_compression`` says how camera frames are stored (one frame per chunk, always lossless and readable
     by plain h5py): ``auto`` (default: deflated where that saves a quarter or more, raw otherwise), ``none``,
@@ -182,7 +184,8 @@ def ingest_recording(
         raise IngestError(str(err)) from err
     if info.kind is PathKind.ISAACLAB_HDF5:
         report = _ingest_hdf5(path, Path(out_path), min_frames=min_frames or 1, max_frames=max_frames,
-                              image_compression=image_compression, fps=fps, quaternion_order=quaternion_order)
+                              image_compression=image_compression, fps=fps, quaternion_order=quaternion_order,
+                              quaternion_columns=quaternion_columns)
     else:
         if topic_map is None:
             raise IngestError(f"{path}: a message recording needs a topic map (none is configured for this file)")
@@ -200,7 +203,8 @@ def ingest_recording(
 
 def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
                  image_compression: ImageCompression = DEFAULT_IMAGE_COMPRESSION,
-                 fps: float | None = None, quaternion_order: str | None = None) -> IngestReport:
+                 fps: float | None = None, quaternion_order: str | None = None,
+                 quaternion_columns: Mapping[str, Sequence[int]] | None = None) -> IngestReport:
     """Copy an Isaac Lab HDF5 file (robodata's or Isaac Lab's recorder's) demo by demo into the canonical store.
 
     Everything is read through :class:`EpisodeStore` (the one reader of the format) and kept: features,
@@ -209,7 +213,7 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
     ``xyzw`` whatever order the file used (its order is recorded in the store's feature table).
     """
     try:
-        src = EpisodeStore(path, fps=fps, quaternion_order=quaternion_order)
+        src = EpisodeStore(path, fps=fps, quaternion_order=quaternion_order, quaternion_columns=quaternion_columns)
     except EpisodeStoreError as err:
         raise IngestError(str(err)) from err
     report = IngestReport(str(path), str(out), bytes_read=path.stat().st_size, fps=src.schema.fps)
@@ -217,10 +221,7 @@ def _ingest_hdf5(path: Path, out: Path, *, min_frames: int, max_frames: int,
         if not src.demo_names:
             raise IngestError(f"{path}: /data holds no demo_N groups (no episodes)")
         schema = src.schema
-        if src.timestamps_inferred:
-            report.notes.append(f"no timestamps in the file: frames are {schema.fps:g} Hz apart (set fps to change)")
-        if src.quaternion_order is not None and src._quat_cols:
-            report.notes.append(f"quaternions {src.quaternion_order.describe()}; features written as xyzw")
+        report.notes.extend(src.notes)  # assumed fps, quaternion order and columns, unconverted ones, filter keys
         with EpisodeStoreWriter(out, schema, env_name=src.env_args.get(ENV_NAME_KEY, "robodata"),
                                 env_kwargs=src.env_args.get(ENV_KWARGS_KEY, {}),
                                 image_compression=image_compression) as dst:

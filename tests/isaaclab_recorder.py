@@ -12,6 +12,16 @@ root_velocity}``) and ``obs`` (the policy group's terms); Isaac Lab Mimic's anno
 at a time, ``initial_state`` leaves are ``(1, D)``.
 
 ``root_pose`` is position + quaternion: ``w, x, y, z`` in Isaac Lab 2.x, ``x, y, z, w`` from 3.0 on.
+
+With ``flat_obs`` the policy group is recorded as Isaac Lab's ``PreStepFlatPolicyObservationsRecorder`` does
+with ``concatenate_terms=True`` (the default outside record_demos / Mimic): ``obs`` is ``obs_buf["policy"]``,
+one ``(T, D)`` dataset of the terms concatenated in order, not a group (no cameras, no datagen_info in it).
+
+:func:`write_robomimic_dataset` writes robomimic's own layout (its ``docs/datasets/overview``): ``/data`` with
+``total`` and ``env_args`` (``{"env_name", "type": 1, "env_kwargs": {"control_freq", ...}}``), demos
+``demo_1``... (robosuite's collection counts from 1) with ``actions``, ``rewards``, ``dones``, a flat
+``states``, ``obs/`` and ``next_obs/`` and the ``num_samples`` / ``model_file`` attributes, and the root
+``/mask`` group of filter keys (``train``, ``valid``: arrays of demo names as bytes).
 """
 
 from __future__ import annotations
@@ -52,9 +62,14 @@ def _pose_matrix(pos: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     return m
 
 
+# The policy terms of demo_data's obs, in order: what a flat (concatenate_terms=True) obs concatenates.
+POLICY_TERMS = ("actions", "joint_pos", "joint_vel", "object", "eef_pos", "eef_quat", "gripper_pos")
+
+
 def demo_data(frames: int, seed: int, *, quat_order: str = "wxyz", cameras: bool = True,
-              datagen: bool = True) -> dict[str, Any]:
-    """One episode's data dict, as Isaac Lab's recorder collects it for a Franka cube-lift task."""
+              datagen: bool = True, flat_obs: bool = False) -> dict[str, Any]:
+    """One episode's data dict, as Isaac Lab's recorder collects it for a Franka cube-lift task (``flat_obs``:
+    the policy group concatenated into one ``(T, D)`` array, as ``concatenate_terms=True`` gives it)."""
     rng = np.random.default_rng(seed)
     t = np.arange(frames, dtype=np.float32)
     joints = (0.3 * np.sin(t[:, None] / 9 + np.arange(JOINTS)) + rng.normal(0, 0.01, (frames, JOINTS))).astype(np.float32)
@@ -87,6 +102,10 @@ def demo_data(frames: int, seed: int, *, quat_order: str = "wxyz", cameras: bool
         "eef_quat": _quat(np.zeros(frames), quat_order),
         "gripper_pos": joints[:, 7:9],
     }
+    if flat_obs:  # obs_buf["policy"]: a tensor, so the recorder writes one dataset
+        flat = np.concatenate([obs[k].reshape(frames, -1) for k in POLICY_TERMS], axis=1).astype(np.float32)
+        return {"actions": actions, "processed_actions": np.concatenate([actions, actions[:, -1:]], axis=1),
+                "initial_state": initial, "states": states, "obs": flat}
     if cameras:
         img = rng.integers(0, 255, (frames, 24, 32, 3), dtype=np.uint8)
         obs["table_cam"] = img
@@ -105,7 +124,8 @@ def demo_data(frames: int, seed: int, *, quat_order: str = "wxyz", cameras: bool
 
 def write_isaaclab_recording(path: Path, *, demos: int = 2, frames: int = 20, quat_order: str = "wxyz",
                              env_name: str = "Isaac-Lift-Cube-Franka-IK-Rel-Mimic-v0", cameras: bool = True,
-                             datagen: bool = True, env_args: dict[str, Any] | None = None) -> Path:
+                             datagen: bool = True, env_args: dict[str, Any] | None = None,
+                             flat_obs: bool = False) -> Path:
     """A file as ``HDF5DatasetFileHandler.create`` + ``write_episode`` leave it (demo_0, demo_1, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
@@ -113,7 +133,8 @@ def write_isaaclab_recording(path: Path, *, demos: int = 2, frames: int = 20, qu
         data.attrs["total"] = 0
         data.attrs["env_args"] = json.dumps({"env_name": env_name, "type": 2, **(env_args or {})})
         for i in range(demos):
-            ep = demo_data(frames + 3 * i, seed=i, quat_order=quat_order, cameras=cameras, datagen=datagen)
+            ep = demo_data(frames + 3 * i, seed=i, quat_order=quat_order, cameras=cameras, datagen=datagen,
+                           flat_obs=flat_obs)
             g = data.create_group(f"demo_{i}")
             g.attrs["num_samples"] = len(ep["actions"])
             g.attrs["seed"] = 42 + i
@@ -121,6 +142,44 @@ def write_isaaclab_recording(path: Path, *, demos: int = 2, frames: int = 20, qu
             for key, value in ep.items():
                 _put(g, key, value)
             data.attrs["total"] += g.attrs["num_samples"]
+    return path
+
+
+def write_robomimic_dataset(path: Path, *, demos: int = 3, frames: int = 12, control_freq: int | None = 20,
+                            masks: dict[str, list[str]] | None = None) -> Path:
+    """A robomimic low-dim dataset (robosuite Lift): demos ``demo_1``..``demo_<demos>`` of ``frames + i`` frames,
+    quaternions ``x, y, z, w`` (robosuite's order), filter keys ``masks`` (default: train = all but the last,
+    valid = the last)."""
+    names = [f"demo_{i + 1}" for i in range(demos)]
+    masks = masks if masks is not None else {"train": names[:-1], "valid": names[-1:]}
+    kwargs: dict[str, Any] = {"has_renderer": False, "robots": ["Panda"], "controller_configs": {"type": "OSC_POSE"}}
+    if control_freq is not None:
+        kwargs["control_freq"] = control_freq
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": kwargs})
+        total = 0
+        for i, name in enumerate(names):
+            n = frames + i
+            rng = np.random.default_rng(i)
+            g = data.create_group(name)
+            g.create_dataset("actions", data=rng.uniform(-1, 1, (n, 7)))
+            g.create_dataset("rewards", data=np.zeros(n))
+            g.create_dataset("dones", data=(np.arange(n) == n - 1).astype(np.int64))
+            g.create_dataset("states", data=rng.normal(size=(n, 32)))
+            quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1)) + rng.normal(0, 1e-4, (n, 4))
+            obs = {"robot0_eef_pos": rng.normal(size=(n, 3)), "robot0_eef_quat": quat / np.linalg.norm(quat, axis=1)[:, None],
+                   "robot0_gripper_qpos": rng.normal(size=(n, 2)), "object": rng.normal(size=(n, 10))}
+            for key in ("obs", "next_obs"):
+                for k, v in obs.items():
+                    g.create_dataset(f"{key}/{k}", data=v)
+            g.attrs["num_samples"] = n
+            g.attrs["model_file"] = "<mujoco model='lift'/>"
+            total += n
+        data.attrs["total"] = total
+        for key, demo_names in masks.items():
+            f.create_dataset(f"mask/{key}", data=np.array(demo_names, dtype="S"))
     return path
 
 

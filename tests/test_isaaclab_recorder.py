@@ -5,6 +5,7 @@ inspect, ingest (the raw_teleop step), convert, MimicGen's source reader, augmen
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -16,7 +17,7 @@ from robodata.formats.isaaclab import EpisodeStore
 from robodata.formats.quaternions import decide_order, reorder
 from robodata.ingest import IngestError, ingest_recording
 from robodata.inspect import format_inspection, inspect_path
-from tests.isaaclab_recorder import demo_data, leaves, write_isaaclab_recording
+from tests.isaaclab_recorder import POLICY_TERMS, demo_data, leaves, write_isaaclab_recording, write_robomimic_dataset
 
 SIM_STATE = ("states/articulation/robot/joint_position", "states/articulation/robot/root_pose",
              "states/rigid_object/cube/root_pose", "initial_state/articulation/robot/joint_position",
@@ -74,6 +75,9 @@ def test_ingest_keeps_the_nested_layout_and_converts_quaternions(recorder_file, 
         assert f["data/demo_1"].attrs["seed"] == 43 and bool(f["data/demo_1"].attrs["success"])
         table = json.loads(f["data"].attrs["env_args"])["robodata"]
     assert table["quaternion_order"] == "xyzw" and table["sim_state_quaternion_order"] == "wxyz"
+    # obs/object (position + a wxyz quaternion) is not covered by the name rule: the store says it stayed wxyz
+    assert table["unconverted_quaternion_columns"] == {"object": [3]}
+    assert any("'object'" in n and "not converted" in n for n in report.notes)  # and the user is told
     # the canonical store reads back as itself (no second conversion) and ingests to the same content
     again = tmp_path / "again.hdf5"
     ingest_recording(out, again)
@@ -169,13 +173,123 @@ def test_bad_nested_layouts_are_one_error_naming_the_group(tmp_path):
     with pytest.raises(IngestError, match=r"nocam.hdf5: /data/demo_1/obs/wrist_cam is missing"):
         ingest_recording(path, tmp_path / "o.hdf5")
 
-    path = tmp_path / "flatobs.hdf5"
+    path = tmp_path / "noobs.hdf5"
     with h5py.File(path, "w") as f:
         g = f.create_group("data/demo_0")
         g.create_dataset("actions", data=np.zeros((4, 2)))
-        g.create_dataset("obs", data=np.zeros((4, 2)))  # obs as a dataset, not a group
-    with pytest.raises(IngestError, match=r"flatobs.hdf5: /data/demo_0 lacks the 'actions' dataset or the 'obs' group"):
+        g.create_dataset("observations", data=np.zeros((4, 2)))
+    with pytest.raises(IngestError, match=r"noobs.hdf5: /data/demo_0 lacks the 'obs' group \(or a flat 'obs' dataset\)"):
         ingest_recording(path, tmp_path / "o.hdf5")
+    with h5py.File(path, "r+") as f:  # a flat obs, but not one row per frame
+        f["data/demo_0"].create_dataset("obs", data=np.zeros((3, 2)))
+    with pytest.raises(IngestError, match=r"noobs.hdf5: /data/demo_0/obs is a flat dataset of shape \(3, 2\)"):
+        ingest_recording(path, tmp_path / "o.hdf5")
+
+
+def test_flat_policy_obs_is_one_state_feature_on_every_path(tmp_path, capsys):
+    """``concatenate_terms=True``: /data/demo_k/obs is one (T, D) dataset. inspect, ingest, convert, MimicGen's
+    source reader and augmentation's merge read it as the state feature ``obs`` and keep the layout."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from robodata.augment.merge import Variant, merge_variants
+    from robodata.mimicgen.config import SubtaskConfig
+    from robodata.mimicgen.errors import MimicGenError
+    from robodata.mimicgen.source import load_sources
+
+    path = write_isaaclab_recording(tmp_path / "flat.hdf5", flat_obs=True, cameras=False, datagen=False)
+    raw = demo_data(23, seed=1, flat_obs=True)["obs"]
+    width = sum(int(np.prod(demo_data(2, 0)["obs"][k].shape[1:])) for k in POLICY_TERMS)
+    assert raw.shape == (23, width)
+    with EpisodeStore(path) as es:
+        assert [(f.name, f.role, f.shape) for f in es.schema.features] == [("obs", "state", (width,)),
+                                                                            ("actions", "action", (7,))]
+        assert np.array_equal(es.read("demo_1").states, raw)
+    assert "obs" in format_inspection(inspect_path(path))
+    out = tmp_path / "c.hdf5"
+    report = ingest_recording(path, out)
+    assert [e.frames for e in report.episodes] == [20, 23]
+    src, dst = leaves(path, "demo_1"), leaves(out, "demo_1")
+    assert set(src) <= set(dst) and all(np.array_equal(dst[p], src[p]) for p in src)  # obs stays one dataset
+    with h5py.File(out) as f:
+        assert isinstance(f["data/demo_1/obs"], h5py.Dataset)
+    assert cli(["convert", str(path), str(tmp_path / "lr")]) == 0
+    capsys.readouterr()
+    ds = LeRobotDataset(repo_id="local/flat", root=tmp_path / "lr", video_backend="pyav")
+    assert len(ds) == 43 and np.allclose(ds[20 + 5]["observation.state"].numpy(), raw[5])
+    merged = merge_variants(out, tmp_path / "aug.hdf5", [Variant("demo_0", 0, 1, "local", {})])
+    assert not merged.failed and np.array_equal(leaves(tmp_path / "aug.hdf5", "demo_2")["obs"], leaves(out)["obs"])
+    with pytest.raises(MimicGenError, match="flat.hdf5"):  # no datagen_info in a flat obs: a named refusal
+        load_sources(path, [SubtaskConfig(name="grasp", object_ref="cube")])
+
+
+def test_quaternion_columns_say_where_quaternions_are(recorder_file, tmp_path, capsys):
+    """obs/object is position + quaternion: the name rule misses it, ``quaternion_columns`` names it; a wrong
+    entry is one error naming the file and the feature."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from robodata.config import SourceConfig
+    from robodata.formats.isaaclab import EpisodeStoreError
+
+    raw = leaves(recorder_file)["obs/object"]
+    with EpisodeStore(recorder_file) as es:
+        assert es.unconverted_quaternions == {"object": [3]}
+        assert np.array_equal(es.feature("demo_0", "object"), raw)
+    with EpisodeStore(recorder_file, quaternion_columns={"object": [3]}) as es:
+        assert es.unconverted_quaternions == {} and es.schema.extra["quaternion_columns"]["object"] == [3]
+        assert np.array_equal(es.feature("demo_0", "object")[:, 3:], reorder(raw[:, 3:], "wxyz", "xyzw"))
+        assert not any("not converted" in n for n in es.notes)
+    with EpisodeStore(recorder_file, quaternion_columns={"eef_quat": []}) as es:  # "holds none" beats the name
+        assert "eef_quat" not in es.schema.extra.get("quaternion_columns", {})
+        assert es.unconverted_quaternions == {"object": [3]}  # said to hold none: not flagged either
+    for bad, what in (({"nope": [0]}, "names 'nope', which is no state feature"),
+                      ({"object": [5]}, "'object': starts [5] do not fit")):
+        with pytest.raises(EpisodeStoreError, match=re.escape(f"dataset.hdf5: quaternion_columns {what}")):
+            EpisodeStore(recorder_file, quaternion_columns=bad)
+    assert SourceConfig(pattern="*.hdf5", quaternion_columns={"object": [3]}).hdf5_options() == {
+        "quaternion_columns": {"object": [3]}}
+    assert SourceConfig().hdf5_options() == {}
+    # robodata convert: the same options as ingest, and the store's reading notes printed
+    assert cli(["convert", str(recorder_file), str(tmp_path / "lr"), "--fps", "50", "--quaternion-order", "wxyz",
+                "--quaternion-column", "object:3"]) == 0
+    err = capsys.readouterr().err
+    assert "frames are 50 Hz apart (set)" in err and "quaternions wxyz (setting)" in err and "object[3]" in err
+    ds = LeRobotDataset(repo_id="local/q", root=tmp_path / "lr", video_backend="pyav")
+    with EpisodeStore(recorder_file) as es:
+        sl = es.schema.slices("state")["object"]
+    assert ds.meta.fps == 50
+    assert np.allclose(ds[0]["observation.state"].numpy()[sl[0] + 3:sl[1]], reorder(raw[0, 3:], "wxyz", "xyzw"))
+    assert cli(["convert", str(recorder_file), str(tmp_path / "lr2")]) == 0
+    err = capsys.readouterr().err
+    assert "30 Hz apart (assumed" in err and "'object' looks like it holds a quaternion" in err
+    assert cli(["convert", str(recorder_file), str(tmp_path / "lr3"), "--quaternion-column", "object"]) == 2
+    assert "expected FEATURE:START" in capsys.readouterr().err
+
+
+def test_robomimic_filter_keys_and_control_freq_survive_ingest(tmp_path):
+    """A robomimic dataset: its rate is env_kwargs.control_freq (not 30 assumed) and its /mask filter keys are kept,
+    in the names ingest gives the demos (robosuite's demo_1.. become demo_0..)."""
+    path = write_robomimic_dataset(tmp_path / "lift.hdf5", demos=3)
+    with EpisodeStore(path) as es:
+        assert es.schema.fps == 20 and es.fps_source == "env_args env_kwargs.control_freq"
+        assert es.schema.extra["filter_keys"] == {"train": ["demo_1", "demo_2"], "valid": ["demo_3"]}
+        assert any("20 Hz apart (from env_args env_kwargs.control_freq)" in n for n in es.notes)
+    out = tmp_path / "c.hdf5"
+    report = ingest_recording(path, out)
+    assert report.fps == 20 and [e.frames for e in report.episodes] == [12, 13, 14]
+    with h5py.File(out) as f:
+        mask = {k: [v.decode() for v in f[f"mask/{k}"][()]] for k in f["mask"]}
+        assert mask == {"train": ["demo_0", "demo_1"], "valid": ["demo_2"]}
+        assert len(f["data/demo_2/actions"]) == 14  # the valid demo is the 14-frame one
+        assert np.allclose(np.diff(f["data/demo_0/timestamps"][()]), 1 / 20)
+    again = tmp_path / "again.hdf5"  # the canonical store ingests to the same keys
+    ingest_recording(out, again)
+    with h5py.File(again) as f:
+        assert [v.decode() for v in f["mask/valid"][()]] == ["demo_2"]
+    with EpisodeStore(write_robomimic_dataset(tmp_path / "nofreq.hdf5", control_freq=None, masks={})) as es:
+        assert es.schema.fps == 30 and es.fps_source == "assumed" and "filter_keys" not in es.schema.extra
+    bad = write_robomimic_dataset(tmp_path / "badmask.hdf5", masks={"train": ["demo_9"]})
+    with pytest.raises(IngestError, match=r"badmask.hdf5: /mask/train names demos the file lacks \(\['demo_9'\]\)"):
+        ingest_recording(bad, tmp_path / "o.hdf5")
 
 
 def test_demo_data_follows_the_recorder_shapes():
@@ -213,3 +327,57 @@ def test_platform_ingest_of_a_recorder_file(tmp_path, capsys):
         assert len(es) == 2 and np.allclose(np.diff(es.timestamps("demo_0")), 1 / 50)
         assert es.schema.extra["sim_state_quaternion_order"] == "wxyz"
         assert es.group("demo_1")["states/rigid_object/cube/root_pose"].shape == (27, 7)
+
+
+def _annotated_output(tmp_path, name="gen.hdf5"):
+    """A recorder file as Isaac Lab Mimic writes its output (obs/datagen_info), the gripper recorded as its finger
+    opening (obs/gripper_pos): open, then closed from frame 8 on; the eef 10 cm above the cube throughout."""
+    path = write_isaaclab_recording(tmp_path / name, demos=2, frames=20, cameras=False)
+    with h5py.File(path, "r+") as f:
+        for d in ("demo_0", "demo_1"):
+            n = f[f"data/{d}/actions"].shape[0]
+            del f[f"data/{d}/obs/gripper_pos"]
+            f[f"data/{d}/obs"].create_dataset("gripper_pos", data=np.where(np.arange(n)[:, None] >= 8, 0.0, 0.04)
+                                              * np.ones((1, 2)), compression="gzip")
+    return path
+
+
+def test_mimic_invariant_compares_the_eef_with_the_object_it_holds(tmp_path):
+    """Isaac Lab Mimic's output: while the gripper is closed on the cube, the eef pose in the cube's frame holds;
+    a slip fails naming demo, subtask and frame; no gripper is "not evaluated", never passed; MimicGen's
+    per-subtask provenance (src_demo_inds / src_demo_labels) is read into the details."""
+    from robodata.mimicgen.config import SubtaskConfig
+    from robodata.mimicgen.isaaclab import invariant_check
+
+    subtasks = [SubtaskConfig(name="grasp", object_ref="cube", term_signal="grasp"),
+                SubtaskConfig(name="lift", object_ref="cube")]
+    good = _annotated_output(tmp_path)
+    with h5py.File(good, "r+") as f:
+        f["data/demo_0"].create_dataset("src_demo_inds", data=np.array([3, 1]))
+        f["data/demo_0"].create_dataset("src_demo_labels", data=np.repeat([3, 1], [11, 9])[:, None])
+    check = invariant_check(good, subtasks)
+    assert check.passed and check.evaluated, check.message
+    assert check.details["grasp"]["demos_grasp_evaluated"] == ["demo_0", "demo_1"]
+    row = check.details["grasp"]["grasp_drift"]["demo_1"]["grasp"]
+    assert row["object"] == "cube" and row["max_drift_pos_m"] < 1e-5
+    assert check.details["provenance"] == {"demo_0": {"src_demo_inds": [3, 1],
+                                                      "src_demo_labels": [[0, 11, 3], [11, 20, 1]]}}
+
+    slip = _annotated_output(tmp_path, "slip.hdf5")
+    with h5py.File(slip, "r+") as f:  # the cube drops 5 cm out of the hand at frame 15 (eef and target stay)
+        T = f["data/demo_1/obs/datagen_info/object_pose/cube"][()]
+        T[15:, 2, 3] -= 0.05
+        f["data/demo_1/obs/datagen_info/object_pose/cube"][...] = T
+    check = invariant_check(slip, subtasks)
+    assert check.evaluated and not check.passed
+    assert "demo_1 subtask grasp (eef franka holding cube, frame 15" in check.message and "0.05 m" in check.message
+    assert "demo_0" not in check.message
+
+    nogrip = _annotated_output(tmp_path, "nogrip.hdf5")
+    with h5py.File(nogrip, "r+") as f:
+        for d in ("demo_0", "demo_1"):
+            del f[f"data/{d}/obs/gripper_pos"]
+    check = invariant_check(nogrip, subtasks)
+    assert not check.passed and not check.evaluated
+    assert "no gripper action or state recorded" in check.message and "no per-subtask source provenance" in check.message
+    assert not invariant_check(good, []).passed  # no subtasks: which object a grasp holds is unknown

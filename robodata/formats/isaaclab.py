@@ -79,6 +79,11 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
 from robodata.formats.quaternions import OrderDecision
 
 ROLES = ("state", "action", "image", "pose", "extra")
+DEFAULT_FPS = 30.0  # the frame rate assumed for a file with no timestamps, no fps setting and no env_kwargs rate
+MASK_GROUP = "mask"  # robomimic's filter keys: /mask/<key> lists demo names (train, valid, ...)
+FILTER_KEYS = "filter_keys"  # ... kept in the feature table, by the names the demos had in the file they came from
+SOURCE_DEMO_ATTR = "source_demo"  # on a demo copied from a file with filter keys: its name there
+_UNIT_QUATERNION_TOL = 0.05  # |q| within this of 1 in every sampled row: the columns look like a quaternion
 
 
 # How camera frames are stored. Every option is a standard HDF5 filter that plain h5py (and any HDF5 reader)
@@ -677,7 +682,8 @@ class EpisodeStoreWriter:
         if name in self._data:
             raise EpisodeStoreError(f"{self.path}: {name} already exists")
         g = self._data.create_group(name)
-        g.create_group(OBS_GROUP)
+        if all(f.h5path != OBS_GROUP for f in self.schema.features):  # else a flat obs dataset takes the name
+            g.create_group(OBS_GROUP)
         for k, v in (attrs or {}).items():
             g.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
         self._next_index = max(self._next_index, index + 1)
@@ -763,12 +769,29 @@ class EpisodeStoreWriter:
         self.demos.append(demo.name)
         self._open = None
 
+    def _write_filter_keys(self) -> None:
+        """robomimic's ``/mask`` group in this store's demo names: each demo that carries its name in the file it
+        came from (``source_demo``) is in the filter keys that named it there (the feature table's ``filter_keys``)."""
+        keys = self.schema.extra.get(FILTER_KEYS)
+        if not isinstance(keys, dict) or not keys:
+            return
+        ours: dict[str, list[str]] = {}
+        for demo in self.demos:
+            src = self._data[demo].attrs.get(SOURCE_DEMO_ATTR)
+            if src is not None:
+                ours.setdefault(src.decode() if isinstance(src, bytes) else str(src), []).append(demo)
+        mask = self._f.create_group(MASK_GROUP)
+        for key, names in keys.items():
+            mine = sorted({d for n in names for d in ours.get(n, [])}, key=demo_index)
+            mask.create_dataset(key, data=np.array(mine, dtype="S"))
+
     def commit(self) -> Path:
         if self._open is not None and not self._open.closed:
             self._open.close()
         self._drain(0)
         self._stop_pool(cancel=False)
         self._data.attrs[TOTAL_ATTR] = self._total
+        self._write_filter_keys()
         self._f.close()
         self._atomic.commit()
         self.committed = True
@@ -848,6 +871,23 @@ def _quaternion_columns(spec: FeatureSpec) -> list[int]:
     return []
 
 
+def parse_quaternion_columns(items: Sequence[str]) -> dict[str, list[int]]:
+    """``FEATURE:START[,START...]`` items (the CLIs' ``--quaternion-column``) as ``quaternion_columns``; ``FEATURE:``
+    says the feature holds no quaternion. Repeated features add up."""
+    out: dict[str, list[int]] = {}
+    for item in items:
+        name, sep, starts = item.rpartition(":")
+        try:
+            cols = [int(c) for c in starts.split(",") if c.strip()]
+        except ValueError:
+            cols = None
+        if not sep or not name or cols is None:
+            raise EpisodeStoreError(f"--quaternion-column {item!r}: expected FEATURE:START (a column index, e.g. "
+                                    "object:3), FEATURE:S1,S2 or FEATURE: (it holds none)")
+        out.setdefault(name, []).extend(cols)
+    return out
+
+
 @dataclass
 class DemoBatch:
     """Frames ``[s, e)`` of one demo, as every tier copies them: features by name, actions, the flat state
@@ -883,19 +923,27 @@ class EpisodeStore:
     gzip-compresses every dataset and stores no timestamps; its features are inferred from the first demo's
     ``obs`` tree (a nested term ``obs/policy/joint_pos`` becomes the feature ``policy.joint_pos``), the sim
     state and everything else are carried as they are (:meth:`batches` ``passthrough``, :meth:`statics`),
-    and timestamps are ``frame / fps``.
+    and timestamps are ``frame / fps`` (``fps``, else ``env_kwargs`` ``fps`` or robomimic's ``control_freq``,
+    else 30, assumed: :attr:`notes` says which). Isaac Lab's flat policy observations (``concatenate_terms=True``:
+    ``obs`` is one ``(T, D)`` dataset, not a group) are one state feature named ``obs``. robomimic's filter
+    keys (the root ``/mask`` group) are kept in ``schema.extra["filter_keys"]`` and written back as ``/mask``.
 
     Quaternions: robodata's order is ``xyzw``. A foreign file's order (Isaac Lab 2.x ``wxyz``, 3.0 ``xyzw``)
     is decided by :func:`robodata.formats.quaternions.decide_order` (``quaternion_order``, a stamp in
-    ``env_args``, else the data) and the quaternion columns of its obs features (``eef_quat``, ``*_pose``)
-    are given in ``xyzw``; the nested sim state stays in the file's order (the simulator that replays it
-    needs it so) and the schema says which (``schema.extra["sim_state_quaternion_order"]``).
+    ``env_args``, else the data) and the quaternion columns of its obs features are given in ``xyzw``: those
+    the name rule finds (``eef_quat``, ``*_pose``) and those ``quaternion_columns`` names (feature -> column
+    starts; it replaces the name rule for that feature, ``[]``: none). A 4- or 7-wide state feature whose
+    columns hold unit quaternions but that neither covers stays in the file's order, and the store says so
+    (``schema.extra["unconverted_quaternion_columns"]``, a note). The nested sim state stays in the file's
+    order (the simulator that replays it needs it so) and the schema says which
+    (``schema.extra["sim_state_quaternion_order"]``).
 
     Raises :class:`EpisodeStoreError` naming the file (and the group) when the layout is not what Isaac Lab writes.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None,
-                 quaternion_order: str | None = None):
+                 quaternion_order: str | None = None,
+                 quaternion_columns: Mapping[str, Sequence[int]] | None = None):
         self.path = Path(path)
         if not self.path.exists():
             raise EpisodeStoreError(f"{self.path}: no such file")
@@ -904,12 +952,13 @@ class EpisodeStore:
         except OSError as err:
             raise EpisodeStoreError(f"{self.path}: not a readable HDF5 file ({err})") from err
         try:
-            self._open(fps, quaternion_order)
+            self._open(fps, quaternion_order, quaternion_columns)
         except BaseException:
             self._f.close()
             raise
 
-    def _open(self, fps: float | None, quaternion_order: str | None) -> None:
+    def _open(self, fps: float | None, quaternion_order: str | None,
+              quaternion_columns: Mapping[str, Sequence[int]] | None) -> None:
         if DATA_GROUP not in self._f or not isinstance(self._f[DATA_GROUP], h5py.Group):
             raise EpisodeStoreError(f"{self.path}: no /data group (not an Isaac Lab / robomimic HDF5 episode file)")
         self._data = self._f[DATA_GROUP]
@@ -928,18 +977,25 @@ class EpisodeStore:
             where = f"{self.path}: /{DATA_GROUP}/{name}"
             if not isinstance(g, h5py.Group):
                 raise EpisodeStoreError(f"{where} is a dataset, not a demo group")
-            if not isinstance(g.get(ACTIONS), h5py.Dataset) or not isinstance(g.get(OBS_GROUP), h5py.Group):
-                raise EpisodeStoreError(f"{where} lacks the {ACTIONS!r} dataset or the {OBS_GROUP!r} group")
+            if not isinstance(g.get(ACTIONS), h5py.Dataset):
+                raise EpisodeStoreError(f"{where} lacks the {ACTIONS!r} dataset (one row per frame)")
+            if not isinstance(g.get(OBS_GROUP), (h5py.Group, h5py.Dataset)):
+                raise EpisodeStoreError(f"{where} lacks the {OBS_GROUP!r} group (or a flat {OBS_GROUP!r} dataset)")
             if g[ACTIONS].ndim < 1:
                 raise EpisodeStoreError(f"{where}/{ACTIONS} is a scalar, not one row per frame")
         self._layouts: dict[str, _DemoLayout] = {}
         self.foreign = not self.env_args.get(ROBODATA_KEY)
         self.timestamps_inferred = False
+        self.fps_source = "stored"  # where the frame rate of a file without timestamps came from
         self.schema = self._schema(fps)
         self._quat_cols: dict[str, list[int]] = {}
         self.quaternion_order: OrderDecision | None = None  # decided for foreign files only (ours are xyzw)
+        self.unconverted_quaternions: dict[str, list[int]] = {}  # quaternion-like columns left as the file has them
         if self.foreign:
-            self._decide_quaternions(quaternion_order)
+            self._decide_quaternions(quaternion_order, quaternion_columns)
+            masks = self._filter_keys()
+            if masks:
+                self.schema.extra[FILTER_KEYS] = masks
 
     def _schema(self, fps: float | None) -> EpisodeSchema:
         rd = self.env_args.get(ROBODATA_KEY)
@@ -954,7 +1010,13 @@ class EpisodeStore:
             first = self.demo_names[0]
             g, n = self._data[first], self.num_samples(first)
             used = {ACTIONS}
-            for rel, ds in _datasets(g[OBS_GROUP], skip=DATAGEN_GROUP):
+            obs = g[OBS_GROUP]
+            if isinstance(obs, h5py.Dataset):  # Isaac Lab's flat policy obs (concatenate_terms=True): (T, D)
+                if obs.ndim != 2 or obs.shape[0] != n:
+                    raise EpisodeStoreError(f"{self.path}: /{DATA_GROUP}/{first}/{OBS_GROUP} is a flat dataset of "
+                                            f"shape {obs.shape}, not one row per frame of its {n} ({n}, D)")
+                feats.append(FeatureSpec(OBS_GROUP, "state", tuple(obs.shape[1:]), str(obs.dtype), path=OBS_GROUP))
+            for rel, ds in _datasets(obs, skip=DATAGEN_GROUP) if isinstance(obs, h5py.Group) else []:
                 if not ds.shape or ds.shape[0] != n:
                     continue  # not one row per frame: carried as a static dataset
                 name = rel.replace("/", ".")
@@ -973,14 +1035,22 @@ class EpisodeStore:
             feats.append(FeatureSpec(ACTIONS, "action", tuple(g[ACTIONS].shape[1:]), "float32"))
             self.timestamps_inferred = TIMESTAMPS not in g
         kwargs = self.env_args.get(ENV_KWARGS_KEY)
-        rate = fps or float((kwargs if isinstance(kwargs, dict) else {}).get("fps", 0) or 30.0)
+        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        # the rate: a setting, else what env_kwargs say (robomimic/robosuite's control_freq), else assumed
+        rate, self.fps_source = float(fps or 0), "set"
+        for key in ("fps", "control_freq"):
+            if not rate and isinstance(kwargs.get(key), (int, float)) and kwargs[key] > 0:
+                rate, self.fps_source = float(kwargs[key]), f"{ENV_ARGS_ATTR} {ENV_KWARGS_KEY}.{key}"
+        if not rate:
+            rate, self.fps_source = DEFAULT_FPS, "assumed"
         return EpisodeSchema(feats, rate, task=str(self.env_args.get(ENV_NAME_KEY, "") or ""))
 
-    def _decide_quaternions(self, setting: str | None) -> None:
+    def _decide_quaternions(self, setting: str | None, explicit: Mapping[str, Sequence[int]] | None) -> None:
         from robodata.formats.quaternions import CANONICAL, decide_order
 
+        given = self._checked_quaternion_columns(explicit or {})
         for f in self.schema.features:
-            cols = _quaternion_columns(f) if f.role == "state" else []
+            cols = given[f.name] if f.name in given else _quaternion_columns(f) if f.role == "state" else []
             if cols:
                 self._quat_cols[f.name] = cols
         samples: dict[str, np.ndarray] = {}
@@ -1006,6 +1076,82 @@ class EpisodeStore:
         extra["sim_state_quaternion_order"] = decision.order
         if self._quat_cols:
             extra["quaternion_columns"] = dict(self._quat_cols)
+        self.unconverted_quaternions = self._quaternion_like(given)
+        if self.unconverted_quaternions:  # the store says which columns its quaternion_order does not cover
+            extra["unconverted_quaternion_columns"] = dict(self.unconverted_quaternions)
+
+    def _checked_quaternion_columns(self, given: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+        """``quaternion_columns`` checked against the features: each names a numeric feature and 4-wide column
+        ranges inside it (an empty list: the feature holds no quaternion, whatever its name says)."""
+        out: dict[str, list[int]] = {}
+        for name, starts in given.items():
+            spec = next((f for f in self.schema.features if f.name == name), None)
+            if spec is None or spec.role in ("image", "action"):
+                raise EpisodeStoreError(f"{self.path}: quaternion_columns names {name!r}, which is no state feature "
+                                        f"of the file (features: {[f.name for f in self.schema.of_role('state')]})")
+            width = int(np.prod(spec.shape)) if spec.shape else 1
+            cols = sorted({int(c) for c in starts})
+            bad = [c for c in cols if c < 0 or c + 4 > width]
+            if bad or any(b - a < 4 for a, b in zip(cols, cols[1:], strict=False)):
+                raise EpisodeStoreError(f"{self.path}: quaternion_columns {name!r}: starts {cols} do not fit 4-wide "
+                                        f"quaternions in its {width} columns without overlap")
+            out[name] = cols
+        return out
+
+    def _quaternion_like(self, given: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+        """State features 4 wide (a quaternion) or 7 wide (position + quaternion) whose columns hold unit
+        quaternions in the first demo but are not converted (neither the name rule nor ``quaternion_columns``
+        covers them): their order is the file's, not the store's ``quaternion_order``."""
+        out: dict[str, list[int]] = {}
+        if not self.demo_names:
+            return out
+        g = self._data[self.demo_names[0]]
+        n = min(self.num_samples(self.demo_names[0]), 512)
+        for f in self.schema.of_role("state"):
+            width = int(np.prod(f.shape)) if f.shape else 1
+            if width not in (4, 7) or f.name in self._quat_cols or f.name in given or n == 0:
+                continue
+            start = width - 4
+            q = np.asarray(g[f.h5path][:n], np.float64).reshape(n, -1)[:, start:]
+            if np.isfinite(q).all() and np.all(np.abs(np.linalg.norm(q, axis=1) - 1.0) <= _UNIT_QUATERNION_TOL):
+                out[f.name] = [start]
+        return out
+
+    def _filter_keys(self) -> dict[str, list[str]]:
+        """robomimic's filter keys (the root ``/mask`` group: ``train``, ``valid``, ... each a list of demo names)."""
+        mask = self._f.get(MASK_GROUP)
+        out: dict[str, list[str]] = {}
+        if not isinstance(mask, h5py.Group):
+            return out
+        for key, ds in mask.items():
+            if not isinstance(ds, h5py.Dataset):
+                raise EpisodeStoreError(f"{self.path}: /{MASK_GROUP}/{key} is a group, not a list of demo names")
+            names = [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(ds[()]).reshape(-1)]
+            unknown = [v for v in names if v not in self.demo_names]
+            if unknown:
+                raise EpisodeStoreError(f"{self.path}: /{MASK_GROUP}/{key} names demos the file lacks ({unknown[:3]})")
+            out[str(key)] = names
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        """What reading this file assumed or decided, one sentence each (for the user: ingest, convert print them)."""
+        out: list[str] = []
+        if self.timestamps_inferred:
+            how = {"set": "set", "assumed": "assumed: set fps to change"}.get(self.fps_source, f"from {self.fps_source}")
+            out.append(f"no timestamps in the file: frames are {self.schema.fps:g} Hz apart ({how})")
+        if self.quaternion_order is not None and self._quat_cols:
+            listed = ", ".join(f"{k}{v}" for k, v in self._quat_cols.items())
+            out.append(f"quaternions {self.quaternion_order.describe()}; features written as xyzw (columns {listed})")
+        if self.quaternion_order is not None and self.quaternion_order.order != "xyzw":
+            for name, cols in self.unconverted_quaternions.items():
+                c = cols[0]
+                out.append(f"feature {name!r} looks like it holds a quaternion at column {c} but is not converted "
+                           f"(left {self.quaternion_order.order}); quaternion_columns {{{name}: [{c}]}} "
+                           f"(--quaternion-column {name}:{c}) converts it, {{{name}: []}} says it holds none")
+        if FILTER_KEYS in self.schema.extra and self.foreign:
+            out.append(f"robomimic filter keys kept: {', '.join(sorted(self.schema.extra[FILTER_KEYS]))}")
+        return out
 
     def __enter__(self) -> EpisodeStore:
         return self
@@ -1031,7 +1177,9 @@ class EpisodeStore:
         return int(g.attrs.get(NUM_SAMPLES_ATTR, g[ACTIONS].shape[0]))
 
     def attrs(self, name: str) -> dict[str, Any]:
-        out = {}
+        """The demo's attributes (JSON strings decoded); a demo of a foreign file with filter keys also says its
+        name there (``source_demo``: a writer maps the filter keys to the names it gives the demos)."""
+        out: dict[str, Any] = {SOURCE_DEMO_ATTR: name} if self.foreign and FILTER_KEYS in self.schema.extra else {}
         for k, v in self._data[name].attrs.items():
             if isinstance(v, np.generic):
                 v = v.item()

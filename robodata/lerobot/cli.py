@@ -10,6 +10,7 @@ from typing import Any
 
 from robodata.atomic import partial_name
 from robodata.errors import RobodataError
+from robodata.formats.isaaclab import EpisodeStore, parse_quaternion_columns
 from robodata.lerobot.convert import convert
 from robodata.lerobot.errors import LeRobotError
 from robodata.lerobot.layout import V30, VERSIONS
@@ -30,6 +31,13 @@ def add_subcommands(subparsers: Any) -> None:
     p.add_argument("--codec", default="libsvtav1", help="video codec for HDF5/bag sources (libsvtav1, libx264, auto)")
     p.add_argument("--crf", type=int, default=30)
     p.add_argument("--task", default=None, help="task text for every episode of an HDF5/bag source")
+    p.add_argument("--fps", type=float, default=None,
+                   help="an Isaac Lab HDF5 without timestamps: its frame rate (default: env_kwargs, else 30, assumed)")
+    p.add_argument("--quaternion-order", choices=["auto", "wxyz", "xyzw"], default=None,
+                   help="an Isaac Lab HDF5: wxyz (Isaac Lab 2.x) or xyzw (3.0); default: a stamp in the file, else the data")
+    p.add_argument("--quaternion-column", action="append", default=[], metavar="FEATURE:START",
+                   help="an Isaac Lab HDF5: FEATURE holds a quaternion at column START (repeatable; FEATURE: for none), "
+                        "beside those its name says (eef_quat, *_pose)")  # fmt: skip
     p.add_argument("--strict", action="store_true",
                    help="refuse a LeRobot source with any gap (video files not shipped, no frame_index, timestamps "
                         "not from 0, missing stats, unread modality.json keys) instead of converting around it; "
@@ -47,15 +55,23 @@ def _convert(args: argparse.Namespace) -> int:
     if not src.exists():
         raise LeRobotError(f"{src}: no such file or folder")
     kind = kind_of(src)
+    reading = _reading_options(args)
     if kind is PathKind.ISAACLAB_HDF5:
         if args.topic_map:
             print(f"note: {args.topic_map} is not used: {src} is already an episode store", file=sys.stderr)
-        report = convert(src, args.dst, to=args.to, **hdf5_opts)
+        with EpisodeStore(src, **reading) as store:  # what reading it assumes, said before the (long) conversion
+            for note in store.notes:
+                print(f"note: {src}: {note}", file=sys.stderr)
+        report = convert(src, args.dst, to=args.to, **hdf5_opts, **reading)
     elif kind is PathKind.LEROBOT:
-        if args.topic_map:
-            print(f"note: {args.topic_map} is not used: {src} is a LeRobot dataset", file=sys.stderr)
+        for what in [args.topic_map, *(f"--{k.replace('_', '-')}" for k in reading)]:
+            if what:
+                print(f"note: {what} is not used: {src} is a LeRobot dataset", file=sys.stderr)
         report = convert(src, args.dst, to=args.to, strict=args.strict)
     else:
+        if reading:
+            print(f"note: {', '.join(f'--{k.replace(chr(95), chr(45))}' for k in reading)} not used: {src} is a "
+                  "message recording (its topic map says how it is read)", file=sys.stderr)
         report = _convert_recording(src, args, hdf5_opts)
     findings = getattr(report, "findings", [])
     if findings:
@@ -64,6 +80,18 @@ def _convert(args: argparse.Namespace) -> int:
             print(f"  {f}", file=sys.stderr)
     print(f"wrote {report.path}: {report.episodes} episodes, {report.frames} frames in {report.seconds:.1f} s")
     return 0
+
+
+def _reading_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--fps``, ``--quaternion-order``, ``--quaternion-column``: how an Isaac Lab HDF5 is read (only those given)."""
+    out: dict[str, Any] = {}
+    if args.fps:
+        out["fps"] = args.fps
+    if args.quaternion_order:
+        out["quaternion_order"] = args.quaternion_order
+    if args.quaternion_column:
+        out["quaternion_columns"] = parse_quaternion_columns(args.quaternion_column)
+    return out
 
 
 def _convert_recording(src: Path, args: argparse.Namespace, hdf5_opts: dict[str, Any]) -> Any:

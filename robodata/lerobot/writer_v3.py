@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,6 +335,7 @@ class ShardReport:
     seconds: float
     bytes: int = 0
     episode_lengths: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what reading the store assumed (EpisodeStore.notes)
 
     @property
     def frames_per_second(self) -> float:
@@ -357,11 +358,16 @@ def write_shard(
     robot_type: str | None = None,
     episodes: list[str] | None = None,
     batch_frames: int = 16,
+    fps: float | None = None,
+    quaternion_order: str | None = None,
+    quaternion_columns: Mapping[str, Sequence[int]] | None = None,
 ) -> ShardReport:
     """Write the episodes of one episode store (Isaac Lab HDF5) as a complete LeRobot v3.0 dataset in ``out_dir``.
 
     The task of an episode is ``task`` if given, else the demo's ``task`` attribute, else the store's task,
-    else the store's file name. ``episodes`` selects demos by name (default: all, in order).
+    else the store's file name. ``episodes`` selects demos by name (default: all, in order). ``fps``,
+    ``quaternion_order`` and ``quaternion_columns`` read a file of Isaac Lab's recorder as ``robodata ingest``
+    does (:class:`~robodata.formats.isaaclab.EpisodeStore`); what that assumed is in the report's ``notes``.
 
     Raises:
         LeRobotError: the store cannot be read, has no episodes, or its fps is not an integer.
@@ -369,12 +375,14 @@ def write_shard(
     t0 = time.perf_counter()
     store_path = Path(store_path)
     try:
-        store = EpisodeStore(store_path)
+        store = EpisodeStore(store_path, fps=fps, quaternion_order=quaternion_order,
+                             quaternion_columns=quaternion_columns)
     except EpisodeStoreError as err:
         raise LeRobotError(str(err)) from err
     with store:
         schema = store.schema
-        fps = check_fps(schema.fps, str(store_path))
+        notes = store.notes
+        rate = check_fps(schema.fps, str(store_path))
         names = episodes if episodes is not None else store.demo_names
         if not names:
             raise LeRobotError(f"{store_path}: the episode store has no episodes")
@@ -384,7 +392,7 @@ def write_shard(
         poses = schema.of_role("pose")
         cams = schema.cameras
         lengths = []
-        with LeRobotV3Writer(out_dir, fps=fps, features=features, robot_type=robot_type or schema.robot_type,
+        with LeRobotV3Writer(out_dir, fps=rate, features=features, robot_type=robot_type or schema.robot_type,
                              video=settings, modality=modality_from_schema(schema)) as w:  # fmt: skip
             for name in names:
                 if name not in store.demo_names:
@@ -415,5 +423,5 @@ def write_shard(
             tasks = list(w.tasks)
             codec = w.video.codec
     out = Path(out_dir)
-    return ShardReport(out, len(lengths), sum(lengths), fps, tasks, video_keys(features), codec,
-                       time.perf_counter() - t0, _folder_bytes(out), lengths)  # fmt: skip
+    return ShardReport(out, len(lengths), sum(lengths), rate, tasks, video_keys(features), codec,
+                       time.perf_counter() - t0, _folder_bytes(out), lengths, notes)  # fmt: skip

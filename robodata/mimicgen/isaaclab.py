@@ -33,11 +33,13 @@ import numpy as np
 
 from robodata.formats.isaaclab import EpisodeStore, EpisodeStoreError
 from robodata.formats.isaaclab_layout import (
+    ACTIONS,
     DATA_GROUP,
     DATAGEN_GROUP,
     EEF_POSE,
     ENV_ARGS_ATTR,
     ENV_NAME_KEY,
+    OBJECT_POSE,
     OBS_GROUP,
     SUBTASK_TERM_SIGNALS,
     SUCCESS_ATTR,
@@ -287,22 +289,205 @@ def pose_consistency(path: str | os.PathLike[str], subtasks: Sequence[SubtaskCon
             "problems": problems, "pos_tolerance_m": pos_tolerance, "rot_tolerance_rad": rot_tolerance}
 
 
+# While the gripper holds an object, the eef does not move in the object's frame: more than this is a slip or a
+# pose recorded wrong (a firm grasp settles within millimetres; the tolerance leaves room for soft fingers).
+GRASP_DRIFT_POS_TOLERANCE_M = 0.02
+GRASP_DRIFT_ROT_TOLERANCE_RAD = 0.2
+GRIPPER_ACTION = "gripper_action"  # obs/datagen_info/gripper_action/<eef>: MimicGen's kind, which forks record
+_GRIPPER_OBS = ("gripper_pos", "gripper_state", "gripper_qpos", "gripper_action")  # obs terms of one gripper
+PROVENANCE_KEYS = ("src_demo_inds", "src_demo_labels")  # MimicGen's per-subtask source demos (and per frame)
+
+
+def _gripper_signal(g: h5py.Group, di: h5py.Group, eef: str, single: bool) -> tuple[np.ndarray | None, str]:
+    """The gripper of ``eef`` per frame and where it came from: ``datagen_info/gripper_action/<eef>``, else (one
+    end effector only) a gripper obs term, else the last action column when it is binary (Isaac Lab's
+    ``BinaryJointPositionAction``, ``actions_to_gripper_actions``); ``None`` when the demo records none."""
+    ga = di.get(GRIPPER_ACTION)
+    if isinstance(ga, h5py.Group) and isinstance(ga.get(eef), h5py.Dataset):
+        return np.asarray(ga[eef][()], np.float64), f"{OBS_GROUP}/{DATAGEN_GROUP}/{GRIPPER_ACTION}/{eef}"
+    if isinstance(ga, h5py.Dataset) and single:
+        return np.asarray(ga[()], np.float64), f"{OBS_GROUP}/{DATAGEN_GROUP}/{GRIPPER_ACTION}"
+    if not single:
+        return None, ""
+    obs = g.get(OBS_GROUP)
+    for term in _GRIPPER_OBS:
+        ds = obs.get(term) if isinstance(obs, h5py.Group) else None
+        if isinstance(ds, h5py.Dataset) and ds.ndim in (1, 2) and np.issubdtype(ds.dtype, np.number):
+            return np.asarray(ds[()], np.float64), f"{OBS_GROUP}/{term}"
+    act = g.get(ACTIONS)
+    if isinstance(act, h5py.Dataset) and act.ndim == 2 and act.shape[1] > 1:
+        last = np.asarray(act[:, -1], np.float64)
+        if len(np.unique(last)) == 2:
+            return last, f"{ACTIONS}[:, -1] (binary)"
+    return None, ""
+
+
+def _closed(gripper: np.ndarray) -> np.ndarray:
+    """Per frame: the gripper is closed. A demo starts with it open (every Mimic task does), so closed is the
+    far half of its travel from the first frame: sign and units free (a -1/+1 command, finger joint positions)."""
+    x = gripper.reshape(len(gripper), -1).mean(axis=1)
+    d = np.abs(x - x[0]) if len(x) else x
+    span = float(d.max()) if len(d) else 0.0
+    return d > span / 2 if span > 1e-6 else np.zeros(len(x), bool)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` of each run of True of at least two frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= 2]
+
+
+def _provenance(g: h5py.Group) -> dict[str, Any]:
+    """MimicGen's per-subtask source provenance where a file records it: ``src_demo_inds`` (one source demo per
+    subtask) and ``src_demo_labels`` (one per frame, given here as ``[start, end, source]`` runs), as datasets or
+    attributes of the demo, its ``datagen_info`` or ``obs/datagen_info``."""
+    out: dict[str, Any] = {}
+    for where in (g, g.get(DATAGEN_GROUP), g.get(f"{OBS_GROUP}/{DATAGEN_GROUP}")):
+        if not isinstance(where, h5py.Group):
+            continue
+        for key in PROVENANCE_KEYS:
+            if key in out:
+                continue
+            v = where.get(key)
+            raw = v[()] if isinstance(v, h5py.Dataset) else where.attrs.get(key)
+            if raw is None:
+                continue
+            if isinstance(raw, (str, bytes)):
+                raw = json.loads(raw)
+            arr = np.asarray(raw).reshape(-1)
+            if key == "src_demo_labels":
+                edges = [0, *(np.flatnonzero(np.diff(arr)) + 1).tolist(), len(arr)]
+                out[key] = [[int(a), int(b), arr[a].item()] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+            else:
+                out[key] = arr.tolist()
+    return out
+
+
+def grasp_consistency(path: str | os.PathLike[str], subtasks: Sequence[SubtaskConfig] = (), *,
+                      pos_tolerance: float = GRASP_DRIFT_POS_TOLERANCE_M,
+                      rot_tolerance: float = GRASP_DRIFT_ROT_TOLERANCE_RAD) -> dict[str, Any]:
+    """The eef pose against the object pose: while the gripper is closed (:func:`_gripper_signal`) on the object of
+    the subtask in which it closed (its ``object_ref``: a grasp subtask ends holding its object), the eef pose in
+    that object's frame (``object_pose^-1 . eef_pose``) stays what it was when the grasp took hold (the grasp
+    subtask's last frame, where its term signal rises; else the first closed frame). Returns the
+    largest drift per demo and subtask (``grasp_drift``), the demos evaluated, the reason for each demo that
+    could not be (``demos_not_evaluated``), the problems found and each demo's source provenance."""
+    from robodata.mimicgen.poses import pose_error, relative_to
+
+    refs = {st.name: st.object_ref for st in subtasks}
+    drift: dict[str, dict[str, dict[str, Any]]] = {}
+    evaluated: list[str] = []
+    skipped: dict[str, str] = {}
+    problems: list[str] = []
+    provenance: dict[str, dict[str, Any]] = {}
+    with h5py.File(path, "r") as f:
+        demos = f[DATA_GROUP]
+        for name in sorted((k for k in demos if isinstance(demos[k], h5py.Group)), key=_demo_order):
+            g = demos[name]
+            prov = _provenance(g)
+            if prov:
+                provenance[name] = prov
+            di = g.get(f"{OBS_GROUP}/{DATAGEN_GROUP}")
+            eef = di.get(EEF_POSE) if isinstance(di, h5py.Group) else None
+            objs = di.get(OBJECT_POSE) if isinstance(di, h5py.Group) else None
+            if not isinstance(eef, h5py.Group) or not isinstance(objs, h5py.Group) or not len(eef):
+                skipped[name] = f"no {EEF_POSE} and {OBJECT_POSE} in {OBS_GROUP}/{DATAGEN_GROUP}"
+                continue
+            if not subtasks:
+                skipped[name] = "no subtasks configured (which object each grasp holds)"
+                continue
+            sig_group = di.get(SUBTASK_TERM_SIGNALS)
+            signals = {k: np.asarray(v[()]).reshape(-1).astype(bool) for k, v in sig_group.items()} if sig_group else {}
+            why, done = [], False
+            for e in sorted(eef):
+                grip, _src = _gripper_signal(g, di, e, len(eef) == 1)
+                if grip is None:
+                    why.append(f"eef {e}: no gripper action or state recorded")
+                    continue
+                T_eef = np.asarray(eef[e][()], np.float64)
+                n = min(len(T_eef), len(grip))
+                labels = _subtask_of_frames(n, subtasks, signals)
+                runs = _runs(_closed(grip[:n]))
+                if not runs:
+                    why.append(f"eef {e}: the gripper never closes")
+                for a, b in runs:
+                    label = labels[a]
+                    obj = refs.get(label)
+                    if obj is None or obj not in objs:
+                        why.append(f"eef {e}: a grasp at frame {a} in subtask {label} whose object "
+                                   f"{obj!r} has no {OBJECT_POSE}")
+                        continue
+                    # held from where the subtask's term signal says so (the fingers have closed), else from the
+                    # first closed frame, to the gripper's opening
+                    ends = [i for i in range(a, b) if labels[i] != label]
+                    a = ends[0] - 1 if ends and ends[0] - 1 > a else a
+                    T_obj = np.asarray(objs[obj][a:b], np.float64)
+                    rel = relative_to(T_obj, T_eef[a:b])
+                    if len(rel) < 2 or not np.isfinite(rel).all():
+                        continue  # a non-finite pose: the finite check names it
+                    dp, dr = pose_error(rel, np.broadcast_to(rel[0], rel.shape))
+                    row = drift.setdefault(name, {}).setdefault(label, {"object": obj, "eef": e,
+                                                                        "max_drift_pos_m": 0.0, "max_drift_rot_rad": 0.0})
+                    row["max_drift_pos_m"] = max(row["max_drift_pos_m"], float(f"{dp.max():.3g}"))
+                    row["max_drift_rot_rad"] = max(row["max_drift_rot_rad"], float(f"{dr.max():.3g}"))
+                    done = True
+                    over = np.flatnonzero((dp > pos_tolerance) | (dr > rot_tolerance))
+                    if over.size:
+                        problems.append(f"{name} subtask {label} (eef {e} holding {obj}, frame {a + int(over[0])} and "
+                                        f"{over.size - 1} more of the grasp over frames {a}-{b - 1}): the eef moved up "
+                                        f"to {dp.max():.3g} m / {dr.max():.3g} rad in the object's frame while the "
+                                        "gripper was closed")
+            if done:
+                evaluated.append(name)
+            else:
+                skipped[name] = "; ".join(why) or "nothing to compare"
+    return {"grasp_drift": drift, "demos_grasp_evaluated": evaluated, "demos_not_evaluated": skipped,
+            "problems": problems, "provenance": provenance, "drift_pos_tolerance_m": pos_tolerance,
+            "drift_rot_tolerance_rad": rot_tolerance}
+
+
+def _demo_order(name: str) -> tuple[int, str]:
+    m = re.match(r"^demo_(\d+)$", name)
+    return (int(m.group(1)) if m else 1 << 30, name)
+
+
 def invariant_check(path: str | os.PathLike[str], subtasks: Sequence[SubtaskConfig] = ()) -> Check:
-    """``object_centric_invariant`` on an Isaac Lab Mimic output: failed when its recorded poses are inconsistent
-    (:func:`pose_consistency`), else NOT EVALUATED: Isaac Lab Mimic writes no per-subtask source provenance
-    (its ``DataGenerator.generate`` keeps the selected source demos to itself; the recorder writes actions,
-    states and observations), so the invariant itself cannot be recomputed. Never passed."""
+    """``object_centric_invariant`` on an Isaac Lab Mimic output, from what it records.
+
+    Failed when its recorded poses are inconsistent: the eef off its target or not rigid
+    (:func:`pose_consistency`), or the eef moving in the frame of the object it holds (:func:`grasp_consistency`).
+    Passed only when the eef-vs-object comparison was made (a demo recording eef and object poses and a
+    gripper) and found nothing. Otherwise NOT EVALUATED, never passed: Isaac Lab Mimic writes no per-subtask
+    source provenance (its ``DataGenerator.generate`` keeps the selected source demos to itself), so the
+    transfer itself cannot be recomputed; where a file does record it (``src_demo_inds`` / ``src_demo_labels``,
+    as MimicGen writes them) it is in the details (``provenance``)."""
     c = pose_consistency(path, subtasks)
+    grasp = grasp_consistency(path, subtasks)
     details = {k: (v[:20] if isinstance(v, list) else v) for k, v in c.items()}
-    if c["problems"]:
+    details["grasp"] = {k: (v[:20] if isinstance(v, list) else dict(list(v.items())[:20]) if isinstance(v, dict) else v)
+                        for k, v in grasp.items() if k != "provenance"}
+    if grasp["provenance"]:
+        details["provenance"] = dict(list(grasp["provenance"].items())[:20])
+    problems = c["problems"] + grasp["problems"]
+    if problems:
         return Check(CHECK_INVARIANT, False, {**details, "evaluated": True},
-                     f"{len(c['problems'])} recorded poses are inconsistent: " + "; ".join(c["problems"][:5]))
+                     f"{len(problems)} recorded poses are inconsistent: " + "; ".join(problems[:5]))
+    n_prov = len(grasp["provenance"])
+    prov = (f"{n_prov} demos record their per-subtask source demos (in the details), but the sources are not "
+            "here to recompute the transfer against" if n_prov else NO_PROVENANCE)
+    if grasp["demos_grasp_evaluated"]:
+        return Check(CHECK_INVARIANT, True, {**details, "evaluated": True,
+                                             "evaluated_what": "eef pose held in the grasped object's frame; "
+                                             "eef tracks target; rigid transforms", "not_evaluated_what": prov})
+    not_grasp = "; ".join(f"{d}: {why}" for d, why in list(grasp["demos_not_evaluated"].items())[:3])
+    grasp_why = f"; the eef-vs-object comparison could not be made ({not_grasp})" if not_grasp else ""
     if not c["demos_checked"]:
-        return Check.not_evaluated(CHECK_INVARIANT, NO_PROVENANCE + f", and no demo records both "
+        return Check.not_evaluated(CHECK_INVARIANT, prov + f", and no demo records both "
                                    f"{OBS_GROUP}/{DATAGEN_GROUP}/{EEF_POSE} and {TARGET_EEF_POSE} to check "
-                                   "for consistency", details)
-    return Check.not_evaluated(CHECK_INVARIANT, NO_PROVENANCE + f"; its recorded poses are consistent in "
-                               f"{len(c['demos_checked'])} demos (eef tracks target, rigid transforms)", details)
+                                   "for consistency" + grasp_why, details)
+    return Check.not_evaluated(CHECK_INVARIANT, prov + f"; its recorded poses are consistent in "
+                               f"{len(c['demos_checked'])} demos (eef tracks target, rigid transforms)" + grasp_why,
+                               details)
 
 
 def isaaclab_checks(path: str | os.PathLike[str], min_frames: int = 1, max_frames: int = 100_000,
