@@ -29,6 +29,10 @@ def build_definitions(cfg: ProjectConfig | None = None) -> dg.Definitions:
     pipeline stages and the graph's shape follow the config; the CLI builds it from its ``--set`` overrides."""
     project = default_project()
     cfg = cfg or project.config
+    if cfg.quality.robot_model is not None:  # a model that does not load: one configuration error, here
+        from robodata.robot.model import load_configured
+
+        load_configured(cfg.quality.robot_model, cfg._local(cfg.quality.robot_model.path))
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta in Dagster 1.13; we use it deliberately (multi-run backfills).
         warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")

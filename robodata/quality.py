@@ -136,12 +136,25 @@ def _number_expectations(df: pd.DataFrame) -> list[Any]:
     return out
 
 
-def bounds_from_stats(stats: dict[str, Any], margin: float = 0.1) -> dict[str, tuple[float, float]]:
+class ReferenceBounds(dict[str, tuple[float, float]]):
+    """Per-dimension bounds (column -> ``(lo, hi)``) that remember where they were learned (``source``: the
+    reference's ``meta/stats.json``) and each vector's width there (``dims``), so that data with other features
+    is one clear error instead of bounds compared column by column across different joints."""
+
+    def __init__(self, *args: Any, source: str = "", dims: dict[str, int] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.source, self.dims = source, dict(dims or {})
+
+    def __reduce__(self) -> Any:  # pickles (Ray, Dagster) with its source and widths
+        return (ReferenceBounds, (dict(self),), {"source": self.source, "dims": self.dims})
+
+
+def bounds_from_stats(stats: dict[str, Any], margin: float = 0.1, source: str = "") -> ReferenceBounds:
     """Per-dimension bounds learned from a reference release's ``meta/stats.json``: ``[min, max]`` of
     ``observation.state`` and ``action`` widened by ``margin`` of each dimension's range (at least 1e-6)."""
     from robodata.lerobot.layout import ACTION_KEY, STATE_KEY
 
-    out: dict[str, tuple[float, float]] = {}
+    out = ReferenceBounds(source=source)
     for key, col in ((STATE_KEY, STATE_COL), (ACTION_KEY, ACTION_COL)):
         st = stats.get(key) or {}
         lo, hi = st.get("min"), st.get("max")
@@ -151,6 +164,7 @@ def bounds_from_stats(stats: dict[str, Any], margin: float = 0.1) -> dict[str, t
         hi_a = np.asarray(hi, np.float64).reshape(-1)
         if lo_a.shape != hi_a.shape:
             continue
+        out.dims[key] = int(lo_a.size)
         pad = np.maximum((hi_a - lo_a) * margin, 1e-6)
         for i, (a, b, m) in enumerate(zip(lo_a, hi_a, pad, strict=True)):
             if np.isfinite(a) and np.isfinite(b):
@@ -158,25 +172,71 @@ def bounds_from_stats(stats: dict[str, Any], margin: float = 0.1) -> dict[str, t
     return out
 
 
-def reference_bounds(release_root: str | Path | None, margin: float = 0.1) -> dict[str, tuple[float, float]]:
-    """Bounds learned from the release at ``release_root`` (its ``meta/stats.json``); empty without one."""
+def reference_bounds(release_root: str | Path | None, margin: float = 0.1,
+                     data: str | Path | None = None) -> ReferenceBounds:
+    """Bounds learned from the release at ``release_root`` (its ``meta/stats.json``); empty without one.
+
+    ``data``: a LeRobot dataset the bounds are for; its state/action features must be the reference's (dtype,
+    shape, names), else one :class:`robodata.drift.DriftError` names both ``info.json`` files and what differs.
+    """
     import json
 
     from robodata.lerobot.layout import STATS_PATH
 
     if release_root is None or not (Path(release_root) / STATS_PATH).exists():
-        return {}
+        return ReferenceBounds()
+    if data is not None:
+        check_bounded_features(data, release_root)
     try:
-        return bounds_from_stats(json.loads((Path(release_root) / STATS_PATH).read_text()), margin)
+        return bounds_from_stats(json.loads((Path(release_root) / STATS_PATH).read_text()), margin,
+                                 str(Path(release_root) / STATS_PATH))
     except (OSError, ValueError):
-        return {}
+        return ReferenceBounds()
+
+
+def check_bounded_features(data: str | Path, reference: str | Path) -> None:
+    """:func:`robodata.drift.check_same_features` on the features bounds are learned for (state and action):
+    other cameras or extra columns do not change what the bounds mean; another width, dtype or joint order does."""
+    from dataclasses import replace
+
+    from robodata.drift import check_same_features
+    from robodata.lerobot.layout import ACTION_KEY, STATE_KEY
+    from robodata.lerobot.metadata import read_meta
+
+    def vectors(root: str | Path) -> Any:
+        meta = read_meta(Path(root))
+        feats = {k: v for k, v in meta.features.items() if k in (STATE_KEY, ACTION_KEY)}
+        return replace(meta, info={**meta.info, "features": feats})
+
+    check_same_features(vectors(data), vectors(reference))
+
+
+def check_frame_dims(df: pd.DataFrame, bounds: dict[str, tuple[float, float]], data: str | Path | None = None) -> None:
+    """Raise one :class:`robodata.drift.DriftError` when the frame table's state/action widths are not the ones
+    the bounds were learned on (naming the data, the reference's stats file and each width)."""
+    from robodata.drift import DriftError
+    from robodata.lerobot.layout import ACTION_KEY, STATE_KEY
+
+    dims = getattr(bounds, "dims", None)
+    if not dims:
+        return
+    cols = vector_columns(df)
+    have = {key: sum(1 for c in cols if c.startswith(key + "[")) for key in (STATE_KEY, ACTION_KEY)}
+    diff = [f"{k} has {have[k]} dimension(s) here but {n} in the reference" for k, n in dims.items()
+            if have.get(k, 0) != n and have.get(k, 0)]
+    if diff:
+        src = getattr(bounds, "source", "") or "the reference release"
+        raise DriftError(f"{data or 'the data'}: features differ from the reference {src}: {'; '.join(diff)} "
+                         "(bounds are per dimension, so they cannot be compared)")
 
 
 def validate_within_bounds(df: pd.DataFrame, bounds: dict[str, tuple[float, float]], *, suite: str,
-                           mostly: float = 0.95) -> QualityReport:
-    """GX: each dimension with learned bounds stays within them for at least ``mostly`` of the frames."""
+                           mostly: float = 0.95, data: str | Path | None = None) -> QualityReport:
+    """GX: each dimension with learned bounds stays within them for at least ``mostly`` of the frames. Bounds
+    from :func:`bounds_from_stats` on data of other widths are one error (:func:`check_frame_dims`)."""
     import great_expectations as gx
 
+    check_frame_dims(df, bounds, data)
     cols = [c for c in vector_columns(df) if c in bounds]
     if not cols:
         return QualityReport(suite, [])
@@ -349,7 +409,8 @@ def latest_release_bounds(store: Any, margin: float = 0.25) -> tuple[str | None,
         return str(latest["release"]), {}
     with store.read_path(rel) as p:
         try:
-            return str(latest["release"]), bounds_from_stats(json.loads(Path(p).read_text()), margin)
+            return str(latest["release"]), bounds_from_stats(json.loads(Path(p).read_text()), margin,
+                                                             f"release {latest['release']} {STATS_PATH}")
         except (OSError, ValueError):
             return str(latest["release"]), {}
 

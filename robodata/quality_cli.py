@@ -41,14 +41,23 @@ def _gx(report: Any, name: str, blocking: bool = True) -> CheckLine:
 
 
 def quality_checks(path: str | Path, *, robot_model: Any = None, model_path: str | None = None,
-                   reference: str | Path | None = None, dedup: dict[str, Any] | None = None) -> list[CheckLine]:
-    """Every quality check ``robodata quality`` runs on ``path`` (see the module docstring)."""
+                   reference: str | Path | None = None, dedup: dict[str, Any] | None = None,
+                   joints: list[str] | None = None) -> list[CheckLine]:
+    """Every quality check ``robodata quality`` runs on ``path`` (see the module docstring).
+
+    The robot model is loaded first: one that does not parse is a :class:`RobotModelError` (a configuration
+    error), not a failed check. ``joints``: the model's joint for each column of a LeRobot dataset's
+    joint features, where info.json's names are not the model's."""
     from robodata import quality as q
 
     p = Path(path)
     kind = kind_of(p)
     out: list[CheckLine] = []
-    bounds = q.reference_bounds(reference, margin=0.25) if reference else {}
+    from robodata.robot.model import load_configured
+
+    loaded = load_configured(robot_model, model_path or robot_model.path) if robot_model is not None else None
+    bounds = q.reference_bounds(reference, margin=0.25, data=p if kind is PathKind.LEROBOT else None) \
+        if reference else {}
     if reference and not bounds:
         raise RobodataError(f"{reference}: no meta/stats.json to learn bounds from (not a LeRobot release?)")
     if kind is PathKind.ISAACLAB_HDF5:
@@ -59,7 +68,7 @@ def quality_checks(path: str | Path, *, robot_model: Any = None, model_path: str
         frames, episodes = q.validate_raw_episodes(p, fps=fps)
         out += [_gx(frames, "gx_frames_valid"), _gx(episodes, "gx_episode_rates_and_lengths")]
         if bounds:
-            out.append(_gx(q.validate_within_bounds(q.episode_tables(p)[0], bounds, suite="bounds"),
+            out.append(_gx(q.validate_within_bounds(q.episode_tables(p)[0], bounds, suite="bounds", data=p),
                            "within_reference_release_bounds", blocking=False))
         if robot_model is not None:
             from robodata.stages.tiers import JointsWithinModelLimits
@@ -76,12 +85,28 @@ def quality_checks(path: str | Path, *, robot_model: Any = None, model_path: str
         out.append(CheckLine("lerobot_valid", not errors, True, [str(f) for f in layout_findings]))
         out.append(_gx(q.validate_lerobot_frames(p), "gx_frames_contiguous_and_in_sync"))
         if bounds:
-            out.append(_gx(q.validate_within_bounds(q.lerobot_frame_table(p)[0], bounds, suite="bounds"),
+            out.append(_gx(q.validate_within_bounds(q.lerobot_frame_table(p)[0], bounds, suite="bounds", data=p),
                            "within_reference_release_bounds", blocking=False))
+        if loaded is not None:
+            out.append(_lerobot_joints(p, loaded, robot_model, joints))
     else:
         raise RobodataError(f"{p}: robodata quality takes an episode store (.hdf5) or a LeRobot dataset folder")
     out.append(_duplicates(p, kind, dedup or {}))
     return out
+
+
+def _lerobot_joints(p: Path, model: Any, cfg: Any, joints: list[str] | None) -> CheckLine:
+    """The LeRobot dataset's joint features (observation.state; action when it holds joint positions) against
+    the robot model: names exist, positions and velocities within limits, per joint, episode and frame range."""
+    from robodata.robot.validate import validate_lerobot_dataset
+
+    positions = [f for f in cfg.positions if f != "joint_pos"] or None  # joint_pos is the HDF5 default
+    reports = validate_lerobot_dataset(p, model, positions, joints=joints, joint_map=cfg.joint_map or None,
+                                       position_tolerance=cfg.position_tolerance)
+    found = [f.message for r in reports.values() for f in r.findings]
+    notes = sorted({n for r in reports.values() for n in r.notes})
+    return CheckLine("joints_within_robot_model_limits", not found, cfg.blocking, found,
+                     f"model {model.path.name}, {len(reports)} episodes" + (f"; {'; '.join(notes)}" if notes else ""))
 
 
 def _duplicates(p: Path, kind: PathKind, dedup: dict[str, Any]) -> CheckLine:
@@ -107,8 +132,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
         model = RobotModelConfig(path=args.robot_model, positions=args.positions or ["joint_pos"],
                                  name_prefix=args.name_prefix or "")
         model_path = str(Path(args.robot_model).resolve())
+    joints, pairs = _joints_arg(args.joints)
+    if pairs and model is not None:
+        model = model.model_copy(update={"joint_map": {**model.joint_map, **pairs}})
     lines = quality_checks(args.path, robot_model=model, model_path=model_path, reference=args.reference,
-                           dedup=cfg.quality.dedup)
+                           dedup=cfg.quality.dedup, joints=joints)
     if args.json:
         print(json.dumps([c.to_json() for c in lines], indent=1))
     else:
@@ -120,6 +148,19 @@ def cmd_quality(args: argparse.Namespace) -> int:
             if len(c.findings) > 20:
                 print(f"       ... {len(c.findings) - 20} more")
     return 1 if any(c.blocking and not c.passed for c in lines) else 0
+
+
+def _joints_arg(values: list[str] | None) -> tuple[list[str] | None, dict[str, str]]:
+    """``--joints``: the model's joint per column (``a b c``) or data -> model pairs (``j0=shoulder_pan``)."""
+    if not values:
+        return None, {}
+    pairs = [v for v in values if "=" in v]
+    if pairs and len(pairs) != len(values):
+        raise RobodataError(f"--joints: give the model's joint for every column or DATA=MODEL pairs, not both "
+                            f"({values})")
+    if pairs:
+        return None, dict(v.split("=", 1) for v in pairs)
+    return list(values), {}
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -175,8 +216,10 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("path")
     s.add_argument("--reference", help="a LeRobot release whose ranges the data should stay within")
     s.add_argument("--robot-model", help="URDF or MJCF to check joint names and limits against")
-    s.add_argument("--positions", nargs="+", help="joint-position features (default joint_pos)")
+    s.add_argument("--positions", nargs="+", help="joint-position features (default: joint_pos in a store; observation.state, and action when it has the same names, in a LeRobot dataset)")
     s.add_argument("--name-prefix", help="a prefix the model puts before joint names (MuJoCo's robot0:)")
+    s.add_argument("--joints", nargs="+", help="LeRobot datasets: the model's joint for each state/action column "
+                                               "in order, or DATA=MODEL pairs (default: info.json's names)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_quality)
 

@@ -141,8 +141,11 @@ def test_partitions_are_the_source_names_and_the_mix_follows_every_source(projec
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string() for k in graph.get(dg.AssetKey("mixed_release")).parent_keys}
     assert parents == {"lerobot_dataset", "video_clips"}
-    assert {c.name for c in clips.check_specs} == {"clips_readable", "shots_accepted"}
-    assert {c.name: c.blocking for c in clips.check_specs} == {"clips_readable": False, "shots_accepted": True}
+    assert {c.name: c.blocking for c in clips.check_specs} == {"clips_readable": False, "shots_accepted": True,
+                                                               "gx_shots_valid": True}
+    mix = defs.get_assets_def("mixed_release")
+    assert {c.name: c.blocking for c in mix.check_specs} == {"mixture_has_every_layer": True,
+                                                             "mixed_frames_contiguous_and_in_sync": True}
     assert defs.resolve_job_def("scan_videos") and defs.resolve_job_def("cut_mixed_release")
 
 
@@ -152,7 +155,7 @@ def test_scan_publishes_the_manifest_and_shows_it_in_the_ui(project, scanned):
     web = project["clips"]["internet"]
     out = scanned["internet"]
     assert out.success, out.error  # the unreadable file is a warning, not a failure
-    assert out.checks == {"clips_readable": False, "shots_accepted": True}
+    assert out.checks == {"clips_readable": False, "shots_accepted": True, "gx_shots_valid": True}
     m = _manifest(project, "internet")
     assert m["url"] == str(web.resolve()) and m["layer"] == "internet" and m["source"] == "internet"
     assert sorted(s["clip"] + "#0" for s in m["shots"]) == sorted(
@@ -177,6 +180,13 @@ def test_scan_publishes_the_manifest_and_shows_it_in_the_ui(project, scanned):
     assert readable.metadata["unusable_files"].value == [str(web.resolve() / "broken.mp4")]
     assert any("broken.mp4" in f for f in readable.metadata["findings"].value)
     assert checks["shots_accepted"].passed
+    gx = checks["gx_shots_valid"]  # GX's own results on the manifest's shots
+    assert gx.passed and gx.metadata["suite"].value == "gx_shots_valid" and gx.metadata["failed"].value == 0
+    ran = {(r["expectation"], r["column"]) for r in gx.metadata["gx_results"].value}
+    assert {("expect_column_values_to_be_between", "duration_s"), ("expect_column_values_to_not_be_null", "phash"),
+            ("expect_column_values_to_be_between", "width")} <= ran
+    assert all(r["result"].get("element_count") == 2 for r in gx.metadata["gx_results"].value
+               if r["column"] == "duration_s")
 
 
 @pytest.mark.slow
@@ -185,7 +195,7 @@ def test_generated_clips_keep_provenance_and_the_copy_across_sources_is_dropped(
     web, dreams = project["clips"]["internet"], project["clips"]["dreams"]
     out = scanned["dreams"]
     assert out.success, out.error
-    assert out.checks == {"clips_readable": True, "shots_accepted": True}
+    assert out.checks == {"clips_readable": True, "shots_accepted": True, "gx_shots_valid": True}
     m = _manifest(project, "dreams")
     (d0,) = m["shots"]
     assert d0["clip"].endswith("d0.mp4") and d0["layer"] == "generated" and d0["caption"] == "a robot stacks cubes"
@@ -228,7 +238,14 @@ def test_mixed_release_records_the_mix_and_loads_in_lerobot(project, mixed):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     first, root = mixed["first"], mixed["root"]
-    assert first.checks == {"mixture_has_every_layer": True}
+    assert first.checks == {"mixture_has_every_layer": True, "mixed_frames_contiguous_and_in_sync": True}
+    gx = _check_evaluations(project, first.run_id)["mixed_frames_contiguous_and_in_sync"]
+    assert gx.passed and gx.metadata["failed"].value == 0 and gx.metadata["expectations"].value > 10
+    per = gx.metadata["datasets"].value  # both datasets checked; the video one has no state or action, by design
+    assert set(per) == {"robot", "video"} and per["video"]["observation_only"] and not per["robot"]["failed"]
+    assert per["robot"]["expectations"] > per["video"]["expectations"] > 5 and not per["video"]["failed"]
+    cols = {r["column"] for r in gx.metadata["gx_results"].value}
+    assert "robot/feature" in cols and any(c.startswith("robot/observation.state[") for c in cols)
     robot_release = project["robot"].metadata["release"]
     mix = json.loads((root / "mixture.json").read_text())
     assert mix["release"] == root.name == first.metadata["release"] and mix["robot_release"] == robot_release
@@ -269,7 +286,7 @@ def test_a_second_cut_with_no_new_input_reuses_the_release(mixed):
     assert second.success, second.error
     assert second.metadata["reused_existing"] is True and second.metadata["release"] == first.metadata["release"]
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == mixed["times"]
-    assert second.checks == {"mixture_has_every_layer": True}
+    assert second.checks == {"mixture_has_every_layer": True, "mixed_frames_contiguous_and_in_sync": True}
 
 
 @pytest.mark.slow
@@ -293,7 +310,7 @@ def test_a_new_manifest_cuts_a_new_mix_and_a_source_without_shots_keeps_its_mani
     (uploads / "notes.mp4").write_text("not a video\n")
     bad = _scan(project, "uploads")["uploads"]
     assert not bad.success and "shots_accepted" in bad.error
-    assert bad.checks == {"clips_readable": False, "shots_accepted": False}
+    assert bad.checks == {"clips_readable": False, "shots_accepted": False, "gx_shots_valid": True}
     assert _manifest(project, "uploads") == published
     meta = {k: getattr(v, "value", v) for k, v in _materialization(project, "video_clips", "uploads").metadata.items()}
     assert meta["published"] is False and "quarantine" in meta["manifest"] and meta["rejections"] == {

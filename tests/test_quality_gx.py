@@ -113,3 +113,34 @@ def test_lerobot_suite_on_a_real_release_and_on_a_gap(tmp_path):
                                                {"eval_rollout_success_rate", "eval_action_mse"})])
 def test_training_metrics_suite(metrics, bad):
     assert {r.column for r in validate_metrics(metrics, "m").failures} == bad
+
+
+def test_a_reference_with_other_features_is_one_error_not_column_by_column_warnings(tmp_path, capsys):
+    from robodata.cli import main
+    from robodata.drift import DriftError
+    from robodata.quality import reference_bounds
+    from robodata.stages.base import run_validators
+    from robodata.stages.tiers import WithinReferenceBounds
+
+    # a store (3 state, 4 action dims) against the real SO-101 release (6 and 6): widths differ
+    store = _store(tmp_path / "s.hdf5")
+    bounds = bounds_from_stats(json.loads((SO101 / "meta/stats.json").read_text()), 0.25, str(SO101 / "meta/stats.json"))
+    with pytest.raises(DriftError, match=r"s\.hdf5: features differ from the reference .*lerobot_v3_so101/meta/stats"
+                                         r"\.json: observation\.state has 3 dimension\(s\) here but 6 in the reference; "
+                                         r"action has 4 dimension\(s\) here but 6"):
+        validate_within_bounds(episode_tables(store)[0], bounds, suite="b", data=store)
+    # the platform's validator (raw_teleop, the release): one failed check saying so, not a warning per column
+    (check,) = run_validators(store, [WithinReferenceBounds(("r1", bounds))])
+    assert not check.passed and len(check.findings) == 1 and "features differ" in check.findings[0].message
+    # a LeRobot dataset whose joints are others (names renamed in info.json): both info.json files named
+    other = _copy_so101(tmp_path / "other")
+    info = json.loads((other / "meta/info.json").read_text())
+    info["features"]["observation.state"]["names"] = {"motors": [f"m{i}" for i in range(6)]}
+    (other / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(DriftError, match=r"other/meta/info\.json: features differ from the reference "
+                                         r".*lerobot_v3_so101/meta/info\.json: observation\.state names"):
+        reference_bounds(SO101, data=other)
+    assert reference_bounds(SO101, data=_copy_so101(tmp_path / "same"))  # the same features: bounds
+    rc = main(["quality", str(store), "--reference", str(SO101)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "features differ from the reference" in err and "unexpected" not in err

@@ -314,3 +314,97 @@ def test_action_normaliser_streams_fits_inverts_and_is_stored_with_the_dataset(t
     assert np.allclose(small.stats["q50"], np.median(allrows, 0), atol=0.5)
     with pytest.raises(ActionSpaceError, match="not robodata action normalisation"):
         ActionNormalizer.from_json({"format": "x"})
+
+
+SO101 = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "lerobot_v3_so101"
+SO101_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+
+
+def _so101_copy(dst: Path, plant: tuple[int, slice, int, float] | None = None) -> Path:
+    """The real SO-101 v3.0 dataset (not written by robodata); ``plant`` = (episode, frames,
+    state column, value) writes an out-of-limit joint position into observation.state with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(SO101, dst)  # with its video: robodata quality decodes frames for duplicates
+    for p in (dst, *dst.rglob("*")):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    if plant:
+        ep, frames, col, value = plant
+        for f in (dst / "data").rglob("*.parquet"):
+            t = pq.read_table(f)
+            state = np.stack(t.column("observation.state").to_numpy(zero_copy_only=False)).astype(np.float32)
+            rows = np.flatnonzero(t.column("episode_index").to_numpy() == ep)
+            fi = t.column("frame_index").to_numpy()[rows]
+            state[rows[(fi >= frames.start) & (fi < frames.stop)], col] = value
+            arr = pa.array(list(state), type=t.schema.field("observation.state").type)
+            pq.write_table(t.set_column(t.column_names.index("observation.state"), "observation.state", arr), f)
+    return dst
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from robodata.cli import main
+
+    rc = main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_quality_checks_a_real_lerobot_dataset_against_the_so101_urdf_per_joint_and_frame_range(tmp_path, capsys):
+    urdf = str(packaged_urdf("so_arm_description/urdf/so101.urdf"))
+    root = _so101_copy(tmp_path / "so101", plant=(2, slice(10, 20), 2, 2.5))  # elbow_flex limit is 1.69 rad
+    rc, out, _ = _cli(["quality", str(root), "--robot-model", urdf, "--json", "--joints", *SO101_JOINTS], capsys)
+    assert rc == 0  # the robot-model check warns unless quality.robot_model.blocking
+    (line,) = [c for c in json.loads(out) if c["check"] == "joints_within_robot_model_limits"]
+    assert not line["passed"] and "so101.urdf" in line["note"] and "6 episodes" in line["note"]
+    planted = [f for f in line["findings"] if f.startswith("episode_2 observation.state: joint elbow_flex")]
+    assert len(planted) == 2, line["findings"]  # above the limit, and the jumps in and out are over 10 rad/s
+    assert "above upper limit 1.69 rad in frames 10-19" in planted[0] and "worst 2.5 rad" in planted[0]
+    assert "over velocity limit" in planted[1] and "frames 10, 20" in planted[1]
+    # the real action (joint targets: same names as the state) goes past two of the URDF's limits in every
+    # episode; the state does not anywhere else
+    assert not [f for f in line["findings"] if "observation.state" in f and not f.startswith("episode_2 ")]
+    assert {f.split(":")[1].strip() for f in line["findings"] if " action: " in f} == {
+        "joint shoulder_lift", "joint elbow_flex"}
+    # DATA=MODEL pairs name the same columns
+    pairs = [f"j{i}={j}" for i, j in enumerate(SO101_JOINTS)]
+    rc, out2, _ = _cli(["quality", str(root), "--robot-model", urdf, "--json", "--joints", *pairs], capsys)
+    (line2,) = [c for c in json.loads(out2) if c["check"] == "joints_within_robot_model_limits"]
+    assert line2["findings"] == line["findings"]
+
+
+def test_lerobot_joint_names_that_are_not_the_models_are_one_error_naming_info_json(tmp_path, capsys):
+    urdf = str(packaged_urdf("so_arm_description/urdf/so101.urdf"))
+    rc, out, err = _cli(["quality", str(SO101), "--robot-model", urdf], capsys)
+    assert rc == 2 and not out
+    assert "lerobot_v3_so101/meta/info.json observation.state" in err and "'j0'" in err and "shoulder_pan" in err
+    assert len(err.strip().splitlines()) == 1
+    rc, _, err = _cli(["quality", str(SO101), "--robot-model", urdf, "--joints", "shoulder_pan"], capsys)
+    assert rc == 2 and "6 dimension(s) but 1 joint name(s)" in err
+
+
+def test_a_robot_model_that_does_not_parse_stops_the_command_and_urdfdom_says_nothing_on_stderr(tmp_path, capfd):
+    from robodata.cli import main
+
+    bad = tmp_path / "broken.urdf"
+    bad.write_text('<robot name="x"><link name="a"/><joint name="j" type="revolute"><parent link="a"/>')
+    rc = main(["quality", str(SO101), "--robot-model", str(bad)])
+    out = capfd.readouterr()  # the C-level stderr too: urdfdom writes "Error: ..." lines there
+    assert rc == 2 and "ok " not in out.out and "warn" not in out.out
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not a valid URDF"), out.err
+    assert "the parser said: Error:" in lines[0] and "XML_ERROR_PARSING" in lines[0]
+
+
+def test_the_code_location_does_not_build_with_a_robot_model_that_does_not_parse(tmp_path):
+    from robodata.config import DEFAULTS_FILE, load_config
+    from robodata_dagster.definitions import build_definitions
+
+    bad = tmp_path / "arm.urdf"
+    bad.write_text("<robot name='x'><joint name='j' type='revolute'/></robot>")
+    cfg = load_config(DEFAULTS_FILE, {"home": str(tmp_path), "quality": {"robot_model": {"path": str(bad)}}})
+    with pytest.raises(RobotModelError, match=r"arm\.urdf: not a valid URDF"):
+        build_definitions(cfg)
+    cfg = load_config(DEFAULTS_FILE, {"home": str(tmp_path), "quality": {"robot_model": {
+        "path": str(packaged_urdf("so_arm_description/urdf/so101.urdf"))}}})
+    assert build_definitions(cfg).get_assets_def("raw_teleop")

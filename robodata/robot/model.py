@@ -16,11 +16,13 @@ MJCF has no velocity limits, so an MJCF model says "no velocity limits in the mo
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,25 +139,61 @@ def _mjcf_robot_document(path: Path, ee_frame: str | None) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Capture the process's C-level stderr (fd 2) while parsing: urdfdom and pinocchio print their complaints
+    there (``Error:   Joint [j] is missing a child link``), which would otherwise land in the user's terminal or
+    a run log as noise beside robodata's own error. Yields a list that holds the captured lines afterwards."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            lines += [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _parse_error(err: Exception, noise: list[str]) -> str:
+    """The first line of ``err`` plus what the parser printed (urdfdom's own lines say what is wrong)."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    said = "; ".join(dict.fromkeys(noise))[:600]
+    return first + (f"; the parser said: {said}" if said else "")
+
+
 def _build_pinocchio(path: Path, fmt: str, ee_frame: str | None) -> Any:
     import pinocchio
 
     if fmt == "urdf":
-        try:
-            return pinocchio.buildModelFromUrdf(str(path))
-        except Exception as err:  # urdfdom/pinocchio errors, named with the file
-            raise RobotModelError(f"{path}: not a valid URDF file (pinocchio could not parse it: "
-                                  f"{str(err).strip().splitlines()[0]})") from err
+        with captured_stderr() as noise:
+            try:
+                return pinocchio.buildModelFromUrdf(str(path))
+            except Exception as err:  # noqa: BLE001 - urdfdom/pinocchio errors, raised below named with the file
+                failed = err
+        raise RobotModelError(f"{path}: not a valid URDF file (pinocchio could not parse it: "
+                              f"{_parse_error(failed, noise)})") from failed
     doc = _mjcf_robot_document(path, ee_frame)
     # pinocchio's MJCF parser reads files, not strings: the document goes through a temporary file.
     with tempfile.TemporaryDirectory(prefix="robodata-mjcf-") as tmp:
         flat = os.path.join(tmp, path.stem + ".xml")
         Path(flat).write_text(doc, encoding="utf-8")
-        try:
-            return pinocchio.buildModelFromMJCF(flat)
-        except Exception as err:
-            raise RobotModelError(f"{path}: pinocchio could not build a model from this MJCF "
-                                  f"({str(err).strip().splitlines()[0]})") from err
+        with captured_stderr() as noise:
+            try:
+                return pinocchio.buildModelFromMJCF(flat)
+            except Exception as err:  # noqa: BLE001 - raised below, named with the file
+                failed = err
+        raise RobotModelError(f"{path}: pinocchio could not build a model from this MJCF "
+                              f"({_parse_error(failed, noise)})") from failed
 
 
 @dataclass
@@ -366,3 +404,11 @@ def gymnasium_robotics_mjcf(relpath: str = "fetch/pick_and_place.xml") -> Path:
     if not p.is_file():
         raise RobotModelError(f"{p}: gymnasium-robotics has no MJCF {relpath!r}")
     return p
+
+
+def load_configured(cfg: Any, path: str | os.PathLike[str]) -> RobotModel:
+    """The project's ``quality.robot_model`` (a :class:`robodata.config.RobotModelConfig`, file at ``path``)
+    loaded once up front, where the configuration is read (CLI start, the code location's definitions): a model
+    that does not parse is one :class:`RobotModelError` naming the file, a configuration error, not a finding on
+    every recording (``blocking`` is for the data's findings)."""
+    return RobotModel.load(path, cfg.format, locked=cfg.locked or None, name_prefix=cfg.name_prefix)

@@ -220,3 +220,124 @@ def validate_episode_store(
             report.findings += validate_joints(model, names, q, v, t, episode=demo, **kw)
         reports[demo] = report
     return reports
+
+
+def lerobot_feature_names(feature: Mapping[str, Any]) -> list[str]:
+    """Per-dimension names of a LeRobot ``info.json`` feature (``names`` a list, or a dict of lists such as
+    ``{"motors": [...]}``); empty when there are none or they do not cover the shape."""
+    n = int(np.prod(feature.get("shape") or [1]))
+    names = feature.get("names")
+    flat: list[str] = []
+    if isinstance(names, dict):
+        for v in names.values():
+            flat += [str(x) for x in v] if isinstance(v, list) else []
+    elif isinstance(names, list):
+        flat = [str(x) for x in names]
+    return flat if len(flat) == n else []
+
+
+def lerobot_joint_features(info: Mapping[str, Any], positions: Sequence[str] | None = None) -> list[str]:
+    """The joint-position features of a LeRobot dataset: ``positions`` where given (each must be a feature),
+    else ``observation.state``, plus ``action`` when it carries the same names (absolute joint targets; delta or
+    end-effector actions have other names, or none, and are not joint positions)."""
+    from robodata.lerobot.layout import ACTION_KEY, STATE_KEY
+
+    feats = info.get("features") or {}
+    if positions:
+        return list(positions)
+    out = [STATE_KEY] if STATE_KEY in feats else []
+    if out and ACTION_KEY in feats and lerobot_feature_names(feats[ACTION_KEY]) == \
+            lerobot_feature_names(feats[STATE_KEY]) and feats[ACTION_KEY].get("shape") == feats[STATE_KEY].get("shape"):
+        out.append(ACTION_KEY)
+    return out
+
+
+def validate_lerobot_dataset(
+    root: Any,
+    model: RobotModel,
+    positions: Sequence[str] | None = None,
+    *,
+    joints: Sequence[str] | None = None,
+    joint_map: Mapping[str, str] | None = None,
+    **kw: Any,
+) -> dict[str, JointReport]:
+    """Validate the joint features of a LeRobot dataset (v2.x or v3.0, any writer) against ``model``.
+
+    Args:
+        positions: joint-position features (default: :func:`lerobot_joint_features`).
+        joints: the model's joint for each column, in order, where ``info.json`` names are missing or are not
+            the model's (SO-101 recordings name motors ``j0..j5``); else the info.json names through ``joint_map``.
+        kw: passed to :func:`validate_joints` (tolerances). Velocities come from positions and timestamps.
+
+    Returns:
+        ``episode_<i>`` -> :class:`JointReport`; frames in findings are the episode's ``frame_index``.
+    """
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from robodata.lerobot.layout import DATA_DIR, INFO_PATH
+    from robodata.lerobot.metadata import read_info
+
+    root = Path(root)
+    info = read_info(root)
+    feats = info.get("features") or {}
+    keys = lerobot_joint_features(info, positions)
+    if not keys:
+        raise RobotModelError(f"{root / INFO_PATH}: no joint-position feature to check against the robot model "
+                              f"(no observation.state; name them with positions); features: {sorted(feats)}")
+    cols: list[tuple[str, list[str]]] = []
+    for k in keys:
+        if k not in feats:
+            raise RobotModelError(f"{root / INFO_PATH}: no feature {k!r} (its features: {sorted(feats)})")
+        n = int(np.prod(feats[k].get("shape") or [1]))
+        if joints:
+            if len(joints) != n:
+                raise JointNameError(f"{root / INFO_PATH}: {k} has {n} dimension(s) but {len(joints)} joint name(s) "
+                                     f"were given ({list(joints)})")
+            names = list(joints)
+        else:
+            data_names = lerobot_feature_names(feats[k])
+            if not data_names:
+                raise RobotModelError(f"{root / INFO_PATH}: feature {k!r} has no per-dimension names to match "
+                                      "against the robot model's joints; name them (--joints)")
+            names = [(joint_map or {}).get(x, x) for x in data_names]
+        try:
+            model.resolve(names)
+        except JointNameError as err:
+            raise JointNameError(f"{root / INFO_PATH} {k}: {err} (name the model's joint for each column: "
+                                 "joints / --joints)") from err
+        cols.append((k, names))
+    parts = []
+    for f in sorted((root / DATA_DIR).rglob("*.parquet")):
+        t = pq.read_table(f, columns=["episode_index", "frame_index", "timestamp", *keys])
+        parts.append(t)
+    reports: dict[str, JointReport] = {}
+    if not parts:
+        return reports
+    import pyarrow as pa
+
+    table = pa.concat_tables(parts)
+    ep = np.asarray(table.column("episode_index").to_numpy(), np.int64)
+    fi = np.asarray(table.column("frame_index").to_numpy(), np.int64)
+    ts = np.asarray(table.column("timestamp").to_numpy(), np.float64)
+    arrays = {k: np.stack(table.column(k).to_numpy(zero_copy_only=False)).astype(np.float64).reshape(len(ep), -1)
+              for k in keys}
+    order = np.lexsort((fi, ep))
+    for e in np.unique(ep):
+        rows = order[ep[order] == e]
+        name = f"episode_{int(e)}"
+        report = JointReport()
+        if not model.has_velocity_limits:
+            report.notes.append(f"{model.path.name}: {NO_VELOCITY_LIMITS}; velocities not checked")
+        t = ts[rows]
+        for k, names in cols:
+            found = validate_joints(model, names, arrays[k][rows], None, t if len(t) > 1 else None,
+                                    episode=f"{name} {k}", **kw)
+            for fnd in found:  # frames as the dataset numbers them (frame_index), not row positions
+                f0 = int(fi[rows][0])
+                fnd.frames = [(a + f0, b + f0) for a, b in fnd.frames]
+                fnd.worst_frame += f0
+            report.findings += found
+        reports[name] = report
+    return reports
