@@ -126,6 +126,22 @@ def test_end_effector_and_joint_action_stages_round_trip(session):
     assert pos.max() < 1e-3
 
 
+
+def test_panda_inverse_kinematics_leaves_the_local_minimum_of_its_reference_configuration():
+    """Panda's reference configuration (all zeros, elbow clipped to its limit: straight and singular) is a local
+    minimum for most targets; IK restarts from other seeds there and reaches every pose within the limits."""
+    robot = RobotModel.load(packaged_urdf(PANDA), ee_frame="panda_hand_tcp", joint_names=PANDA_ARM)
+    kin = Kinematics(robot)
+    q = kin.lower + (kin.upper - kin.lower) * np.random.default_rng(3).uniform(0.15, 0.85, size=(12, 7))
+    target = kin.fk_pose(q)
+    res = kin.ik(target, restarts=0)  # the plain local solve: stuck for most poses
+    assert not res.converged.all()
+    res = kin.ik(target)
+    assert res.converged.all() and res.position_error.max() < 1e-3
+    pos, rot = pose_errors(kin.fk_pose(res.q), target)
+    assert pos.max() < 1e-3 and np.degrees(rot.max()) < 0.1
+    assert (res.q >= kin.lower - 1e-9).all() and (res.q <= kin.upper + 1e-9).all()
+
 # ---- models: loading, names, bad input ----------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from robodata.formats.isaaclab import EpisodeStore
@@ -99,7 +100,10 @@ def check_store(
                 else:  # a nested sim state (Isaac Lab's recorder): every dataset of the tree
                     gs[key].visititems(lambda k, o, key=key: _cmp_group(k, o, g[key], tag, key, res, top=True))  # noqa: B023
             cam_paths = {es.spec(c).h5path.split("/", 1)[1] for c in cams}  # under obs/
-            for name, ds in gs[OBS_GROUP].items():
+            flat = isinstance(gs[OBS_GROUP], h5py.Dataset)  # a flat policy obs (concatenate_terms): no camera in it
+            if flat and not np.array_equal(g[OBS_GROUP][()], gs[OBS_GROUP][()]):
+                res[CHECK_LOWDIM].fail(f"{tag}: {OBS_GROUP} differs from the source")
+            for name, ds in () if flat else gs[OBS_GROUP].items():
                 if name in cam_paths:
                     continue
                 if hasattr(ds, "shape"):

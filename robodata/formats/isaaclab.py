@@ -56,6 +56,7 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
     DATA_GROUP,
     DATAGEN_GROUP,
     DATAGEN_KINDS,
+    DATAGEN_SIGNALS,
     DEMO_RE,
     ENV_ARGS_ATTR,
     ENV_KWARGS_KEY,
@@ -68,7 +69,6 @@ from robodata.formats.isaaclab_layout import (  # also importable from here (DEM
     PROCESSED_ACTIONS,
     ROBODATA_KEY,
     STATES,
-    SUBTASK_TERM_SIGNALS,
     SUCCESS_ATTR,
     TIMESTAMPS,
     TOTAL_ATTR,
@@ -506,7 +506,7 @@ class DemoWriter:
                 arr = np.asarray(arr)
                 if arr.shape[0] != n:
                     raise EpisodeStoreError(f"{datagen_path(kind, name)} has {arr.shape[0]} rows for {n} frames")
-                dtype = bool if kind == SUBTASK_TERM_SIGNALS else np.float32
+                dtype = bool if kind in DATAGEN_SIGNALS else np.float32
                 self._append(datagen_path(kind, name), arr, dtype)
         self._n += n
 

@@ -39,7 +39,10 @@ OBJECT_POSE = "object_pose"  # <object>: (T, 4, 4) float32
 EEF_POSE = "eef_pose"  # <eef>: (T, 4, 4) float32
 TARGET_EEF_POSE = "target_eef_pose"  # <eef>: (T, 4, 4) float32
 SUBTASK_TERM_SIGNALS = "subtask_term_signals"  # <name>: (T,) bool
-DATAGEN_KINDS = (OBJECT_POSE, EEF_POSE, TARGET_EEF_POSE, SUBTASK_TERM_SIGNALS)
+SUBTASK_START_SIGNALS = "subtask_start_signals"  # <name>: (T,) bool (Isaac Lab's SkillGen)
+GRIPPER_ACTION = "gripper_action"  # <eef>: (T, G) float32, the gripper command (Isaac Lab Mimic records it)
+DATAGEN_KINDS = (OBJECT_POSE, EEF_POSE, TARGET_EEF_POSE, SUBTASK_TERM_SIGNALS, SUBTASK_START_SIGNALS, GRIPPER_ACTION)
+DATAGEN_SIGNALS = (SUBTASK_TERM_SIGNALS, SUBTASK_START_SIGNALS)  # the bool kinds
 
 # Attributes.
 TOTAL_ATTR = "total"  # on /data: frames in all demos

@@ -39,6 +39,7 @@ from robodata.formats.isaaclab_layout import (
     EEF_POSE,
     ENV_ARGS_ATTR,
     ENV_NAME_KEY,
+    GRIPPER_ACTION,
     OBJECT_POSE,
     OBS_GROUP,
     SUBTASK_TERM_SIGNALS,
@@ -293,7 +294,6 @@ def pose_consistency(path: str | os.PathLike[str], subtasks: Sequence[SubtaskCon
 # pose recorded wrong (a firm grasp settles within millimetres; the tolerance leaves room for soft fingers).
 GRASP_DRIFT_POS_TOLERANCE_M = 0.02
 GRASP_DRIFT_ROT_TOLERANCE_RAD = 0.2
-GRIPPER_ACTION = "gripper_action"  # obs/datagen_info/gripper_action/<eef>: MimicGen's kind, which forks record
 _GRIPPER_OBS = ("gripper_pos", "gripper_state", "gripper_qpos", "gripper_action")  # obs terms of one gripper
 PROVENANCE_KEYS = ("src_demo_inds", "src_demo_labels")  # MimicGen's per-subtask source demos (and per frame)
 

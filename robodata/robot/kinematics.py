@@ -109,15 +109,18 @@ class Kinematics:
         rotation_tolerance: float = 1e-4,
         damping: float = 1e-6,
         max_step: float = 0.5,
+        restarts: int = 8,
     ) -> IKResult:
         """Joint positions reaching ``targets`` (``(4, 4)``/``(7,)`` or batches ``(T, 4, 4)``/``(T, 7)``).
 
         ``seed`` is the first frame's starting joints (default: the reference configuration, clipped into
-        the limits); every later frame starts from the previous frame's solution.
+        the limits); every later frame starts from the previous frame's solution. A frame that does not converge
+        from there (a local minimum against a joint limit: the reference configuration of an arm is often a
+        straight, singular elbow at its limit) is solved again from up to ``restarts`` other seeds (the middle of
+        the limits, then random configurations inside them, the same on every run); the best solution is kept.
         """
         pin = self._pin
         mats = _as_matrices(targets)
-        m = self.robot.model
         qa = (self.robot.active_positions(self.robot.reference) if seed is None
               else np.asarray(seed, dtype=np.float64).reshape(-1).copy())
         if qa.shape != (len(self.robot.joint_names),):
@@ -126,40 +129,63 @@ class Kinematics:
         qa = np.clip(qa, self.lower, self.upper)
         n = len(mats)
         out = IKResult(np.zeros((n, qa.size)), np.zeros(n), np.zeros(n), np.zeros(n, np.int64), np.zeros(n, bool))
-        eye = np.eye(6)
+        lo, hi = np.where(np.isfinite(self.lower), self.lower, -np.pi), np.where(np.isfinite(self.upper), self.upper,
+                                                                                   np.pi)
+        rng = np.random.default_rng(0)
+        others = [(lo + hi) / 2, *(lo + (hi - lo) * rng.uniform(0.1, 0.9, size=(restarts, qa.size)))][:restarts]
+        opts = (max_iters, damping, max_step, position_tolerance, rotation_tolerance)
         for k, target in enumerate(mats):
             want = pin.SE3(target[:3, :3].copy(), target[:3, 3].copy())
-            it = 0
-            for it in range(max_iters + 1):
-                cfg = self.robot.configuration(qa)
-                have = self._placement(cfg)
-                i_m_d = have.actInv(want)
-                err = pin.log6(i_m_d).vector
-                if np.linalg.norm(err[:3]) < position_tolerance and np.linalg.norm(err[3:]) < rotation_tolerance:
+            best = self._solve(want, qa, *opts)
+            iters = best[4]
+            for start in others:
+                if best[3]:
                     break
-                if it == max_iters:
-                    break
-                jac = pin.computeFrameJacobian(m, self._data, cfg, self.frame_id, pin.ReferenceFrame.LOCAL)
-                jac = -pin.Jlog6(i_m_d.inverse()) @ jac[:, self._cols]
-                dq = -jac.T @ np.linalg.solve(jac @ jac.T + damping * eye, err)
-                # Joints at a limit that the step pushes further out are taken out of the solve (an active set),
-                # so the others do the work instead of the step being clipped away.
-                stuck = ((qa <= self.lower) & (dq < 0)) | ((qa >= self.upper) & (dq > 0))
-                if stuck.any():
-                    jac[:, stuck] = 0.0
-                    dq = -jac.T @ np.linalg.solve(jac @ jac.T + damping * eye, err)
-                big = np.abs(dq).max()
-                if big > max_step:
-                    dq *= max_step / big
-                qa = np.clip(qa + dq, self.lower, self.upper)
-            have = self._placement(self.robot.configuration(qa))
-            out.q[k] = qa
-            out.position_error[k] = float(np.linalg.norm(have.translation - want.translation))
-            out.rotation_error[k] = float(rotation_angle(have.rotation.T @ want.rotation))
-            out.iterations[k] = it
-            out.converged[k] = (out.position_error[k] < max(position_tolerance, 1e-9) * 10
-                                and out.rotation_error[k] < rotation_tolerance * 10)
+                again = self._solve(want, start, *opts)
+                iters += again[4]
+                if again[3] or again[1] + again[2] < best[1] + best[2]:
+                    best = again
+            qa = best[0]
+            out.q[k], out.position_error[k], out.rotation_error[k], out.converged[k] = best[:4]
+            out.iterations[k] = iters
         return out
+
+    def _solve(self, want: Any, qa: np.ndarray, max_iters: int, damping: float, max_step: float,
+               position_tolerance: float, rotation_tolerance: float) -> tuple[np.ndarray, float, float, bool, int]:
+        """Damped least squares from ``qa`` to ``want``: (joints, position error m, rotation error rad, converged,
+        iterations)."""
+        pin = self._pin
+        m = self.robot.model
+        qa = np.clip(np.asarray(qa, np.float64).copy(), self.lower, self.upper)
+        eye = np.eye(6)
+        it = 0
+        for it in range(max_iters + 1):
+            cfg = self.robot.configuration(qa)
+            have = self._placement(cfg)
+            i_m_d = have.actInv(want)
+            err = pin.log6(i_m_d).vector
+            if np.linalg.norm(err[:3]) < position_tolerance and np.linalg.norm(err[3:]) < rotation_tolerance:
+                break
+            if it == max_iters:
+                break
+            jac = pin.computeFrameJacobian(m, self._data, cfg, self.frame_id, pin.ReferenceFrame.LOCAL)
+            jac = -pin.Jlog6(i_m_d.inverse()) @ jac[:, self._cols]
+            dq = -jac.T @ np.linalg.solve(jac @ jac.T + damping * eye, err)
+            # Joints at a limit that the step pushes further out are taken out of the solve (an active set),
+            # so the others do the work instead of the step being clipped away.
+            stuck = ((qa <= self.lower) & (dq < 0)) | ((qa >= self.upper) & (dq > 0))
+            if stuck.any():
+                jac[:, stuck] = 0.0
+                dq = -jac.T @ np.linalg.solve(jac @ jac.T + damping * eye, err)
+            big = np.abs(dq).max()
+            if big > max_step:
+                dq *= max_step / big
+            qa = np.clip(qa + dq, self.lower, self.upper)
+        have = self._placement(self.robot.configuration(qa))
+        pos = float(np.linalg.norm(have.translation - want.translation))
+        rot = float(rotation_angle(have.rotation.T @ want.rotation))
+        ok = pos < max(position_tolerance, 1e-9) * 10 and rot < rotation_tolerance * 10
+        return qa, pos, rot, ok, it
 
 
 @dataclass
