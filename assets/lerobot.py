@@ -17,6 +17,7 @@ from robodata.stages.tiers import (
     LeRobotShardStage,
     ReleaseStage,
     codec_options,
+    dedup_index_url,
     write_episode_part,
 )
 from robodata.storage import DataStore
@@ -188,6 +189,8 @@ def _release(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.
     store = project.store()
     stage = ReleaseStage(lr)
     stage.quality = project.config.quality
+    # signatures persist across cuts (one per shard version), where the config or the store keeps them
+    stage.index_url = dedup_index_url(project.config, Path(store.root) if store.local else None)
     inputs = release_inputs(project, store)
     paths = {k: p for k, (_, p) in inputs.items()}
     try:

@@ -102,6 +102,16 @@ class DedupConfig(BaseModel):
     max_duration_ratio: float = Field(1.5, ge=1, description="longer / shorter duration above which two "
                                                              "episodes are not the same demonstration")
     seed: int = Field(0, description="seed of the LSH projections (part of the index: keep it)")
+    index: str | None = Field(None, description="the releases' persistent index: a SQLAlchemy URL (PostgreSQL in "
+                              "production) or a path; default lerobot/dedup-<settings>.sqlite in a local store, "
+                              "else in the project home")
+
+    def verify_settings(self) -> dict[str, Any]:
+        """What decides whether two signatures are duplicates (the pairs an index stores were verified so)."""
+        return self.model_dump(exclude={"policy", "index"})
+
+    def settings_digest(self) -> str:
+        return hashlib.blake2b(json.dumps(self.verify_settings(), sort_keys=True).encode(), digest_size=4).hexdigest()
 
     def excludes(self, kind: str) -> bool:
         return self.policy == "exclude_all" or (self.policy == "exclude_exact" and kind == EXACT)
@@ -356,6 +366,32 @@ LAYOUTS = sa.Table(
     sa.Column("scale", sa.LargeBinary, nullable=False),
     sa.Column("settings", sa.Text, nullable=False),
 )
+# A release's index: which sources (a shard version, ``<recording>@<version>``) are indexed, the verified pairs
+# among every indexed episode (found once, when the later one is indexed), and which sources each published
+# release held, so a cut derives its duplicates from stored pairs and queries only shards it has not indexed.
+SOURCES = sa.Table(
+    "robodata_dedup_sources", _MD,
+    sa.Column("source", sa.String(512), primary_key=True),
+    sa.Column("recording", sa.String(512), nullable=False),  # versions of one recording never duplicate each other
+    sa.Column("episodes", sa.Integer, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False),  # DedupConfig.verify_settings() the pairs were verified with
+)
+PAIRS = sa.Table(
+    "robodata_dedup_pairs", _MD,
+    sa.Column("row", sa.Integer, nullable=False),  # the episode indexed later
+    sa.Column("twin", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("distance", sa.Float, nullable=True),
+    sa.Column("frame_distance", sa.Float, nullable=True),
+    sa.Index("robodata_dedup_pair_row", "row"),
+    sa.Index("robodata_dedup_pair_twin", "twin"),
+)
+RELEASED = sa.Table(
+    "robodata_dedup_released", _MD,
+    sa.Column("release", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.UniqueConstraint("release", "source", name="robodata_dedup_release_source"),
+)
 _IN_CHUNK = 900  # bound parameters per IN (...): well under SQLite's limit
 
 
@@ -490,23 +526,180 @@ class DedupIndex:
             return
         self._ensure_layouts(sigs)
         with self.engine.begin() as c:
-            for s in sigs:
-                old = c.execute(sa.select(EPISODES.c.id).where(EPISODES.c.source == s.source,
-                                                              EPISODES.c.episode_id == s.episode_id)).scalar()
-                if old is not None:
-                    c.execute(sa.delete(BANDS).where(BANDS.c.row == old))
-                    c.execute(sa.delete(EPISODES).where(EPISODES.c.id == old))
-            rows = [dict(episode_id=s.episode_id, source=s.source, digest=s.digest, layout=s.layout, length=s.length,
-                         duration=s.duration, trajectory=np.ascontiguousarray(s.trajectory, np.float32).tobytes(),
-                         frames=json.dumps(s.frames)) for s in sigs]
-            ids = []
-            for r in rows:  # one statement per row to learn its id (portable: no RETURNING on old SQLite)
-                pk = c.execute(sa.insert(EPISODES).values(**r)).inserted_primary_key
-                assert pk is not None
-                ids.append(int(pk[0]))
-            bands = [dict(key=k, row=i) for s, i in zip(sigs, ids, strict=True) for k in set(self.band_keys(s))]
-            for j in range(0, len(bands), 20_000):
-                c.execute(sa.insert(BANDS), bands[j:j + 20_000])
+            self._insert(c, sigs)
+
+    def _insert(self, c: sa.Connection, sigs: Sequence[EpisodeSignature]) -> list[int]:
+        for s in sigs:
+            old = c.execute(sa.select(EPISODES.c.id).where(EPISODES.c.source == s.source,
+                                                          EPISODES.c.episode_id == s.episode_id)).scalar()
+            if old is not None:
+                c.execute(sa.delete(BANDS).where(BANDS.c.row == old))
+                c.execute(sa.delete(PAIRS).where(sa.or_(PAIRS.c.row == old, PAIRS.c.twin == old)))
+                c.execute(sa.delete(EPISODES).where(EPISODES.c.id == old))
+        rows = [dict(episode_id=s.episode_id, source=s.source, digest=s.digest, layout=s.layout, length=s.length,
+                     duration=s.duration, trajectory=np.ascontiguousarray(s.trajectory, np.float32).tobytes(),
+                     frames=json.dumps(s.frames)) for s in sigs]
+        ids = []
+        for r in rows:  # one statement per row to learn its id (portable: no RETURNING on old SQLite)
+            pk = c.execute(sa.insert(EPISODES).values(**r)).inserted_primary_key
+            assert pk is not None
+            ids.append(int(pk[0]))
+        bands = [dict(key=k, row=i) for s, i in zip(sigs, ids, strict=True) for k in set(self.band_keys(s))]
+        for j in range(0, len(bands), 20_000):
+            c.execute(sa.insert(BANDS), bands[j:j + 20_000])
+        return ids
+
+    # -- sources (shard versions) and releases --------------------------------------------------------------
+
+    def indexed_sources(self, sources: Iterable[str]) -> set[str]:
+        """Those of ``sources`` already indexed with :meth:`add_source` (their episodes are not signed again)."""
+        wanted = sorted(set(sources))
+        out: set[str] = set()
+        with self.engine.connect() as c:
+            for j in range(0, len(wanted), _IN_CHUNK):
+                out |= set(c.execute(sa.select(SOURCES.c.source).where(SOURCES.c.source.in_(wanted[j:j + _IN_CHUNK])))
+                           .scalars())
+        return out
+
+    def add_source(self, source: str, recording: str, sigs: Iterable[EpisodeSignature]) -> int:
+        """Index one source's episodes (a shard version: signed once, never again) with every verified pair
+        between them and the episodes indexed before (other versions of the same ``recording`` excepted: a
+        rewritten shard is not a copy of itself) or earlier in the source. Returns the candidates verified."""
+        if self.indexed_sources([source]):
+            return 0
+        sigs = [s for s in sigs]
+        if any(s.source != source for s in sigs):
+            raise DedupError(f"dedup index {self.url}: signatures of {source} name another source")
+        self._ensure_layouts(sigs)
+        cands = self.candidates(sigs)
+        with self.engine.connect() as c:
+            entries = self._entries(c, {i for e, n in cands for i in e | n})
+            recs = self._recordings(c, {e.source for e in entries.values()})
+        in_batch: dict[int, list[int]] = defaultdict(list)
+        pairs: list[tuple[int, int, Twin]] = []  # (batch position, row id or -(batch position + 1), twin)
+        verified = 0
+        for i, s in enumerate(sigs):
+            ks = self.band_keys(s)
+            ex, near = cands[i]
+            for row in sorted(ex | near):
+                e = entries[row]
+                if e.source == source or recs.get(e.source, e.source) == recording:
+                    continue  # replaced below, or another version of this recording
+                verified += 1
+                if (t := self.verify(s, e)) is not None:
+                    pairs.append((i, row, t))
+            for j in sorted({j for k in ks for j in in_batch.get(k, ())}):
+                verified += 1
+                if (t := self.verify(s, sigs[j])) is not None:
+                    pairs.append((i, -(j + 1), t))
+            for k in ks:
+                in_batch[k].append(i)
+        with self.engine.begin() as c:
+            ids = self._insert(c, sigs)
+            rows = [dict(row=ids[i], twin=other if other > 0 else ids[-other - 1], kind=t.kind, distance=t.distance,
+                         frame_distance=t.frame_distance) for i, other, t in pairs]
+            if rows:
+                c.execute(sa.insert(PAIRS), rows)
+            c.execute(sa.insert(SOURCES).values(source=source, recording=recording, episodes=len(sigs),
+                                                settings=json.dumps(self.config.verify_settings(), sort_keys=True)))
+        return verified
+
+    def _recordings(self, c: sa.Connection, sources: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(sources))
+        out: dict[str, str] = {}
+        for j in range(0, len(wanted), _IN_CHUNK):
+            q = sa.select(SOURCES.c.source, SOURCES.c.recording).where(SOURCES.c.source.in_(wanted[j:j + _IN_CHUNK]))
+            out.update({s: r for s, r in c.execute(q)})
+        return out
+
+    def mark_released(self, release: str, sources: Iterable[str]) -> None:
+        """Record that the published ``release`` holds ``sources``: later cuts check against them."""
+        with self.engine.begin() as c:
+            have = set(c.execute(sa.select(RELEASED.c.source).where(RELEASED.c.release == release)).scalars())
+            new = [dict(release=release, source=s) for s in sorted(set(sources) - have)]
+            if new:
+                c.execute(sa.insert(RELEASED), new)
+
+    def released_sources(self, but: str | None = None) -> set[str]:
+        """The sources of every published release recorded with :meth:`mark_released` (but ``but``)."""
+        with self.engine.connect() as c:
+            return set(c.execute(sa.select(RELEASED.c.source).where(RELEASED.c.release != (but or ""))).scalars())
+
+    def release_report(self, sources: Sequence[tuple[str, str]], earlier: Iterable[str] = (),
+                       config: DedupConfig | None = None, verified: int = 0) -> DedupReport:
+        """The duplicates of a release of ``sources`` (``(source, recording)``, each indexed with
+        :meth:`add_source`) from the stored pairs: no signature is computed or verified here.
+
+        An episode's twin is an episode of this release that comes before it (recordings in the order they were
+        first indexed, so a recording's new version keeps its old one's place; episodes in their order), or an
+        episode of another recording, indexed before it, in an earlier published release (``earlier``: sources)
+        that this release no longer holds: the later of two copies is the duplicate. Twins in shard versions that are neither (a version since replaced and never released, a
+        quarantined cut) do not count. Sources are reported by recording for this release's episodes, as
+        ``<recording>@<version>`` for an earlier release's."""
+        cfg = config or self.config
+        rec_of = dict(sources)
+        earlier = set(earlier) - set(rec_of)
+        settings = json.dumps(self.config.verify_settings(), sort_keys=True)
+        with self.engine.connect() as c:
+            known = {r.source: r for r in self._source_rows(c, set(rec_of) | earlier)}
+            missing = sorted(set(rec_of) - set(known))
+            if missing:
+                raise DedupError(f"dedup index {self.url}: sources {missing} are not indexed (add_source first)")
+            stale = sorted(s for s in rec_of if known[s].settings != settings)
+            if stale:
+                raise DedupError(f"dedup index {self.url}: {stale} were indexed with other dedup settings than "
+                                 f"{settings}; use the settings the index was built with or a new index")
+            rec_of |= {s: known[s].recording for s in earlier if s in known}
+            rows: dict[int, tuple[str, str]] = {}
+            names = sorted(rec_of)
+            for j in range(0, len(names), _IN_CHUNK):
+                q = sa.select(EPISODES.c.id, EPISODES.c.episode_id, EPISODES.c.source).where(
+                    EPISODES.c.source.in_(names[j:j + _IN_CHUNK]))
+                rows.update({i: (e, s) for i, e, s in c.execute(q)})
+            mine = sorted(i for i, (_, s) in rows.items() if s in dict(sources))
+            links: dict[int, list[tuple[int, Twin]]] = defaultdict(list)
+            for j in range(0, len(mine), _IN_CHUNK):
+                chunk = mine[j:j + _IN_CHUNK]
+                q = sa.select(PAIRS).where(sa.or_(PAIRS.c.row.in_(chunk), PAIRS.c.twin.in_(chunk)))
+                for p in c.execute(q):
+                    for a, b in ((p.row, p.twin), (p.twin, p.row)):
+                        if a in rows and b in rows:
+                            e, s = rows[b]
+                            links[a].append((b, Twin(e, s, p.kind, p.distance, p.frame_distance)))
+        first: dict[str, int] = {}
+        for i in sorted(rows):
+            first.setdefault(rec_of[rows[i][1]], i)
+        release = dict(sources)
+        order = {i: (first[rec_of[rows[i][1]]], i) for i in rows}
+        dups: list[Duplicate] = []
+        variants: list[Duplicate] = []
+        for i in sorted(mine, key=order.__getitem__):
+            ep, src = rows[i]
+            best: Twin | None = None
+            for other, t in links.get(i, ()):
+                if order[other] >= order[i]:
+                    continue  # the later of two copies is the duplicate (in this release or an earlier one)
+                if t.source not in release and rec_of[t.source] == rec_of[src]:
+                    continue  # an earlier release's version of this same recording
+                if best is None or _rank(t) < _rank(best):
+                    best = t
+            if best is not None:
+                twin_src = release[best.source] if best.source in release else best.source
+                d = Duplicate(ep, release[src], best.episode_id, twin_src, best.kind, best.distance,
+                              best.frame_distance, best.kind != VISUAL_VARIANT and cfg.excludes(best.kind))
+                (variants if best.kind == VISUAL_VARIANT else dups).append(d)
+        rep = DedupReport(cfg.policy, len(mine), dups, verified, len(self), variants)
+        if dups:
+            log.warning("dedup: %d of %d episodes of the release are duplicates; %d excluded by policy %s",
+                        len(dups), len(mine), len(rep.excluded), cfg.policy)
+        return rep
+
+    def _source_rows(self, c: sa.Connection, sources: Iterable[str]) -> list[Any]:
+        wanted = sorted(set(sources))
+        out: list[Any] = []
+        for j in range(0, len(wanted), _IN_CHUNK):
+            out += list(c.execute(sa.select(SOURCES).where(SOURCES.c.source.in_(wanted[j:j + _IN_CHUNK]))))
+        return out
 
     def __len__(self) -> int:
         with self.engine.connect() as c:

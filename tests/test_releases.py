@@ -278,3 +278,96 @@ def test_drift_against_the_previous_release_warns_or_blocks(project, on_drift):
     assert drift.blocking == (on_drift == "block")
     assert rel.published == (on_drift == "warn")  # a blocking drift keeps the previous release latest
     assert (read_latest(store)["release"] == r2.release) == (on_drift == "block")
+
+
+def test_release_dedup_signs_each_shard_version_once_and_keeps_finding_twins(tmp_path, monkeypatch):
+    """Cuts 1..4, each with a new recording: every episode is signed (its video decoded) once, when a cut first
+    takes its shard version; the copies are still found and excluded with their twin; a twin dropped from the
+    release counts as long as an earlier published release held it; a recording's rewritten shard is not a
+    copy of its old version."""
+    from collections import Counter
+
+    import h5py
+
+    import robodata.dedup as dd
+    from robodata.config import QualityConfig
+
+    signed: Counter[tuple[str, str]] = Counter()
+    compute = dd.EpisodeSignature.compute.__func__
+
+    def counting(cls, episode_id, source, *args, **kwargs):
+        signed[(source, episode_id)] += 1
+        return compute(cls, episode_id, source, *args, **kwargs)
+
+    monkeypatch.setattr(dd.EpisodeSignature, "compute", classmethod(counting))
+    store = DataStore(tmp_path / "store")
+
+    def recording(key: str, offset: float, episodes: int = 2) -> None:
+        src = make_store(tmp_path / f"{key}.hdf5", episodes=episodes, frames=20, cameras=(("front", (32, 40, 3)),))
+        with h5py.File(src, "r+") as f:  # another demonstration: the joints elsewhere
+            for demo in range(episodes):
+                f[f"data/demo_{demo}/obs/joint_pos"][:] += offset
+        write_shard(src, store.local_path(layout.shard_path(key)), video_codec="libx264", crf=23)
+
+    def cut(keys: list[str]):
+        stage = ReleaseStage(LR)
+        stage.quality = QualityConfig(dedup={"policy": "exclude_exact"})
+        signed.clear()
+        return stage, stage.cut(store, keys, {})
+
+    recording("rec-0", 0.0)
+    _stage, r1 = cut(["rec-0"])
+    assert r1.published and sum(signed.values()) == 2
+    recording("rec-1", 5.0)
+    _stage, r2 = cut(["rec-0", "rec-1"])
+    assert r2.published and set(signed) == {(f"rec-1@{r2.versions['rec-1']}", f"episode_{i:06d}") for i in (0, 1)}
+    recording("rec-0-again", 0.0)  # rec-0's demonstrations exported again under another name
+    stage, r3 = cut(["rec-0", "rec-0-again", "rec-1"])
+    assert set(signed.values()) == {1} and {s.split("@")[0] for s, _ in signed} == {"rec-0-again"}
+    assert r3.published and r3.info["total_episodes"] == 4  # rec-0's and rec-1's; the copies left out
+    assert [(d.source, d.episode_id, d.twin_source, d.twin_id, d.kind, d.excluded)
+            for d in stage.dedup_report.duplicates] == [
+        ("rec-0-again", f"episode_{i:06d}", "rec-0", f"episode_{i:06d}", "exact", True) for i in (0, 1)]
+    assert stage.dedup_report.checked == 6
+    assert [p.name for p in store.local_path("lerobot").glob("dedup-*.sqlite")]  # the index persists in the store
+    # rec-0 left out of the next release: its copies still duplicate what an earlier release published
+    stage, r4 = cut(["rec-0-again", "rec-1"])
+    assert not signed and r4.info["total_episodes"] == 2
+    assert [(d.source, d.twin_source, d.excluded) for d in stage.dedup_report.duplicates] == [
+        ("rec-0-again", f"rec-0@{r1.versions['rec-0']}", True)] * 2
+    # rec-1 rewritten (a third episode): the new version is signed once; its old version is not its twin
+    recording("rec-1", 5.0, episodes=3)
+    stage, r5 = cut(["rec-0", "rec-1"])
+    assert sum(signed.values()) == 3 and r5.versions["rec-1"] != r2.versions["rec-1"]
+    assert stage.dedup_report.duplicates == [] and r5.info["total_episodes"] == 5
+
+
+def test_a_release_carries_action_normalisation_fitted_once_over_its_published_episodes(tmp_path):
+    """``tiers.lerobot.action_normalization``: the statistics are fitted over the release's episodes after dedup
+    left the copies out (what a policy trains on), stored with the release, named as info.json names them."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from robodata.config import QualityConfig
+    from robodata.robot.actions import ActionNormalizer
+
+    store = DataStore(tmp_path / "store")
+    _shard(store, "rec-a", 2, tmp_path)
+    _shard(store, "rec-a-again", 2, tmp_path)  # copies: left out, so not in the statistics
+    stage = ReleaseStage(LR.model_copy(update={"action_normalization": "min_max"}))
+    stage.quality = QualityConfig(dedup={"policy": "exclude_exact"})
+    rel = stage.cut(store, ["rec-a", "rec-a-again"], {})
+    assert rel.published and rel.info["total_episodes"] == 2
+    root = store.local_path(layout.release_path(rel.release))
+    norm = ActionNormalizer.load(root)
+    assert norm.mode == "min_max" and norm.names == rel.info["features"]["action"]["names"]
+    assert int(norm.stats["count"][0]) == rel.info["total_frames"] == 40
+    actions = np.concatenate([np.stack(pq.read_table(f, columns=["action"]).column("action").to_pylist())
+                              for f in sorted((root / "data").rglob("*.parquet"))])
+    assert np.allclose(norm.stats["min"], actions.min(0)) and np.allclose(norm.stats["max"], actions.max(0))
+    assert np.abs(norm.apply(actions)).max() <= 1.0 + 1e-6
+    recorded = json.loads((root / "meta/robodata_release.json").read_text())["action_normalization"]
+    assert recorded["mode"] == "min_max" and recorded["frames"] == 40
+    plain = ReleaseStage(LR).cut(store, ["rec-a", "rec-a-again"], {})  # not asked for: another release, no file
+    assert plain.release != rel.release
+    assert not (store.local_path(layout.release_path(plain.release)) / "meta/robodata_action_norm.json").exists()

@@ -23,7 +23,7 @@ from robodata.augment.engines import ClipAugmenter
 from robodata.augment.errors import AugmentError
 from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage, StageOutcome
 from robodata.stages.engines import require_engine
-from robodata.stages.tiers import GxStoreFrames
+from robodata.stages.tiers import GxStoreFrames, Reference, WithinReferenceBounds
 from robodata.storage import DataStore
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ class AugmentedVideosStage(Stage[AugmentedVideosConfig]):
 
     name = layout.AUGMENTED_VIDEOS
     inputs = SOURCE_TIERS
-    checks = (FrameCountsMatch, LowDimUnchanged, ImagesNotBlank, SceneKept, GxStoreFrames)
+    checks = (FrameCountsMatch, LowDimUnchanged, ImagesNotBlank, SceneKept, GxStoreFrames, WithinReferenceBounds)
+    reference: Reference | None = None  # the latest release's learned bounds (None: read from the store in run)
 
     def __init__(self, config: AugmentedVideosConfig, engine: ClipAugmenter):
         super().__init__(config)
@@ -132,7 +133,16 @@ class AugmentedVideosStage(Stage[AugmentedVideosConfig]):
 
     def validators(self) -> list[OutputValidator]:
         v = self._verdicts
-        return [FrameCountsMatch(v), LowDimUnchanged(v), ImagesNotBlank(v), SceneKept(v), GxStoreFrames()]
+        return [FrameCountsMatch(v), LowDimUnchanged(v), ImagesNotBlank(v), SceneKept(v), GxStoreFrames(),
+                WithinReferenceBounds(self.reference)]
+
+    def run(self, store: DataStore, key: str, *, raise_on_failure: bool = False, **inputs: Any) -> StageOutcome:
+        """As :meth:`Stage.run`, with the latest release's learned bounds as the reference (a warning)."""
+        if self.reference is None:
+            from robodata.quality import latest_release_bounds
+
+            self.reference = latest_release_bounds(store)
+        return super().run(store, key, raise_on_failure=raise_on_failure, **inputs)
 
 
 def augment_source(store: DataStore, key: str, source_tier: str) -> str:

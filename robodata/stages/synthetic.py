@@ -29,7 +29,7 @@ from robodata.mimicgen.validate import (
 )
 from robodata.stages.base import Finding, OutputValidator, SharedVerdicts, Stage, StageOutcome
 from robodata.stages.engines import require_engine
-from robodata.stages.tiers import GxStoreFrames
+from robodata.stages.tiers import GxStoreFrames, Reference, WithinReferenceBounds
 from robodata.storage import DataStore
 
 
@@ -89,7 +89,9 @@ class SyntheticDemosStage(Stage[SyntheticDemosConfig]):
 
     name = layout.SYNTHETIC_DEMOS
     inputs = (layout.RAW_TELEOP,)
-    checks = (KeptDemosSucceed, ObjectCentricInvariant, NoNonFinite, DemoLengthsInBounds, GxStoreFrames)
+    checks = (KeptDemosSucceed, ObjectCentricInvariant, NoNonFinite, DemoLengthsInBounds, GxStoreFrames,
+              WithinReferenceBounds)
+    reference: Reference | None = None  # the latest release's learned bounds (None: read from the store in run)
 
     def __init__(self, config: SyntheticDemosConfig, engine: DemoGenerator):
         super().__init__(config)
@@ -108,12 +110,18 @@ class SyntheticDemosStage(Stage[SyntheticDemosConfig]):
 
     def validators(self) -> list[OutputValidator]:
         v = self._verdicts
-        return [KeptDemosSucceed(v), ObjectCentricInvariant(v), NoNonFinite(v), DemoLengthsInBounds(v), GxStoreFrames()]
+        return [KeptDemosSucceed(v), ObjectCentricInvariant(v), NoNonFinite(v), DemoLengthsInBounds(v), GxStoreFrames(),
+                WithinReferenceBounds(self.reference)]
 
     def run(self, store: DataStore, key: str, *, raise_on_failure: bool = False, **inputs: Any) -> StageOutcome:
         """As :meth:`Stage.run`; then a check the engine could not evaluate (``evaluated: false`` in its
         metadata: e.g. the invariant on Isaac Lab Mimic's output) is reported as not passed and not blocking:
-        it neither vouches for the output nor kept it from being published."""
+        it neither vouches for the output nor kept it from being published. Generated demos are checked against
+        the latest release's learned bounds, as raw_teleop's are (a warning)."""
+        if self.reference is None:
+            from robodata.quality import latest_release_bounds
+
+            self.reference = latest_release_bounds(store)
         outcome = super().run(store, key, raise_on_failure=raise_on_failure, **inputs)
         for c in outcome.checks:
             if c.metadata.get("evaluated") is False:

@@ -133,7 +133,7 @@ class WithinReferenceBounds(GxReport):
         if not bounds:
             return QualityReport(self.name, [])
         frames = lerobot_frame_table(path)[0] if self.lerobot else episode_tables(path)[0]
-        return validate_within_bounds(frames, bounds, suite=self.name)
+        return validate_within_bounds(frames, bounds, suite=self.name, data=path)
 
     def validate(self, path: Path) -> list[Finding]:
         found = super().validate(path)
@@ -389,11 +389,60 @@ def dataset_digest(root: Path) -> str:
 
 
 def release_id(config: LeRobotConfig, shard_versions: dict[str, str]) -> str:
-    """A release is named by what went in: the format and every shard's version (same inputs, same release)."""
-    return hashlib.sha1(json.dumps({"v": config.version, "shards": shard_versions}, sort_keys=True).encode()
-                        ).hexdigest()[:12]
+    """A release is named by what went in: the format, every shard's version and, when asked for, the action
+    normalisation it carries (same inputs, same release)."""
+    named: dict[str, Any] = {"v": config.version, "shards": shard_versions}
+    if config.action_normalization:
+        named["action_norm"] = config.action_normalization
+    return hashlib.sha1(json.dumps(named, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def fit_action_normalization(root: Path, mode: str) -> dict[str, Any]:
+    """Fit :class:`robodata.robot.actions.ActionNormalizer` once over a release's published episodes (its data
+    files, after dedup left copies out: the statistics describe what a policy trains on) and store it with the
+    release (``meta/robodata_action_norm.json``, dimension names from info.json); what the release records."""
+    import pyarrow.parquet as pq
+
+    from robodata.lerobot.layout import ACTION_KEY
+    from robodata.robot.actions import ACTION_NORM_PATH, ActionNormalizer
+
+    info = read_info(root)
+    feat = (info.get("features") or {}).get(ACTION_KEY)
+    if not feat:
+        raise RobodataError(f"{root / INFO_PATH}: no {ACTION_KEY!r} feature to fit tiers.lerobot.action_normalization on")
+    names = feat.get("names")
+    if isinstance(names, dict):  # lerobot's {"motors": [...]} form
+        names = next(iter(names.values()), None)
+    norm = ActionNormalizer(mode, feature=ACTION_KEY, names=[str(n) for n in names] if names else None)
+    for f in sorted((root / "data").rglob("*.parquet")):
+        col = pq.read_table(f, columns=[ACTION_KEY]).column(ACTION_KEY).combine_chunks()
+        flat = col.flatten() if hasattr(col, "flatten") else col
+        norm.update(flat.to_numpy(zero_copy_only=False).reshape(len(col), -1))
+    norm.fit([])  # an error if there was nothing to fit
+    norm.save(root)
+    return {"mode": mode, "path": ACTION_NORM_PATH, "frames": int(norm.stats["count"][0]), "names": norm.names}
+
+
+
+
+def dedup_index_path(settings: str) -> str:
+    """The releases' dedup index in a local store (named by the dedup settings its pairs were verified with)."""
+    return f"lerobot/dedup-{settings}.sqlite"
+
+
+def dedup_index_url(cfg: Any, store_root: Path | None) -> str | None:
+    """The dedup index of a project (a :class:`robodata.config.ProjectConfig`), as the video shot index is found:
+    ``quality.dedup.index`` (a path resolves like every path of the config), else None for a local store
+    (:meth:`ReleaseStage.dedup_index` keeps it in the store), else a file under the project home (SQLite wants a
+    local file)."""
+    from robodata.dedup import DedupConfig
+
+    dc = DedupConfig.model_validate(cfg.quality.dedup or {})
+    if dc.index:
+        return dc.index if "://" in dc.index else str(cfg._local(dc.index))
+    if store_root is not None:
+        return None
+    return str(cfg.home_dir / dedup_index_path(dc.settings_digest()))
 
 
 def utc_iso(ts: float) -> str:
@@ -429,6 +478,9 @@ class ReleaseStage(Stage[LeRobotConfig]):
     quality: Any = None  # the project's QualityConfig (dedup policy, drift thresholds); None: the defaults
     _previous: tuple[DataStore, str] | None = None
     dedup_report: Any = None  # the last cut's robodata.dedup.DedupReport
+    index_url: str | None = None  # the dedup index (a SQLAlchemy URL or path); None: see dedup_index()
+    _index: Any = None  # the DedupIndex of the cut in progress
+    _cutting: str | None = None  # the release id being cut
 
     @classmethod
     def check_types(cls, quality: Any = None) -> tuple[type[OutputValidator], ...]:
@@ -444,11 +496,14 @@ class ReleaseStage(Stage[LeRobotConfig]):
         from robodata.lerobot import aggregate
 
         c = self.config
-        exclude = self._dedup(shards, recordings)
+        exclude = self._dedup(shards, recordings, versions)
         rep = aggregate(list(shards), staged, version=c.version, repo_id=c.repo_id, exclude=exclude)
+        extra: dict[str, Any] = {}
+        if c.action_normalization:
+            extra["action_normalization"] = fit_action_normalization(staged, c.action_normalization)
         (staged / RELEASE_INFO_PATH).write_text(json.dumps(
             {"release": key, "recordings": list(recordings), "upstream_versions": versions, "format": c.version,
-             "repo_id": c.repo_id, "created": utc_iso(time.time())},
+             "repo_id": c.repo_id, "created": utc_iso(time.time()), **extra},
             indent=1))
         return rep
 
@@ -458,21 +513,60 @@ class ReleaseStage(Stage[LeRobotConfig]):
         return [GxLeRobotFrames(), ReleaseLayoutValid(), WithinReferenceBounds(self.reference, lerobot=True),
                 drift(store, prev, self.quality.drift if self.quality is not None else None)]
 
-    def _dedup(self, shards: Sequence[Path], recordings: Sequence[str]) -> dict[int, set[int]]:
-        """Duplicate episodes among the release's recordings (every release holds every earlier one's, so this
-        is also against the earlier releases): each with its twin in ``dedup_report``; those the policy
-        (``quality.dedup.policy``) excludes, by shard position and episode index."""
-        from robodata.dedup import DedupConfig, DedupIndex, dedup_episodes, lerobot_signatures
+    def _dedup(self, shards: Sequence[Path], recordings: Sequence[str], versions: dict[str, str]) -> dict[int, set[int]]:
+        """Duplicate episodes of the release, against each other and against the earlier published releases
+        (:meth:`robodata.dedup.DedupIndex.release_report`): each with its twin in ``dedup_report``; those the
+        policy (``quality.dedup.policy``) excludes, by shard position and episode index.
 
-        cfg = DedupConfig.model_validate(self.quality.dedup if self.quality is not None else {})
-        sigs = [s for shard, rec in zip(shards, recordings, strict=True)
-                for s in lerobot_signatures(shard, cfg, source=rec)]
-        self.dedup_report = dedup_episodes(sigs, DedupIndex(":memory:", cfg), config=cfg)
+        Signatures live in the persistent index (:meth:`dedup_index`), one source per shard version
+        (``<recording>@<version>``): a shard is signed (its video decoded) the first time a cut takes it, never
+        again; the cut then reads the stored pairs. Signing at the cut, not when lerobot_episodes publishes the
+        shard, keeps one writer on the index (partitions write shards in parallel, the release is one asset),
+        uses the dedup settings of the release that reads them, and never signs a shard no release takes."""
+        from robodata.dedup import lerobot_signatures
+
+        index = self._index
+        if index is None:
+            index = self._index = self.dedup_index(None)
+        cfg = index.config
+        sources = [(f"{rec}@{versions.get(rec) or 'unversioned'}", rec) for rec in recordings]
+        have = index.indexed_sources(s for s, _ in sources)
+        verified = 0
+        for shard, (src, rec) in zip(shards, sources, strict=True):
+            if src not in have:
+                verified += index.add_source(src, rec, lerobot_signatures(shard, cfg, source=src))
+        self.dedup_report = index.release_report(sources, index.released_sources(but=self._cutting), cfg,
+                                                 verified)
         position = {rec: i for i, rec in enumerate(recordings)}
         out: dict[int, set[int]] = {}
         for source, episode in self.dedup_report.excluded:
             out.setdefault(position[source], set()).add(int(episode.rsplit("_", 1)[-1]))  # episode_000003
         return out
+
+    def dedup_config(self) -> Any:
+        from robodata.dedup import DedupConfig
+
+        return DedupConfig.model_validate(self.quality.dedup if self.quality is not None else {})
+
+    def dedup_index(self, store: DataStore | None) -> Any:
+        """The persistent dedup index: ``index_url`` (the caller's, from the config), else ``quality.dedup.index``,
+        else ``lerobot/dedup-<settings>.sqlite`` in a local store (new dedup settings: a new file, signed again
+        once); a remote store without a URL gets an in-memory index (every cut signs every shard again)."""
+        from robodata.dedup import DedupIndex
+
+        cfg = self.dedup_config()
+        url = self.index_url or cfg.index
+        if not url:
+            if store is not None and store.local:
+                url = str(store.local_path(dedup_index_path(cfg.settings_digest())))
+            else:
+                import logging
+
+                logging.getLogger(__name__).warning("dedup: no index URL for the remote store %s (quality.dedup."
+                                                    "index): signing every shard on every cut",
+                                                    getattr(store, "root", "?"))
+                url = ":memory:"
+        return DedupIndex(url, cfg)
 
     def select(self, store: DataStore, known: Sequence[str], paths: dict[str, str] | None = None) -> list[str]:
         """The recordings this release takes (``recordings: all`` or a list) that have a shard (at ``paths``,
@@ -518,6 +612,7 @@ class ReleaseStage(Stage[LeRobotConfig]):
                 self.reference = latest_release_bounds(store)  # the release this one follows
             self._previous = (store, str(previous))
         reused = store.exists(f"{rel}/{INFO_PATH}")
+        self._cutting, self._index = release, self.dedup_index(store)
         if reused:
             with store.read_path(rel) as root:
                 checks = run_validators(root, self.validators())
@@ -529,6 +624,9 @@ class ReleaseStage(Stage[LeRobotConfig]):
             checks, published, url = outcome.checks, outcome.published, outcome.url or outcome.quarantined
         with store.read_path(store.rel(url)) as root:
             info = read_info(root)
+        if published:  # later cuts check their episodes against this release's too
+            self._index.mark_released(release, [f"{k}@{versions[k]}" for k in keys])
+        self._index = self._cutting = None
         if published and pinned_to:
             published = False  # passed its checks, but latest stays where the rollback pinned it
         elif published:  # only a release that passes its checks becomes "latest"; a failed one leaves the old
