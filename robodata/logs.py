@@ -6,14 +6,18 @@ The chatter and where each kind is stopped:
 - the SVT-AV1 encoder's banner and config lines (``Svt[info]: ...``), printed from C to stderr by libsvtav1:
   ``SVT_LOG=1`` (errors only) before an encoder opens (:func:`quiet_encoders`); its errors still reach stderr.
   FFmpeg's own log is off in PyAV unless ``av.logging.set_level`` turns it on (``--verbose`` does).
-- Ray's lines on ``ray.init`` (the token-authentication notice, "Started a local Ray instance"): Ray's logger
-  is sent through Python logging (:func:`quiet_ray`), so into the log file. Ray's authentication is untouched.
+- Ray's lines on ``ray.init`` (the token-authentication notice, "Started a local Ray instance") and Ray Data's
+  ("Progress bars disabled"): under the CLI Ray's loggers are sent through Python logging (:func:`quiet_ray`), so
+  into the log file; from the Python API (no CLI), :func:`quiet_ray` gives them the log file itself, and only
+  their errors reach stderr. ``--verbose``, ``$ROBODATA_VERBOSE`` or ``$RAY_DATA_VERBOSE`` leaves them as Ray
+  prints them. Ray's authentication is untouched.
 - Python warnings and log records of other libraries (lerobot's "torchcodec ... falling back to pyav", ...):
   into the log file. robodata's own warnings (``RecordingWarning``) and log records at WARNING and above, and
   anyone's errors, still go to stderr.
 
 Library entry points call :func:`quiet_encoders` / :func:`quiet_ray`; only the CLI (:func:`configured`) installs
-handlers on the root logger, and only for the duration of the command.
+handlers on the root logger, and only for the duration of the command. Outside the CLI robodata touches only Ray's
+own loggers (the user's logging setup is theirs).
 """
 
 from __future__ import annotations
@@ -47,23 +51,82 @@ def quiet_encoders() -> None:
     os.environ["SVT_LOG"] = "1"  # SVT-AV1's levels: 0 fatal, 1 error, 2 warn, 3 info (its default), 4 debug
 
 
-def quiet_ray() -> None:
-    """After ``import ray`` (and again after ``import ray.data``), before ``ray.init``: Ray's loggers write through
-    Python logging (so, under the CLI, into the log file) instead of their own stderr handlers. Does nothing
-    outside the CLI's quiet mode."""
+RAY_LOGGERS = ("ray", "ray.data")  # Ray's and Ray Data's own loggers (each with a stderr handler, propagate off)
+
+
+def ray_verbose() -> bool:
+    """Whether Ray's own output is wanted as Ray prints it: ``--verbose`` or ``$RAY_DATA_VERBOSE``."""
+    return verbose() or os.environ.get("RAY_DATA_VERBOSE", "").lower() not in ("", "0", "false", "no")
+
+
+def quiet_ray(log_path: Callable[[], Path] | None = None) -> None:
+    """After ``import ray`` (and again after ``import ray.data``), before ``ray.init``: Ray's notices are chatter.
+
+    Under the CLI, Ray's loggers write through Python logging (so into the CLI's log file) instead of their own
+    stderr handlers. Outside it, given ``log_path`` (the Python API's runs: :func:`robodata.parallel.start_ray_data`)
+    and unless :func:`ray_verbose`, their stderr handlers give way to the log file at ``log_path()`` (resolved at
+    the first record) and a stderr handler for their errors; without it, nothing changes (a Dagster run's compute
+    log keeps Ray's lines). Idempotent; a later call with another ``log_path`` moves the file."""
     if _active is None:
+        if log_path is not None and not ray_verbose():
+            _library_ray(log_path)
         return
-    for name in ("ray", "ray.data"):
+    for name in RAY_LOGGERS:
         if name not in sys.modules:
             continue
         lg = logging.getLogger(name)
         for h in list(lg.handlers):
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            if h in _library_handlers or (isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)):
                 _active.removed.append((lg, h))
                 lg.removeHandler(h)
         if not lg.propagate:
             _active.propagate.append(lg)
             lg.propagate = True
+
+
+def project_log_path() -> Path:
+    """The log file of the project config in effect (``$ROBODATA_CONFIG``, ``./robodata.yaml``, the defaults)."""
+    from robodata.config import load_config
+
+    return load_config().logs_dir / LOG_FILE
+
+
+_library_handlers: list[logging.Handler] = []  # [the log file, stderr for errors], once made
+
+
+class _Stderr(logging.StreamHandler):
+    """``sys.stderr`` as it is when a record comes (a notebook's, pytest's), as Ray's own handler writes."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+def _library_ray(log_path: Callable[[], Path]) -> None:
+    """Ray's loggers outside the CLI: their records into the log file, their errors also to stderr."""
+    if not _library_handlers:
+        to_user = _Stderr()
+        to_user.setLevel(logging.ERROR)
+        to_user.setFormatter(_ForTheUser())
+        _library_handlers.extend([_LazyFile(log_path), to_user])
+    to_file = _library_handlers[0]
+    assert isinstance(to_file, _LazyFile)
+    to_file.move_to(log_path)
+    for name in RAY_LOGGERS:
+        if name not in sys.modules:
+            continue
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) \
+                    and h not in _library_handlers:
+                lg.removeHandler(h)  # Ray's console handler (Ray Data's session file handler stays)
+        for h in _library_handlers:
+            if h not in lg.handlers:
+                lg.addHandler(h)
 
 
 class _LazyFile(logging.Handler):
@@ -95,6 +158,13 @@ class _LazyFile(logging.Handler):
             self._stream.flush()
         except Exception:  # noqa: BLE001 - a config that does not load, a read-only home: no log file, no noise
             self._failed = True
+
+    def move_to(self, where: Callable[[], Path]) -> None:
+        """Write to ``where()`` from the next record on (another project's home, say)."""
+        if where is not self.where:
+            if self._stream is not None:
+                self._stream.close()
+            self.where, self.path, self._stream, self._failed = where, None, None, False
 
     def close(self) -> None:
         if self._stream is not None:

@@ -6,10 +6,11 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from robodata.errors import RobodataError, is_transient
-from robodata.logs import quiet_ray
+from robodata.logs import project_log_path, quiet_ray
 
 # A task whose worker process or node died (a raylet killed, a node preempted, OOM-killed) runs again on
 # another node, up to this many times. An exception the task raises is never retried: a bad recording stays
@@ -52,16 +53,18 @@ _WORKER_ENV = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "HF_HUB_OFFLINE", "AWS_ACCESS_K
                "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "ROBODATA_STORAGE_OPTIONS", "PYTHONPATH")
 
 
-def start_ray_data(address: str | None = None) -> None:
+def start_ray_data(address: str | None = None, log_path: Callable[[], Path] | None = None) -> None:
     """Ray for a Ray Data run outside Dagster (the Python API, the video corpus scan): the cluster at ``address``,
-    or an embedded one; a Ray already up is used as it is. Ray Data's progress output is off: the result object is
-    the report (``RAY_DATA_VERBOSE=1`` turns it back on)."""
+    or an embedded one; a Ray already up is used as it is. Quiet: Ray's and Ray Data's notices (the token notice,
+    "Started a local Ray instance", "Progress bars disabled") go to the log file (``log_path()``, default the
+    project's ``logs/robodata.log``), progress output is off, the result object is the report
+    (``RAY_DATA_VERBOSE=1`` or ``--verbose`` shows Ray's own output)."""
     import logging
 
     import ray
     from ray.data import DataContext
 
-    quiet_ray()  # under the CLI, Ray's own lines (the token notice, "Started a local Ray instance") go to the log
+    quiet_ray(log_path or project_log_path)  # both loggers exist now (ray.data sets its own up on import)
     if not ray.is_initialized():
         env = {k: os.environ[k] for k in _WORKER_ENV if k in os.environ}
         opts: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "namespace": "robodata",

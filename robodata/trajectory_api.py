@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from robodata.api.episodes import FRAMES_COLUMN
 from robodata.api.extensions import Metric, PipelineStage
 from robodata.trajectory import EpisodePlan, TrajectoryConfig, idle_threshold, plan_episode, speed
-
-FRAMES_COLUMN = "_frames"  # [start, stop) of the row's frames in its source demo
 
 
 def _config(where: str, defaults: dict[str, Any], options: dict[str, Any]) -> TrajectoryConfig:

@@ -50,6 +50,14 @@ def _split(items: Any, base: type) -> tuple[list[Any], list[Any]]:
     return objs, specs
 
 
+def _in_order(items: Any, base: type, specs: list[Any]) -> list[Any]:
+    """``items`` as given, each name/spec replaced by its validated :class:`ComponentSpec` (``specs``, in order):
+    one list, so that stage objects and stage names run in the order the user wrote them."""
+    validated = iter(specs)
+    return [it if isinstance(it, base) else next(validated)
+            for it in ([items] if isinstance(items, (str, dict, base)) else list(items or []))]
+
+
 def pipeline(sources: Any = None, output: str | None = None, **options: Any) -> Pipeline:
     """A pipeline from sources (a path or URL, a list of them, ``{type, path, topic_map}`` dicts or
     :class:`Datasource` objects) to ``output`` (a folder or URL for the LeRobot dataset).
@@ -78,9 +86,10 @@ def pipeline(sources: Any = None, output: str | None = None, **options: Any) -> 
                  if not isinstance(s, Datasource)]
     if not src_items:
         raise PipelineError("pipeline() needs at least one source (a path or URL, or a Datasource)")
-    kw: dict[str, Any] = {}
+    given: dict[str, Any] = {}
     for kind, base in (("stages", PipelineStage), ("validators", Validator), ("metrics", Metric)):
-        kw[kind], options[kind] = _split(options.pop(kind, ()), base)
+        given[kind] = options.pop(kind, ())
+        _, options[kind] = _split(given[kind], base)
     doc = {"sources": src_specs or [{"path": src_objs[0].path}], "output": str(output), **options}
     try:
         spec = PipelineSpec.model_validate(doc).resolved(Path.cwd())
@@ -88,6 +97,11 @@ def pipeline(sources: Any = None, output: str | None = None, **options: Any) -> 
         raise PipelineError(format_validation_error(err, "robodata.pipeline()")) from err
     if not src_specs:  # only Datasource objects: the spec's placeholder source goes
         spec.sources = []
+    kw: dict[str, Any] = {}
+    for kind, base in (("stages", PipelineStage), ("validators", Validator), ("metrics", Metric)):
+        if any(isinstance(it, base) for it in _split(given[kind], base)[0]):  # objects too: one ordered list
+            kw[kind] = _in_order(given[kind], base, list(getattr(spec, kind)))
+            setattr(spec, kind, [])
     return Pipeline(spec, datasources=src_objs, **kw)
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from robodata import pathkind
-from robodata.api.extensions import Datasource, Metric, PipelineStage, SourceItem, Validator
+from robodata.api.errors import PipelineError
+from robodata.api.extensions import Datasource, Metric, PipelineStage, SourceFindingsError, SourceItem, Validator
+from robodata.config import ProjectConfig, SourceConfig
+from robodata.ingest import IngestReport
 from robodata.stages.base import Finding
+from robodata.topicmap import format_validation_error
 
 # ---- datasources --------------------------------------------------------------------------------------------
 
@@ -38,8 +44,39 @@ class Ros2BagSource(Datasource):
         return is_dir
 
 
-class IsaacLabSource(Datasource):
-    """Isaac Lab / robomimic HDF5 episode files (no topic map needed)."""
+class _ReadsHdf5(Datasource):
+    """A datasource of robodata's readers that reads Isaac Lab HDF5 files: it takes the options a project config's
+    ``sources:`` entry reads such a file with (``fps``, ``quaternion_order``, ...: the same keys, checked the same
+    way), and they win over that entry's for the files of this source."""
+
+    def __init__(self, path: str, topic_map: str | dict[str, Any] | None = None, pattern: str = "*",
+                 **options: Any):
+        own = {k: options.pop(k) for k in list(options) if k in _hdf5_option_names()}
+        try:
+            checked = SourceConfig.model_validate(own)
+        except ValidationError as err:
+            raise PipelineError(format_validation_error(err, f"datasource {self.label!r} ({path})")) from err
+        self.hdf5_options: dict[str, Any] = {k: getattr(checked, k) for k in own}
+        super().__init__(path, topic_map, pattern, **options)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return sorted({*super().option_names(), *_hdf5_option_names()})
+
+    def reading_options(self, name: str, project: ProjectConfig | None = None) -> dict[str, Any]:
+        if not name.lower().endswith(pathkind.HDF5_SUFFIXES):
+            return {}
+        return {**super().reading_options(name, project), **self.hdf5_options}
+
+
+def _hdf5_option_names() -> set[str]:
+    """The config's per-source HDF5 reading keys (whatever :class:`robodata.config.SourceConfig` holds)."""
+    return set(SourceConfig.model_fields) - {"pattern", "topic_map"}
+
+
+class IsaacLabSource(_ReadsHdf5):
+    """Isaac Lab / robomimic HDF5 episode files (no topic map needed); ``fps=``, ``quaternion_order=`` read a
+    recorder file (no timestamps, its quaternion order unstated) over the project config's ``sources:``."""
 
     name = "hdf5"
     suffixes = pathkind.HDF5_SUFFIXES
@@ -49,14 +86,19 @@ class IsaacLabSource(Datasource):
 class LeRobotSource(Datasource):
     """Published LeRobot datasets (v2.0, v2.1, v3.0): re-curate one (filter, relabel, re-validate, convert).
 
-    ``episodes: [0, 3]`` takes only those episode indices."""
+    ``episodes: [0, 3]`` takes only those episode indices. A dataset from the wild imports around its gaps (no
+    videos shipped, no frame_index, offset timestamps, GR00T keys); each gap is a finding in the run's result,
+    and ``strict: true`` makes them errors (the run fails, nothing is published)."""
 
     name = "lerobot"
     needs_topic_map = False
 
-    def __init__(self, path: str, episodes: list[int] | None = None, **kw: Any):
+    def __init__(self, path: str, episodes: list[int] | None = None, strict: bool = False, **kw: Any):
+        if not isinstance(strict, bool):
+            raise PipelineError(f"datasource 'lerobot' ({path}): strict is true or false, not {strict!r}")
         super().__init__(path, **kw)
         self.episodes = episodes
+        self.strict = strict
 
     def list(self) -> list[SourceItem]:
         import fsspec
@@ -67,26 +109,60 @@ class LeRobotSource(Datasource):
         proto = self.path.split("://", 1)[0] + "://" if "://" in self.path else ""
         found = sorted(p[: -len(INFO_PATH) - 1] for p in fs.find(root) if p.endswith("/" + INFO_PATH))
         if not found:
-            from robodata.api.errors import PipelineError
-
             raise PipelineError(f"{self.path}: no LeRobot dataset (no {INFO_PATH}) here or below")
         return [SourceItem(p.rstrip("/").rsplit("/", 1)[-1], proto + p, 0, True) for p in found]
+
+    def reading_options(self, name: str, project: ProjectConfig | None = None) -> dict[str, Any]:
+        return {} if self.episodes is None else {"episodes": [int(i) for i in self.episodes]}
 
     def ingest(self, recording: Path, out: Path, topic_map: Any, *, min_frames: int, max_frames: int,
                image_compression: str = "none") -> Any:
         from robodata.formats.isaaclab import EpisodeStore
-        from robodata.ingest import EpisodeReport, IngestReport
+        from robodata.ingest import EpisodeReport
         from robodata.lerobot.importer import import_lerobot
 
-        summary = import_lerobot(recording, out, episodes=self.episodes)
+        if self.strict:  # refuse before decoding anything, with the findings (the importer's strict says them in text)
+            found = self.findings_of(recording)
+            if found:
+                raise SourceFindingsError(str(recording), found)
+        summary = import_lerobot(recording, out, episodes=self.episodes, strict=self.strict)
         fps = float(summary["fps"])
         with EpisodeStore(out) as es:
             eps = [EpisodeReport(n, es.num_samples(n), es.num_samples(n) / fps, 0, None) for n in es.demo_names]
-        return IngestReport(str(recording), str(out), eps, fps=fps)
+        return SourceIngestReport(str(recording), str(out), eps, fps=fps,
+                                  findings=[self._finding(recording, f) for f in summary["findings"]])
+
+    def findings_of(self, recording: Path) -> tuple[Finding, ...]:
+        """What an import of ``recording`` (its chosen episodes) would convert around, as the importer surveys it."""
+        from dataclasses import replace
+
+        from robodata.lerobot.metadata import read_meta
+        from robodata.lerobot.validate import survey_dataset
+
+        meta = read_meta(recording)
+        if self.episodes is not None:
+            chosen = {int(i) for i in self.episodes}
+            meta = replace(meta, episodes=[ep for ep in meta.episodes if ep.index in chosen])
+        return tuple(self._finding(recording, f) for f in survey_dataset(meta, stats=False).findings)
+
+    def _finding(self, recording: Path, f: Any) -> Finding:
+        """An importer's finding (``where`` a feature, or a path in the dataset) with ``where`` relative to it."""
+        root, where = str(recording).rstrip("/"), str(f.where)
+        where = where[len(root):].lstrip("/") if where.startswith(root) else where
+        return Finding(self.label, f"{f.message}; {f.fix}" if f.fix else f.message,
+                       "error" if f.severity == "error" else "warning", where)
 
 
-class AnyRecordingSource(Datasource):
-    """Every recording kind robodata reads: MCAP, ROS 1 bags, ROS 2 bag folders, Isaac Lab HDF5."""
+@dataclass
+class SourceIngestReport(IngestReport):
+    """An ingest report with the datasource's findings on the recording (``where`` relative to it)."""
+
+    findings: list[Finding] = field(default_factory=list)
+
+
+class AnyRecordingSource(_ReadsHdf5):
+    """Every recording kind robodata reads: MCAP, ROS 1 bags, ROS 2 bag folders, Isaac Lab HDF5 (``fps=``,
+    ``quaternion_order=`` for the HDF5 files, as on ``hdf5``)."""
 
     name = "auto"
 

@@ -17,19 +17,23 @@ or drop episodes, and may add columns of their own. Columns starting with ``_`` 
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from robodata.api.errors import PipelineError
+from robodata.pathkind import HDF5_SUFFIXES
 from robodata.stages.base import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
     import ray.data
 
+    from robodata.config import ProjectConfig
     from robodata.ingest import IngestReport
     from robodata.topicmap import TopicMap
 
@@ -65,22 +69,56 @@ class SourceItem:
     is_dir: bool = False
 
 
+class SourceFindingsError(PipelineError):
+    """A ``strict`` datasource found gaps in a recording (what its reader would convert around): each finding is
+    an error, and the run fails naming the recording and every finding; nothing of it is written."""
+
+    def __init__(self, recording: str, findings: Sequence[Finding]):
+        self.recording, self.findings = recording, list(findings)
+        lines = "\n".join(f"  {f.severity}: {f.where + ': ' if f.where else ''}{f.message}" for f in self.findings)
+        super().__init__(f"{recording}: {len(self.findings)} finding(s), and strict=True makes each an error; "
+                         f"nothing written:\n{lines}")
+
+
 class Datasource(_Named):
     """Finds recordings under a path and turns one into canonical episodes.
 
     Subclass and override :meth:`matches` (which files are recordings of this kind) or :meth:`list`, and
     :meth:`ingest` for a format robodata does not read itself (write the canonical Isaac Lab HDF5 with
     :class:`robodata.formats.isaaclab.EpisodeStoreWriter`).
+
+    Options are the constructor's keyword parameters (a subclass declares its own, ``fps: float = 20.0``, and
+    passes the rest on); one nobody takes is an error naming it. ``extra_options`` names options a subclass
+    reads from :attr:`options` instead. ``strict``: the findings the ingest reports are errors (the run fails).
     """
 
     suffixes: ClassVar[tuple[str, ...]] = ()
     needs_topic_map: ClassVar[bool] = True
+    extra_options: ClassVar[tuple[str, ...]] = ()
+    strict: bool = False
 
     def __init__(self, path: str, topic_map: str | dict[str, Any] | None = None, pattern: str = "*", **options: Any):
+        unknown = sorted(set(options) - set(self.extra_options))
+        if unknown:
+            raise PipelineError(f"datasource {self.label!r} ({path}): unknown option(s) {', '.join(unknown)} "
+                                f"(it takes {', '.join(self.option_names()) or 'none'})")
         self.path = str(path)
         self.topic_map = topic_map
         self.pattern = pattern
         self.options = options
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Every option this datasource takes: its constructors' keyword parameters and ``extra_options``."""
+        names: set[str] = set(cls.extra_options)
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "path"):
+                    names.add(p.name)
+        return sorted(names)
 
     def matches(self, name: str, is_dir: bool) -> bool:
         return not is_dir and name.lower().endswith(self.suffixes)
@@ -94,8 +132,6 @@ class Datasource(_Named):
         fs, root = fsspec.core.url_to_fs(self.path)
         proto = self.path.split("://", 1)[0] + "://" if "://" in self.path else ""
         if not fs.exists(root):
-            from robodata.api.errors import PipelineError
-
             raise PipelineError(f"{self.path}: no such file or folder (source of type {self.label!r})")
         if not fs.isdir(root):
             info = fs.info(root)
@@ -114,13 +150,34 @@ class Datasource(_Named):
                 items.append(SourceItem(name, proto + d, 0, True))
         return sorted(items, key=lambda i: i.url)
 
+    @property
+    def reads_itself(self) -> bool:
+        """Whether this datasource ingests with its own :meth:`ingest` (a format robodata does not read)."""
+        return type(self).ingest is not Datasource.ingest
+
+    def reading_options(self, name: str, project: ProjectConfig | None = None) -> dict[str, Any]:
+        """What, besides the recording's bytes, shapes the canonical store of recording ``name`` (it is part of
+        the store's name in the working store, so a run with other options ingests again). robodata's readers
+        take the Isaac Lab HDF5 options (``fps``, ``quaternion_order``) of the project config's ``sources:``
+        entry for an HDF5 file; a subclass adds its own (which win)."""
+        if self.reads_itself or project is None or not name.lower().endswith(HDF5_SUFFIXES):
+            return {}
+        return dict(project.hdf5_options_for(name))
+
     def ingest(self, recording: Path, out: Path, topic_map: TopicMap | None, *, min_frames: int,
                max_frames: int, image_compression: str = "none") -> IngestReport:
-        """Write ``recording``'s episodes as a canonical store at ``out`` (default: robodata's readers)."""
+        """Write ``recording``'s episodes as a canonical store at ``out`` (default: robodata's readers, which
+        the runner calls itself with :meth:`reading_options`).
+
+        The report's ``notes`` (what was assumed: no timestamps, the quaternion order) reach the run's result;
+        so do its ``findings`` when it has them (:class:`robodata.stages.base.Finding`, ``where`` relative to
+        the recording: the feature, the file inside it), which are errors for a ``strict`` source (or raise
+        :class:`SourceFindingsError` before writing anything)."""
         from robodata.ingest import ingest_recording
 
         return ingest_recording(recording, out, topic_map, min_frames=min_frames, max_frames=max_frames,
-                                image_compression=image_compression)  # type: ignore[arg-type]
+                                image_compression=image_compression,  # type: ignore[arg-type]
+                                **self.reading_options(recording.name))
 
 
 # ---- stages -------------------------------------------------------------------------------------------------

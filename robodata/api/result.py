@@ -21,14 +21,16 @@ class PipelineResult:
     duplicates: list[dict[str, Any]] = field(default_factory=list)  # episode_id, twin
     failed: list[dict[str, Any]] = field(default_factory=list)  # episode_id or source, stage, error
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # episode_id, findings
-    findings: list[dict[str, Any]] = field(default_factory=list)  # every validator finding, warnings too
+    # every finding, warnings too: a datasource's on a recording (check: the source type, where: "URL: feature"),
+    # then the validators' (check, message, severity, where)
+    findings: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> mean/min/max/count
     lineage: list[dict[str, Any]] = field(default_factory=list)  # per output episode: index, episode_id, source
     resumed_episodes: int = 0  # parts already published by an earlier (interrupted) run, not rewritten
     quarantine: str = ""  # where a dataset that failed a blocking check was kept
     seconds: float = 0.0
     num_gpus: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the run's, then each ingest's ("URL: no timestamps ...")
 
     @property
     def ok(self) -> bool:
@@ -54,6 +56,11 @@ class PipelineResult:
                 lines.append(f"  {label}: {what}: {why}")
             if len(rows) > 20:
                 lines.append(f"  {label}: ... {len(rows) - 20} more")
+        for f in self.findings[:20]:
+            lines.append(f"  finding: {f.get('severity', 'error')}: {f.get('check', '')}: "
+                         f"{f['where'] + ': ' if f.get('where') else ''}{f.get('message', '')}")
+        if len(self.findings) > 20:
+            lines.append(f"  finding: ... {len(self.findings) - 20} more")
         for name, agg in sorted(self.metrics.items()):
             lines.append(f"  metric {name}: mean {agg['mean']:.4g} min {agg['min']:.4g} max {agg['max']:.4g}")
         if self.quarantine:

@@ -34,7 +34,13 @@ from robodata.api.episodes import (
     EpisodeEvent,
     Row,
     batch_of,
+    carried,
     episode_rows,
+    finish_row,
+    kept_action,
+    kept_row,
+    part_key,
+    publish_fitted,
     rows_of,
     run_batch_hook,
     run_episode_hook,
@@ -43,7 +49,7 @@ from robodata.api.episodes import (
     write_store,
 )
 from robodata.api.errors import PipelineError
-from robodata.api.extensions import Datasource, Metric, PipelineStage, Validator
+from robodata.api.extensions import Datasource, Metric, PipelineStage, SourceFindingsError, Validator
 from robodata.api.result import PipelineResult
 from robodata.api.spec import ComponentSpec, PipelineSpec
 from robodata.config import ProjectConfig, load_config
@@ -67,6 +73,7 @@ class RunContext:
     datasources: list[Datasource]
     codec: dict[str, Any] = field(default_factory=dict)
     gx: bool = False
+    final: list[PipelineStage] = field(default_factory=list)  # publish-fitted stages, applied when parts are written
 
     @functools.cached_property
     def work(self) -> DataStore:
@@ -90,7 +97,9 @@ def _local(url: str) -> Any:
 
 
 def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """One recording -> its canonical store (ingested once, then reused) -> one row per episode."""
+    """One recording -> its canonical store (ingested once per reading options, then reused) -> one row per
+    episode. What the ingest assumed (notes) and found (a datasource's findings) go with the ``ingested`` event;
+    a ``strict`` source's findings instead make a ``strict`` event (the driver fails the run on it)."""
     from robodata.partitions import content_digest, slugify
     from robodata.stages.tiers import IngestStage
 
@@ -99,26 +108,76 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         with _local(item["url"]) as path:
             key = f"{slugify(item['name'])}-{content_digest(path)}"
             stage = IngestStage(ctx.project.tiers.raw_teleop)
-            rel = stage.output_path(key)
-            if not ctx.work.exists(rel):
+            reading = source.reading_options(item["name"], ctx.project)
+            rel = stage.output_path(f"{key}-{_options_digest(reading)}" if reading else key)
+            if ctx.work.exists(rel):
+                report = _read_report(ctx.work, rel)
+            else:
                 tm = _topic_map(ctx, source, item["name"])
-                outcome = stage_and_publish(
-                    stage.name, ctx.work, rel,
-                    lambda staged: stage.work(staged, key, recording=path, topic_map=tm, datasource=source),
-                    stage.validators() if ctx.gx else [])  # GX is the [platform] layer's: without it, the readers' checks
+
+                def work(staged: Path) -> Any:
+                    if source.reads_itself:
+                        return stage.work(staged, key, recording=path, topic_map=tm, datasource=source)
+                    return stage.work(staged, key, recording=path, topic_map=tm, hdf5_options=reading)
+
+                outcome = stage_and_publish(stage.name, ctx.work, rel, work,
+                                            stage.validators() if ctx.gx else [])  # GX is the [platform] layer's: without it, the readers' checks
                 if not outcome.published:
                     first = outcome.findings[0] if outcome.findings else "failed"
                     raise PipelineError(f"{item['url']}: failed the ingest checks ({first}); "
                                         f"kept in quarantine at {outcome.quarantined}")
+                report = {"notes": [str(n) for n in getattr(outcome.report, "notes", None) or ()],
+                          "findings": [f.to_json() for f in getattr(outcome.report, "findings", None) or ()]}
+                with ctx.work.write_path(_report_rel(rel)) as tmp:  # for the runs that reuse the store
+                    tmp.write_text(json.dumps(report))
+    except SourceFindingsError as err:
+        ctx.event("strict", item["url"], source=item["url"], findings=[_at(item["url"], f.to_json())
+                                                                       for f in err.findings])
+        return []
     except RobodataError as err:
         ctx.event("failed", item["url"], source=item["url"], stage="ingest", error=str(err))
+        return []
+    findings = [_at(item["url"], f) for f in report.get("findings", [])]
+    if findings and source.strict:
+        ctx.event("strict", item["url"], source=item["url"], findings=findings)
         return []
     with ctx.work.read_path(rel) as local:
         rows = episode_rows(local, key=key, source=item["url"], rel=rel,
                             default_task=ctx.spec.task or Path(item["name"]).stem)
     ctx.event("ingested", key, recording=key, source=item["url"], episodes=[r["episode_id"] for r in rows],
-              frames=sum(r["num_frames"] for r in rows))
+              frames=sum(r["num_frames"] for r in rows), notes=report.get("notes", []), findings=findings)
     return rows
+
+
+def _options_digest(options: dict[str, Any]) -> str:
+    return hashlib.blake2b(json.dumps(options, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+
+
+def _report_rel(store_rel: str) -> str:
+    """Beside a canonical store in the working store: what its ingest noted and found."""
+    return store_rel.rsplit(".", 1)[0] + ".report.json"
+
+
+def _read_report(work: DataStore, store_rel: str) -> dict[str, Any]:
+    rel = _report_rel(store_rel)
+    if not work.exists(rel):  # a store from before reports were kept
+        return {}
+    with work.read_path(rel) as p:
+        out: dict[str, Any] = json.loads(p.read_text())
+    return out
+
+
+def _at(url: str, finding: dict[str, Any]) -> dict[str, Any]:
+    """A datasource's finding (``where`` inside the recording) named by the recording's URL."""
+    where = finding.get("where") or ""
+    return {**finding, "where": f"{url}: {where}" if where else url}
+
+
+def _strict_error(events: list[dict[str, Any]]) -> PipelineError:
+    lines = [f"  {f['severity']}: {f['where']}: {f['message']}" for e in events for f in e["findings"]]
+    names = ", ".join(e["source"] for e in events)
+    return PipelineError(f"{names}: {len(lines)} finding(s), and strict=True makes each an error; nothing "
+                         "published:\n" + "\n".join(lines))
 
 
 def _topic_map(ctx: RunContext, source: Datasource, name: str) -> Any:
@@ -190,7 +249,8 @@ def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]
     action = np.asarray(row["action"], np.float32)
     state = np.asarray(row["observation.state"], np.float32)
     sig = signature(action, state)
-    changed = sig != row.get("_signature")
+    extra = carried(row)  # frames a stage cut, column names it gave: the writer needs them
+    changed = sig != row.get("_signature") or bool(extra["carried"])
     if changed:
         rel = layout.pipeline_arrays_path(sig)
         if not ctx.work.exists(rel):
@@ -200,14 +260,16 @@ def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]
     return {"episode_id": row["episode_id"], "recording": row["recording"], "source": row["source"],
             "store": row["store"], "demo": row["demo"], "num_frames": int(row["num_frames"]), "task": row["task"],
             "signature": sig, "arrays": layout.pipeline_arrays_path(sig) if changed else "",
-            "metrics": json.dumps(values)}
+            "metrics": json.dumps(values), **extra}
 
 
 # ---- pass 2: episodes -> one-episode LeRobot parts ---------------------------------------------------------
 
 
 def part_id(ctx: RunContext, row: dict[str, Any]) -> str:
-    doc = {"episode": row["episode_id"], "signature": row["signature"], "task": row["task"], "codec": ctx.codec}
+    # the store too: a recording read with other options (fps, quaternion order) is another store, another part
+    doc = {"episode": row["episode_id"], "store": row["store"], "signature": row["signature"], "task": row["task"],
+           "codec": ctx.codec, "carried": row.get("carried", ""), "final": part_key(ctx.final)}
     return hashlib.blake2b(json.dumps(doc, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
@@ -220,14 +282,13 @@ def write_part(ctx: RunContext, row: dict[str, Any]) -> dict[str, Any]:
     try:
         if ctx.work.exists(rel):
             out["resumed"] = True
-        elif not row["arrays"]:
+        elif not row["arrays"] and not ctx.final:
             write_episode_part(ctx.work, row["store"], row["demo"], rel, ctx.codec, task=row["task"])
         else:
-            with ctx.work.read_path(row["store"]) as src, ctx.work.read_path(row["arrays"]) as arr, \
+            changed = finish_row(kept_row(ctx.work, row), ctx.final)
+            with ctx.work.read_path(row["store"]) as src, \
                     tempfile.TemporaryDirectory(prefix="robodata-ep-") as tmp, ctx.work.write_path(rel) as dst:
                 one = Path(tmp) / "episode.hdf5"
-                with np.load(arr) as z:
-                    changed = {**row, "action": z["action"], "observation.state": z["state"], "_signature": ""}
                 write_store(src, one, [changed])
                 write_shard(one, dst, task=row["task"], **ctx.codec)
     except RobodataError as err:
@@ -295,6 +356,13 @@ class Pipeline:
             for o in objs:
                 if not isinstance(o, base):
                     raise PipelineError(f"{kind} {o!r} is not a robodata.{base.__name__}")
+        self.final = publish_fitted(self.stages)  # fitted over the published episodes, applied in pass 2
+
+    def _log_path(self) -> Path:
+        """Ray's chatter goes to the project's log file (:func:`robodata.logs.quiet_ray`)."""
+        from robodata.logs import LOG_FILE
+
+        return self.project.logs_dir / LOG_FILE
 
     def _spec_sources(self) -> list[Datasource]:
         out = []
@@ -314,7 +382,7 @@ class Pipeline:
         t0 = time.perf_counter()
         spec = self.spec
         run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        start_ray_data(spec.ray_address or self.project.ray.address)
+        start_ray_data(spec.ray_address or self.project.ray.address, log_path=self._log_path)
         gpus = gpus_available()
         items = [{"name": it.name, "url": it.url, "source_index": i}
                  for i, src in enumerate(self.datasources) for it in src.list()]
@@ -333,13 +401,15 @@ class Pipeline:
         # Pass 1: recordings -> episode rows -> stages -> validators -> metrics -> metadata rows.
         ds: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.flat_map(functools.partial(ingest_item, ctx))
-        for stage in self.stages:
+        for stage in self.stages[:len(self.stages) - len(self.final)]:
             ds = apply_stage(ds, stage, ctx, gpus)
         if self.validators:
             ds = ds.flat_map(functools.partial(validate_row, ctx, self.validators))
         ds = ds.map(functools.partial(finalize_row, ctx, self.metrics))
         rows = sorted(ds.iter_rows(), key=lambda r: r["episode_id"])
         events = _read_events(ctx.work, run_id)
+        if events.get("strict"):
+            raise _strict_error(events["strict"])
 
         # Exact duplicates, decided here in episode-id order (the same choice on every run).
         kept: list[dict[str, Any]] = []
@@ -351,6 +421,12 @@ class Pipeline:
                 continue
             seen[r["signature"]] = r["episode_id"]
             kept.append(dict(r))
+
+        # Statistics over the episodes that are published (after validators and dedup), applied in pass 2.
+        for stage in self.final if kept else []:
+            acts = ray.data.from_items(kept, override_num_blocks=min(len(kept), 64))
+            stage.fit_published(acts.map(functools.partial(kept_action, ctx.work)).iter_rows())  # type: ignore[attr-defined]
+        ctx.final = list(self.final)
 
         # Pass 2: one-episode parts (skipped when an earlier run published them).
         parts: dict[str, dict[str, Any]] = {}
@@ -374,7 +450,9 @@ class Pipeline:
         result.dropped = events.get("dropped", [])
         result.failed = events.get("failed", []) + events.get("failed_metric", []) + result.failed
         result.quarantined = events.get("quarantined", [])
-        result.findings = [f for e in events.get("findings", []) for f in e["findings"]]
+        result.findings = [f for e in ingested for f in e.get("findings", [])] + \
+            [f for e in events.get("findings", []) for f in e["findings"]]
+        result.notes += [f"{e['source']}: {n}" for e in ingested for n in e.get("notes", [])]
         result.metrics = _aggregate_metrics([json.loads(r["metrics"]) for r, _ in written])
         if written:
             self._publish(ctx, written, result)

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from robodata.api.extensions import PipelineStage, Validator
-from robodata.robot.actions import ActionNormalizer, delta_to_pose, pose_to_delta, to_absolute, to_delta
+from robodata.robot.actions import (
+    ActionNormalizer,
+    ActionSpaceError,
+    delta_to_pose,
+    pose_to_delta,
+    to_absolute,
+    to_delta,
+)
 from robodata.robot.model import RobotModel
 from robodata.stages.base import Finding
 
@@ -65,6 +72,16 @@ def _columns(arr: np.ndarray, start: int, width: int, what: str) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] < start + width:
         raise ValueError(f"{what} has shape {a.shape}: no columns {start}..{start + width - 1}")
     return a[:, start:start + width]
+
+
+POSE_NAMES = ("x", "y", "z", "qx", "qy", "qz", "qw")  # an end-effector pose's action columns
+
+
+def _names(episode: dict[str, Any], width: int) -> list[str]:
+    """The names of the row's action columns: a stage's (``action_names``), else ``action_<i>``."""
+    got = episode.get("action_names")
+    names = [] if got is None else [str(n) for n in np.asarray(got, dtype=object).reshape(-1)]
+    return names if len(names) == width else [f"action_{i}" for i in range(width)]
 
 
 # ---- validator ----------------------------------------------------------------------------------------------
@@ -120,7 +137,9 @@ class EndEffectorActions(_ModelConfig, PipelineStage):
         a = np.asarray(episode["action"], dtype=np.float64)
         s, j = self.action_start, len(self.joints)
         pose = self.kinematics.fk_pose(_columns(a, s, j, "action"))
-        return {**episode, "action": np.concatenate([a[:, :s], pose, a[:, s + j:]], axis=1).astype(np.float32)}
+        names = _names(episode, a.shape[1])
+        return {**episode, "action": np.concatenate([a[:, :s], pose, a[:, s + j:]], axis=1).astype(np.float32),
+                "action_names": [*names[:s], *POSE_NAMES, *names[s + j:]]}
 
 
 class JointActions(_ModelConfig, PipelineStage):
@@ -157,7 +176,9 @@ class JointActions(_ModelConfig, PipelineStage):
             raise PipelineError(f"IK did not reach the end-effector pose at frame {k} of {len(a)} "
                                 f"({len(bad)} frame(s) missed; residual {res.position_error[k] * 1000:.2f} mm, "
                                 f"{np.degrees(res.rotation_error[k]):.2f} deg) with {self.robot.path.name}")
-        return {**episode, "action": np.concatenate([a[:, :s], res.q, a[:, s + 7:]], axis=1).astype(np.float32)}
+        names = _names(episode, a.shape[1])
+        return {**episode, "action": np.concatenate([a[:, :s], res.q, a[:, s + 7:]], axis=1).astype(np.float32),
+                "action_names": [*names[:s], *self.joints, *names[s + 7:]]}
 
 
 # ---- delta <-> absolute -------------------------------------------------------------------------------------
@@ -208,10 +229,15 @@ class AbsoluteActions(_DeltaConfig):
 
 
 class NormalizeActions(PipelineStage):
-    """Normalise ``action`` (``mean_std``, ``min_max`` or ``quantile``) with statistics fitted over every episode
-    of the run (one streaming pass over the Ray dataset), or read from ``stats`` (a dataset folder or a
-    ``robodata_action_norm.json``). ``save_to``: a dataset folder to write ``meta/robodata_action_norm.json``
-    into; :meth:`write_statistics` does the same for the run's output dataset.
+    """Normalise ``action`` (``mean_std``, ``min_max`` or ``quantile``) with statistics fitted over the episodes
+    that are published, or read from ``stats`` (a dataset folder or a ``robodata_action_norm.json``).
+
+    In the Python API a fitting stage runs last: its statistics are fitted after validators and dedup, over the
+    rows that are written (:meth:`fit_published`), and applied as the parts are written; with ``stats`` it
+    applies them in place, in order. Elsewhere (a Dagster tier) :meth:`process` fits over the episodes it is
+    given. :meth:`write_statistics` stores them with the output (``meta/robodata_action_norm.json``, with the
+    action feature's names) and marks ``info.json`` (``action_normalization``), so nobody takes the actions for
+    raw ones. ``save_to``: another dataset folder to write the statistics into.
     """
 
     name = "normalize_actions"
@@ -219,16 +245,49 @@ class NormalizeActions(PipelineStage):
     def __init__(self, mode: str = "mean_std", stats: str | None = None, dims: Sequence[int] | None = None,
                  clip: float | None = None, save_to: str | None = None):
         self.normalizer = ActionNormalizer.load(stats) if stats else ActionNormalizer(mode, dims=dims, clip=clip)
-        self.save_to = save_to
+        self.save_to, self.stats_from = save_to, stats
+        self.fitted_on = "given statistics" if stats else ""
+
+    @property
+    def fits_published(self) -> bool:
+        """Fitted over the published episodes (no ``stats`` given): the Python API runs it after dedup."""
+        return self.stats_from is None
 
     def fit_rows(self, rows: Iterable[Mapping[str, Any]]) -> ActionNormalizer:
         for row in rows:
             self.normalizer.update(np.asarray(row["action"]))
         return self.normalizer
 
+    def fit_published(self, rows: Iterable[Mapping[str, Any]]) -> ActionNormalizer:
+        """Fit over the rows that are published (the driver streams their actions, after validators and dedup)."""
+        from robodata.api.errors import PipelineError
+
+        try:
+            self.fit_rows(rows)
+        except ActionSpaceError as err:  # NaN, or actions of differing widths
+            raise PipelineError(f"stage {self.label!r}: {err}") from err
+        if not self.normalizer.fitted:
+            raise PipelineError(f"stage {self.label!r}: no actions to fit normalisation statistics on")
+        self.fitted_on = "published episodes"
+        if self.save_to:
+            self.normalizer.save(self.save_to)
+        return self.normalizer
+
+    def finish_published(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "action": self.normalizer.apply(np.asarray(row["action"], dtype=np.float32))}
+
+    def part_key(self) -> str:
+        """The fitted statistics, for the identity of the parts they shaped."""
+        import hashlib
+        import json
+
+        doc = json.dumps(self.normalizer.to_json(), sort_keys=True, default=str)
+        return f"{self.label}:{hashlib.blake2b(doc.encode(), digest_size=12).hexdigest()}"
+
     def process(self, dataset: ray.data.Dataset) -> ray.data.Dataset:
         if not self.normalizer.fitted:
             self.fit_rows(dataset.select_columns(["action"]).iter_rows())
+            self.fitted_on = self.fitted_on or "episodes of the stage"
         if self.save_to:
             self.normalizer.save(self.save_to)
         norm = self.normalizer
@@ -239,5 +298,27 @@ class NormalizeActions(PipelineStage):
         return dataset.map(apply)
 
     def write_statistics(self, dataset_root: str | os.PathLike[str]) -> str:
-        """Store the fitted statistics with a dataset (``meta/robodata_action_norm.json``)."""
-        return str(self.normalizer.save(dataset_root))
+        """Store the fitted statistics with a dataset (``meta/robodata_action_norm.json``, named after the
+        dataset's action columns) and mark its ``info.json``: ``action_normalization`` names the file and mode."""
+        import json
+        from pathlib import Path
+
+        from robodata.atomic import atomic_write_json
+        from robodata.lerobot.layout import INFO_PATH
+        from robodata.robot.actions import ACTION_NORM_PATH
+
+        info_path = Path(dataset_root) / INFO_PATH
+        info = json.loads(info_path.read_text()) if info_path.is_file() else None
+        names = ((info or {}).get("features", {}).get(self.normalizer.feature) or {}).get("names")
+        if isinstance(names, list) and len(names) == len(self.normalizer.stats["mean"]):
+            self.normalizer.names = [str(n) for n in names]
+        out = str(self.normalizer.save(dataset_root))
+        if info is not None:
+            info["action_normalization"] = {
+                "stats": ACTION_NORM_PATH, "feature": self.normalizer.feature, "mode": self.normalizer.mode,
+                "dims": self.normalizer.dims, "clip": self.normalizer.clip, "fitted_on": self.fitted_on,
+                "frames": int(self.normalizer.stats["count"][0]),
+                "note": f"{self.normalizer.feature} is normalised: invert with the statistics in {ACTION_NORM_PATH}",
+            }
+            atomic_write_json(info_path, info)
+        return out

@@ -71,6 +71,13 @@ class CustomStage(Stage[CustomStageConfig]):
     def __init__(self, stage: PipelineStage, validators: Sequence[Validator] = (),
                  config: CustomStageConfig | None = None, tier: str | None = None):
         super().__init__(config or CustomStageConfig())
+        if getattr(stage, "fits_published", False):
+            # A tier runs per recording partition: statistics fitted here would differ from partition to partition
+            # (each recording mapped onto [-1, 1] by its own range), and no single file would describe them.
+            raise PipelineError(
+                f"stage {stage.label!r} would fit its statistics per recording partition; set "
+                "tiers.lerobot.action_normalization: mean_std|min_max|quantile (fitted once per release, written as "
+                "meta/robodata_action_norm.json) or give it stats: <a dataset or statistics file>")
         self.stage = stage
         self._tier = tier or stage.label
         self.episode_validators = list(validators)

@@ -288,16 +288,18 @@ class IngestStage(Stage[RawTeleopConfig]):
     def work(self, staged: Path, key: str, *, recording: Path, topic_map: TopicMap | None = None,
              progress: Any = None, datasource: Any = None, hdf5_options: dict[str, Any] | None = None) -> Any:
         """``datasource`` (a robodata.api.Datasource) ingests formats robodata does not read itself;
-        ``hdf5_options`` (``fps``, ``quaternion_order``) read an Isaac Lab HDF5 file."""
+        ``hdf5_options`` (``fps``, ``quaternion_order``, ``quaternion_columns``) read an Isaac Lab HDF5 file."""
         from robodata.ingest import ingest_recording
 
         c = self.config
-        if datasource is not None:
+        if datasource is not None and datasource.reads_itself:
             return datasource.ingest(recording, staged, topic_map, min_frames=c.min_episode_frames,
                                      max_frames=c.max_episode_frames, image_compression=c.image_compression)
+        # robodata's readers: the config's sources: options for the file, the pipeline datasource's own on top
+        options = {**(hdf5_options or {}), **(datasource.reading_options(recording.name) if datasource else {})}
         return ingest_recording(recording, staged, topic_map, min_frames=c.min_episode_frames,
                                 max_frames=c.max_episode_frames, progress=progress,
-                                image_compression=c.image_compression, **(hdf5_options or {}))
+                                image_compression=c.image_compression, **options)
 
     def validators(self) -> list[OutputValidator]:
         suites = RawSuites(self.config)
