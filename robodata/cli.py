@@ -96,15 +96,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     tm = load_topic_map(args.topic_map) if args.topic_map else cfg.topic_map_for(Path(args.path).name)
-    hdf5 = cfg.hdf5_options_for(Path(args.path).name)
-    if args.fps:
-        hdf5["fps"] = args.fps
-    if args.quaternion_order:
-        hdf5["quaternion_order"] = args.quaternion_order
-    if args.quaternion_column:
-        from robodata.formats.isaaclab import parse_quaternion_columns
+    from robodata.lerobot.cli import reading_options
 
-        hdf5["quaternion_columns"] = parse_quaternion_columns(args.quaternion_column)
+    hdf5 = {**cfg.hdf5_options_for(Path(args.path).name), **reading_options(args)}  # the command line wins
     rep = ingest_recording(args.path, args.out, tm, progress=Progress("ingest"), **hdf5)
     for k, v in rep.as_metadata().items():
         print(f"{k:24s} {v}")

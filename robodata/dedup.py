@@ -143,9 +143,13 @@ class EpisodeSignature:
         timestamps: np.ndarray | None = None,
         frames: Mapping[str, Sequence[np.ndarray]] | None = None,
         config: DedupConfig | None = None,
+        *,
+        hashed_frames: tuple[dict[str, list[int]], str] | None = None,
     ) -> EpisodeSignature:
         """From an episode's ``(T, S)`` state, ``(T, A)`` action, ``(T,)`` timestamps (seconds; default frame
-        index) and, per camera, the frames sampled at :func:`frame_times` (uint8 ``(H, W, 3)``)."""
+        index) and, per camera, the frames sampled at :func:`frame_times` (uint8 ``(H, W, 3)``), or instead
+        ``hashed_frames``: what :func:`hash_frames` made of those frames where they were read (the Python API
+        hashes them at ingest, before the episode's arrays travel without its images)."""
         cfg = config or DedupConfig()
         s = _rows(state, "state")
         n = len(s)
@@ -160,16 +164,48 @@ class EpisodeSignature:
             h.update(str(arr.shape).encode())
             h.update(np.ascontiguousarray(arr, "<f4").tobytes())
         h.update(np.round((ts - (ts[0] if n else 0.0)) * 1e4).astype("<i8").tobytes())
-        hashes: dict[str, list[int]] = {}
-        for cam in sorted(frames or {}):
-            imgs = list((frames or {})[cam])
-            for img in imgs:
-                h.update(np.ascontiguousarray(img).tobytes())
-            hashes[_camera_name(cam)] = [phash(img) for img in imgs]
+        hashes, frames_digest = hashed_frames if hashed_frames is not None else hash_frames(frames or {})
+        h.update(frames_digest.encode())
         traj = resample(np.concatenate([s, a], axis=1), ts, cfg.points)
         duration = float(ts[-1] - ts[0]) if n > 1 else 0.0
         return cls(str(episode_id), str(source), h.hexdigest(), f"state{s.shape[1]}+action{a.shape[1]}", n,
                    duration, traj, hashes)
+
+
+    def to_json(self) -> dict[str, Any]:
+        return {"episode_id": self.episode_id, "source": self.source, "digest": self.digest, "layout": self.layout,
+                "length": self.length, "duration": self.duration, "trajectory": self.trajectory.tolist(),
+                "frames": self.frames}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EpisodeSignature:
+        return cls(str(d["episode_id"]), str(d["source"]), str(d["digest"]), str(d["layout"]), int(d["length"]),
+                   float(d["duration"]), np.asarray(d["trajectory"], np.float32).reshape(len(d["trajectory"]), -1),
+                   {str(k): [int(x) for x in v] for k, v in (d.get("frames") or {}).items()})
+
+
+def hash_frames(frames: Mapping[str, Sequence[np.ndarray]]) -> tuple[dict[str, list[int]], str]:
+    """Per camera the pHash of each sampled frame, and a digest of the frames' bytes (part of the exact digest:
+    an augmented variant has the same state and action but other images)."""
+    h = hashlib.blake2b(digest_size=16)
+    hashes: dict[str, list[int]] = {}
+    for cam in sorted(frames):
+        imgs = list(frames[cam])
+        for img in imgs:
+            h.update(np.ascontiguousarray(img).tobytes())
+        hashes[_camera_name(cam)] = [phash(img) for img in imgs]
+    return hashes, (h.hexdigest() if hashes else "")
+
+
+def sampled_frames(es: Any, demo: str, k: int, start: int = 0, stop: int | None = None) -> dict[str, list[np.ndarray]]:
+    """The ``k`` frames per camera that a signature hashes (:func:`frame_times`) of frames ``[start, stop)`` of
+    ``demo`` in an open EpisodeStore."""
+    stop = es.num_samples(demo) if stop is None else stop
+    out = {}
+    for cam in (c.name for c in es.schema.cameras):
+        if es.has(demo, cam):
+            out[cam] = [es.feature(demo, cam, start + i, start + i + 1)[0] for i in frame_times(stop - start, k)]
+    return out
 
 
 def _rows(x: np.ndarray, what: str) -> np.ndarray:
@@ -267,7 +303,6 @@ def store_signatures(path: str | os.PathLike[str], config: DedupConfig | None = 
         raise DedupError(str(err)) from err
     src = source or Path(path).stem
     with es:
-        cams = [c.name for c in es.schema.cameras]
         states = es.schema.of_role("state")
         for demo in episodes if episodes is not None else es.demo_names:
             n = es.num_samples(demo)
@@ -277,12 +312,8 @@ def store_signatures(path: str | os.PathLike[str], config: DedupConfig | None = 
                 state = np.concatenate([es.feature(demo, f.name).reshape(n, -1) for f in states], axis=1)
             else:
                 state = es.state_vector(demo)
-            frames = {}
-            for cam in cams:
-                if es.has(demo, cam):
-                    frames[cam] = [es.feature(demo, cam, i, i + 1)[0] for i in frame_times(n, cfg.frames_per_camera)]
             yield EpisodeSignature.compute(demo, src, state, es.group(demo)[ACTIONS][()],
-                                           es.timestamps(demo), frames, cfg)
+                                           es.timestamps(demo), sampled_frames(es, demo, cfg.frames_per_camera), cfg)
 
 
 def lerobot_signatures(root: str | os.PathLike[str], config: DedupConfig | None = None, source: str | None = None,

@@ -64,8 +64,9 @@ def pipeline(sources: Any = None, output: str | None = None, **options: Any) -> 
 
     ``robodata.pipeline("pipeline.yaml")`` reads the declarative form instead. Options: ``format``
     (``lerobot-v3`` | ``lerobot-v2.1``), ``num_gpus``, ``batch_size``, ``seed``, ``stages``, ``validators``,
-    ``metrics`` (objects or registered names), ``dedup``, ``topic_map``, ``config`` (a project config),
-    ``ray_address``, ``work_dir``, ``task``.
+    ``metrics`` (objects or registered names), ``dedup`` (``True``: the project's ``quality.dedup`` policy, else
+    ``exclude_exact``; a policy name; ``False``), ``profile`` (an HTML profile written with the output),
+    ``topic_map``, ``config`` (a project config), ``ray_address``, ``work_dir``, ``task``.
 
     ``sources={layer: [...]}`` with ``weights={layer: w}`` cuts one release mixed from every layer (robot layers
     through this pipeline, video layers through the corpus scan): see :class:`robodata.mix.MixedPipeline`.

@@ -211,6 +211,42 @@ class FiniteValues(Validator):
                 yield self.finding(f"{col} has {int(bad.sum())} non-finite values (first at frame {frame})", episode)
 
 
+class ReleaseDrift(Validator):
+    """The output against a reference dataset (an earlier release, any LeRobot dataset): per state/action
+    dimension, episode length, rate, task mix and camera image statistics (:mod:`robodata.drift`, thresholds as
+    ``quality.drift``). The report and its plots are written with the output (``meta/robodata_drift/``); a
+    drifted feature is a warning, or keeps the output unpublished with ``on_drift: block``; a reference with
+    other features is one error naming both."""
+
+    name = "release_drift"
+
+    def __init__(self, reference: str, on_drift: str = "warn", statistic: str = "psi",
+                 thresholds: dict[str, float] | None = None, feature_thresholds: dict[str, float] | None = None,
+                 ignore: list[str] | None = None):
+        from robodata.drift import DriftConfig
+
+        try:
+            self.config = DriftConfig(on_drift=on_drift, statistic=statistic, thresholds=thresholds or {},
+                                      feature_thresholds=feature_thresholds or {}, ignore=ignore or [])
+        except ValidationError as err:
+            raise PipelineError(format_validation_error(err, "validator release_drift")) from err
+        self.reference = str(reference)
+
+    def validate_dataset(self, path: Path) -> Iterable[Finding]:
+        from robodata.drift import DriftError, check_release_drift
+        from robodata.storage import DataStore
+
+        parent, _, name = self.reference.rstrip("/").rpartition("/")
+        try:
+            with DataStore(parent or ".").read_path(name) as ref:
+                c = check_release_drift(path, ref, self.config, out_dir=path / "meta" / "robodata_drift")
+        except DriftError as err:
+            return [self.finding(str(err))]
+        sev = "error" if self.config.on_drift == "block" else "warning"
+        return [self.finding(f"{f.name}: {f.statistic} {f.value:.3f} > {f.threshold:g} ({f.change()}) against "
+                             f"{self.reference}", severity=sev) for f in c.report.drifted]
+
+
 class EpisodeLength(Validator):
     """Episode length within ``[min_frames, max_frames]``."""
 

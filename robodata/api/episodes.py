@@ -68,8 +68,15 @@ def low_dim(es: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(g[ACTIONS][:n], np.float32).reshape(n, -1), np.asarray(state, np.float32)
 
 
-def episode_rows(store: Path, *, key: str, source: str, rel: str, default_task: str = "") -> list[Row]:
-    """One row per episode of the canonical store at ``store`` (known in its store as ``rel``)."""
+FRAME_HASHES_COLUMN = "_frame_hashes"  # JSON [{camera: [pHash, ...]}, digest]: what dedup keeps of the images
+
+
+def episode_rows(store: Path, *, key: str, source: str, rel: str, default_task: str = "",
+                 frames_per_camera: int = 0) -> list[Row]:
+    """One row per episode of the canonical store at ``store`` (known in its store as ``rel``). With
+    ``frames_per_camera``, each row carries the perceptual hashes of that many frames per camera (dedup's, read
+    here once while the store is open: later the row travels without its images)."""
+    from robodata.dedup import hash_frames, sampled_frames
     from robodata.formats.isaaclab import EpisodeStore
 
     rows = []
@@ -78,13 +85,16 @@ def episode_rows(store: Path, *, key: str, source: str, rel: str, default_task: 
             action, state = low_dim(es, name)
             attrs = es.attrs(name)
             success = attrs.get("success")
-            rows.append({
+            row = {
                 "episode_id": f"{key}/{name}", "recording": key, "source": source, "store": rel, "demo": name,
                 "num_frames": int(len(action)), "fps": float(es.schema.fps),
                 "task": str(attrs.get("task") or es.schema.task or default_task),
                 "success": None if success is None else bool(success),
                 "action": action, "observation.state": state, "_signature": signature(action, state),
-            })
+            }
+            if frames_per_camera:
+                row[FRAME_HASHES_COLUMN] = json.dumps(hash_frames(sampled_frames(es, name, frames_per_camera)))
+            rows.append(row)
     return rows
 
 

@@ -18,7 +18,10 @@ class PipelineResult:
     episodes_out: int = 0
     frames_out: int = 0
     dropped: list[dict[str, Any]] = field(default_factory=list)  # episode_id, stage, reason
-    duplicates: list[dict[str, Any]] = field(default_factory=list)  # episode_id, twin
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # left out by policy: episode_id, twin, kind
+    # reported and kept: near copies the policy keeps (exclude_exact), augmented visual variants
+    kept_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # with profile=True: the report's path and headline numbers
     failed: list[dict[str, Any]] = field(default_factory=list)  # episode_id or source, stage, error
     quarantined: list[dict[str, Any]] = field(default_factory=list)  # episode_id, findings
     # every finding, warnings too: a datasource's on a recording (check: the source type, where: "URL: feature"),
@@ -46,11 +49,13 @@ class PipelineResult:
             f"  recordings {len(self.recordings)}, episodes in {self.episodes_in}, out {self.episodes_out} "
             f"({self.frames_out} frames), resumed {self.resumed_episodes}, {self.seconds:.1f} s",
         ]
-        for label, rows in (("dropped", self.dropped), ("duplicates", self.duplicates), ("failed", self.failed),
+        for label, rows in (("dropped", self.dropped), ("duplicates", self.duplicates),
+                            ("kept duplicates", self.kept_duplicates), ("failed", self.failed),
                             ("quarantined", self.quarantined)):
             for r in rows[:20]:
                 what = r.get("episode_id") or r.get("source", "")
-                why = r.get("reason") or r.get("error") or (f"twin of {r['twin']}" if "twin" in r else "")
+                why = r.get("reason") or r.get("error") or (
+                    f"{r.get('kind', 'exact')} twin of {r['twin']}" if "twin" in r else "")
                 if not why and r.get("findings"):
                     why = "; ".join(str(f.get("message", f)) for f in r["findings"][:3])
                 lines.append(f"  {label}: {what}: {why}")

@@ -73,6 +73,22 @@ class RunContext:
     datasources: list[Datasource]
     codec: dict[str, Any] = field(default_factory=dict)
     gx: bool = False
+    dedup: Any = None  # robodata.dedup.DedupConfig, None when dedup is off
+
+    @classmethod
+    def dedup_config(cls, spec: PipelineSpec, project: ProjectConfig) -> Any:
+        """The dedup settings of the project config (``quality.dedup``: tolerances, frames per camera), the policy
+        the pipeline's ``dedup`` says (``True``: the config's, else ``exclude_exact``); None for ``dedup: false``."""
+        from robodata.dedup import DedupConfig
+
+        if spec.dedup is False:
+            return None
+        settings = dict(project.quality.dedup)
+        policy = spec.dedup if isinstance(spec.dedup, str) else settings.get("policy", "exclude_exact")
+        try:
+            return DedupConfig(**{**settings, "policy": policy})
+        except ValueError as err:
+            raise PipelineError(f"quality.dedup: {err}") from err
     final: list[PipelineStage] = field(default_factory=list)  # publish-fitted stages, applied when parts are written
 
     @functools.cached_property
@@ -108,6 +124,9 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         with _local(item["url"]) as path:
             key = f"{slugify(item['name'])}-{content_digest(path)}"
             stage = IngestStage(ctx.project.tiers.raw_teleop)
+            model = ctx.project.quality.robot_model
+            if model is not None:  # joints within the robot model's limits, as in the platform's raw_teleop
+                stage.robot_model = (model, ctx.project._local(model.path))
             reading = source.reading_options(item["name"], ctx.project)
             rel = stage.output_path(f"{key}-{_options_digest(reading)}" if reading else key)
             if ctx.work.exists(rel):
@@ -120,14 +139,17 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
                         return stage.work(staged, key, recording=path, topic_map=tm, datasource=source)
                     return stage.work(staged, key, recording=path, topic_map=tm, hdf5_options=reading)
 
+                # GX is the [platform] layer's: without it, the readers' checks and the robot model's
                 outcome = stage_and_publish(stage.name, ctx.work, rel, work,
-                                            stage.validators() if ctx.gx else [])  # GX is the [platform] layer's: without it, the readers' checks
+                                            stage.validators() if ctx.gx else stage.model_validators())
                 if not outcome.published:
                     first = outcome.findings[0] if outcome.findings else "failed"
                     raise PipelineError(f"{item['url']}: failed the ingest checks ({first}); "
                                         f"kept in quarantine at {outcome.quarantined}")
+                checked = [f for c in outcome.checks if c.name.startswith("joints_within") for f in c.findings]
                 report = {"notes": [str(n) for n in getattr(outcome.report, "notes", None) or ()],
-                          "findings": [f.to_json() for f in getattr(outcome.report, "findings", None) or ()]}
+                          "findings": [f.to_json() for f in getattr(outcome.report, "findings", None) or ()],
+                          "checks": [f.to_json() for f in checked]}  # warnings of the data, not the source's
                 with ctx.work.write_path(_report_rel(rel)) as tmp:  # for the runs that reuse the store
                     tmp.write_text(json.dumps(report))
     except SourceFindingsError as err:
@@ -143,9 +165,11 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     with ctx.work.read_path(rel) as local:
         rows = episode_rows(local, key=key, source=item["url"], rel=rel,
-                            default_task=ctx.spec.task or Path(item["name"]).stem)
+                            default_task=ctx.spec.task or Path(item["name"]).stem,
+                            frames_per_camera=ctx.dedup.frames_per_camera if ctx.dedup is not None else 0)
     ctx.event("ingested", key, recording=key, source=item["url"], episodes=[r["episode_id"] for r in rows],
-              frames=sum(r["num_frames"] for r in rows), notes=report.get("notes", []), findings=findings)
+              frames=sum(r["num_frames"] for r in rows), notes=report.get("notes", []),
+              findings=findings + [_at(item["url"], f) for f in report.get("checks", [])])
     return rows
 
 
@@ -248,6 +272,7 @@ def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]
                       stage=m.label, error=f"metric {m.label!r} raised {type(err).__name__}: {err}")
     action = np.asarray(row["action"], np.float32)
     state = np.asarray(row["observation.state"], np.float32)
+    dedup = json.dumps(dedup_signature(ctx, row, action, state).to_json()) if ctx.dedup is not None else ""
     sig = signature(action, state)
     extra = carried(row)  # frames a stage cut, column names it gave: the writer needs them
     changed = sig != row.get("_signature") or bool(extra["carried"])
@@ -260,7 +285,31 @@ def finalize_row(ctx: RunContext, metrics: Sequence[Metric], row: dict[str, Any]
     return {"episode_id": row["episode_id"], "recording": row["recording"], "source": row["source"],
             "store": row["store"], "demo": row["demo"], "num_frames": int(row["num_frames"]), "task": row["task"],
             "signature": sig, "arrays": layout.pipeline_arrays_path(sig) if changed else "",
-            "metrics": json.dumps(values), **extra}
+            "metrics": json.dumps(values), "dedup": dedup, **extra}
+
+
+def dedup_signature(ctx: RunContext, row: dict[str, Any], action: np.ndarray, state: np.ndarray) -> Any:
+    """What dedup keeps of an episode as the stages left it (:class:`robodata.dedup.EpisodeSignature`): its state
+    and action, its clock, and the frame hashes read at ingest (a row a stage cut is hashed again over the frames
+    it kept, from its store)."""
+    from robodata.api.episodes import FRAME_HASHES_COLUMN, frames_of
+    from robodata.dedup import EpisodeSignature, hash_frames, sampled_frames
+    from robodata.formats.isaaclab import EpisodeStore
+
+    n = int(row["num_frames"])
+    ts = row.get("timestamp")
+    if ts is None or len(np.asarray(ts).reshape(-1)) != n:
+        ts = np.arange(n, dtype=np.float64) / float(row.get("fps") or 1.0)
+    cut = frames_of(row)
+    if cut is None and row.get(FRAME_HASHES_COLUMN):
+        hashes, digest = json.loads(row[FRAME_HASHES_COLUMN])
+        hashed = ({str(k): [int(x) for x in v] for k, v in hashes.items()}, str(digest))
+    else:
+        with ctx.work.read_path(row["store"]) as local, EpisodeStore(local) as es:
+            start, stop = cut if cut is not None else (0, es.num_samples(row["demo"]))
+            hashed = hash_frames(sampled_frames(es, row["demo"], ctx.dedup.frames_per_camera, start, stop))
+    return EpisodeSignature.compute(row["episode_id"], row["recording"], state, action, np.asarray(ts, np.float64),
+                                    config=ctx.dedup, hashed_frames=hashed)
 
 
 # ---- pass 2: episodes -> one-episode LeRobot parts ---------------------------------------------------------
@@ -390,7 +439,8 @@ class Pipeline:
             raise PipelineError(f"no recordings found in {', '.join(s.path for s in self.datasources)}")
         ctx = RunContext(run_id, _work_url(spec), spec, self.project, self.datasources,
                          codec_options(self.project.tiers.lerobot, min(gpus, spec.num_gpus)),
-                         importlib.util.find_spec("great_expectations") is not None)
+                         importlib.util.find_spec("great_expectations") is not None,
+                         RunContext.dedup_config(spec, self.project))
         result = PipelineResult(run_id, "", spec.format, False, num_gpus=min(gpus, spec.num_gpus))
         if spec.num_gpus > gpus:
             result.notes.append(f"num_gpus={spec.num_gpus:g} asked, the Ray cluster has {gpus:g}: "
@@ -411,16 +461,7 @@ class Pipeline:
         if events.get("strict"):
             raise _strict_error(events["strict"])
 
-        # Exact duplicates, decided here in episode-id order (the same choice on every run).
-        kept: list[dict[str, Any]] = []
-        seen: dict[str, str] = {}
-        for r in rows:
-            twin = seen.get(r["signature"]) if spec.dedup else None
-            if twin is not None:
-                result.duplicates.append({"episode_id": r["episode_id"], "twin": twin, "source": r["source"]})
-                continue
-            seen[r["signature"]] = r["episode_id"]
-            kept.append(dict(r))
+        kept = self._dedup(ctx, rows, result)
 
         # Statistics over the episodes that are published (after validators and dedup), applied in pass 2.
         for stage in self.final if kept else []:
@@ -463,6 +504,27 @@ class Pipeline:
             tmp.write_text(result.to_json())
         return result
 
+    @staticmethod
+    def _dedup(ctx: RunContext, rows: list[dict[str, Any]], result: PipelineResult) -> list[dict[str, Any]]:
+        """Duplicates among the episodes, decided here in episode-id order (the same choice on every run):
+        :func:`robodata.dedup.dedup_episodes` on their signatures (exact copies under any file name, the same
+        demonstration re-recorded or re-exported, matching frames), the later of two copies the duplicate. The
+        policy's are left out (``result.duplicates``, each with its twin); the rest are reported and kept
+        (``result.kept_duplicates``: near copies ``exclude_exact`` keeps, augmented visual variants)."""
+        from robodata.dedup import DedupIndex, EpisodeSignature, dedup_episodes
+
+        if ctx.dedup is None or not rows:
+            return [dict(r) for r in rows]
+        sigs = [EpisodeSignature.from_json(json.loads(r["dedup"])) for r in rows]
+        rep = dedup_episodes(sigs, DedupIndex(config=ctx.dedup), config=ctx.dedup)
+        source = {r["episode_id"]: r["source"] for r in rows}
+        for d in [*rep.duplicates, *rep.variants]:
+            entry = {"episode_id": d.episode_id, "twin": d.twin_id, "source": source.get(d.episode_id, ""),
+                     "kind": d.kind, "distance": d.distance, "frame_distance": d.frame_distance}
+            (result.duplicates if d.excluded else result.kept_duplicates).append(entry)
+        out = {eid for _, eid in rep.excluded}
+        return [dict(r) for r in rows if r["episode_id"] not in out]
+
     def _publish(self, ctx: RunContext, written: list[tuple[dict[str, Any], dict[str, Any]]],
                  result: PipelineResult) -> None:
         from robodata.lerobot import aggregate, validate_dataset
@@ -483,6 +545,12 @@ class Pipeline:
                     write = getattr(stage, "write_statistics", None)
                     if callable(write):
                         write(staged)
+                if spec.profile:
+                    from robodata.profile import profile_lerobot
+
+                    prof = profile_lerobot(staged)
+                    page, _ = prof.write(staged / PROFILE_DIR)
+                    result.profile = {"report": f"{out}/{PROFILE_DIR}/{page.name}", **prof.summary()}
                 findings = [Finding("lerobot_layout", f.message, "error" if f.severity == "error" else "warning",
                                     f.where) for f in validate_dataset(staged)]
                 for v in self.validators:
@@ -502,6 +570,9 @@ class Pipeline:
         result.episodes_out = int(info.get("total_episodes", 0))
         result.frames_out = int(info.get("total_frames", 0))
         result.lineage = lineage
+
+
+PROFILE_DIR = "meta/robodata_profile"
 
 
 def _aggregate_metrics(per_episode: list[dict[str, float]]) -> dict[str, dict[str, float]]:

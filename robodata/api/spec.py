@@ -67,7 +67,12 @@ class PipelineSpec(_Strict):
     stages: list[ComponentSpec] = Field(default_factory=list)
     validators: list[ComponentSpec] = Field(default_factory=list)
     metrics: list[ComponentSpec] = Field(default_factory=list)
-    dedup: bool = Field(True, description="drop exact duplicate episodes (same content under any file name)")
+    dedup: bool | Literal["report", "exclude_exact", "exclude_all"] = Field(
+        True, description="duplicate episodes (robodata.dedup: exact copies, re-recorded or re-exported "
+        "demonstrations, matching frames): true = the project config's quality.dedup policy (default "
+        "exclude_exact), a policy name, or false (no dedup)")
+    profile: bool = Field(False, description="write a profiling report with the output (meta/robodata_profile/"
+                          "profile.html: distributions, lengths, jerk, idle, camera exposure)")
     topic_map: str | dict[str, Any] | None = Field(None, description="for message recordings without their own")
     config: str | None = Field(None, description="a robodata project config: topic maps by pattern, codec, bounds")
     ray_address: str | None = Field(None, description="a Ray cluster; default: the embedded Ray")

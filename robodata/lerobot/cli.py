@@ -55,7 +55,7 @@ def _convert(args: argparse.Namespace) -> int:
     if not src.exists():
         raise LeRobotError(f"{src}: no such file or folder")
     kind = kind_of(src)
-    reading = _reading_options(args)
+    reading = reading_options(args)
     if kind is PathKind.ISAACLAB_HDF5:
         if args.topic_map:
             print(f"note: {args.topic_map} is not used: {src} is already an episode store", file=sys.stderr)
@@ -82,7 +82,7 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reading_options(args: argparse.Namespace) -> dict[str, Any]:
+def reading_options(args: argparse.Namespace) -> dict[str, Any]:
     """``--fps``, ``--quaternion-order``, ``--quaternion-column``: how an Isaac Lab HDF5 is read (only those given)."""
     out: dict[str, Any] = {}
     if args.fps:

@@ -305,10 +305,14 @@ class IngestStage(Stage[RawTeleopConfig]):
         suites = RawSuites(self.config)
         out: list[OutputValidator] = [RawFramesValid(suites), RawEpisodesValid(suites),
                                       WithinReferenceBounds(self.reference)]
-        if self.robot_model is not None:
-            cfg, path = self.robot_model
-            out.append((JointsWithinModelLimitsBlocking if cfg.blocking else JointsWithinModelLimits)(cfg, path))
-        return out
+        return out + self.model_validators()
+
+    def model_validators(self) -> list[OutputValidator]:
+        """The robot model's check (``quality.robot_model``), which needs no Great Expectations."""
+        if self.robot_model is None:
+            return []
+        cfg, path = self.robot_model
+        return [(JointsWithinModelLimitsBlocking if cfg.blocking else JointsWithinModelLimits)(cfg, path)]
 
 
 # ---- LeRobot shards and releases --------------------------------------------------------------------------
