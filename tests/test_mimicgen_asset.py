@@ -78,7 +78,8 @@ def test_local_engine_on_ray_with_blocking_checks(home):
     assert md["success_rate"].value >= 0.5 and "overview" in md
     assert set(md["source_usage_per_subtask"].value) == {"grasp", "place"}
     checks = res.get_asset_check_evaluations()
-    assert len(checks) == 6 and all(c.passed for c in checks)  # the stage's 5 and every_recording_published
+    assert len(checks) == 7 and all(c.passed for c in checks)  # the stage's 6 and every_recording_published
+    assert "within_reference_release_bounds" in {c.check_name for c in checks}  # bounds of the latest release
     with EpisodeStore(cfg.storage_url + "/" + synthetic_demos_path("good")) as es:
         assert len(es) == 4 and es.read("demo_0").obs["wrist"].shape[1:] == (*HW, 3)
 
@@ -109,7 +110,7 @@ def test_isaaclab_engine_launch_through_pipes_with_a_standin(home):
     assert not inv.passed and inv.severity == dg.AssetCheckSeverity.WARN
     assert inv.metadata["evaluated"].value is False
     assert "not evaluated: Isaac Lab Mimic records no per-subtask source provenance" in str(inv.metadata["findings"].value)
-    assert all(c.passed for c in checks.values()) and len(checks) == 5
+    assert all(c.passed for c in checks.values()) and len(checks) == 6
     with EpisodeStore(cfg.storage_url + "/" + synthetic_demos_path("good-isaac")) as es:
         assert len(es) == 3 and es.env_args["env_name"] == "Isaac-NutPour-GR1T2-Pink-IK-Abs-Mimic-v0"
 
