@@ -86,7 +86,7 @@ def test_the_project_robot_model_checks_every_recording(recorded, tmp_path):
     _copy(recorded, src / "good.hdf5")
     bad = _copy(recorded, src / "planted.hdf5")
     with h5py.File(bad, "r+") as f:
-        f["data/demo_0/obs/joint_pos"][10:20, 3] = 2.5  # far past the Fetch shoulder-lift limit
+        f["data/demo_0/obs/joint_pos"][10:20, 3] = 2.5  # far past that Fetch joint's limit
     model = {"path": str(gymnasium_robotics_mjcf()), "positions": ["joint_pos"], "name_prefix": "robot0:"}
     for blocking in (False, True):
         cfg = tmp_path / f"robodata-{blocking}.yaml"
