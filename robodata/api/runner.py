@@ -117,7 +117,7 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
     episode. What the ingest assumed (notes) and found (a datasource's findings) go with the ``ingested`` event;
     a ``strict`` source's findings instead make a ``strict`` event (the driver fails the run on it)."""
     from robodata.partitions import content_digest, slugify
-    from robodata.stages.tiers import IngestStage
+    from robodata.stages.tiers import IngestStage, JointsWithinModelLimits
 
     source = ctx.datasources[item["source_index"]]
     try:
@@ -146,7 +146,7 @@ def ingest_item(ctx: RunContext, item: dict[str, Any]) -> list[dict[str, Any]]:
                     first = outcome.findings[0] if outcome.findings else "failed"
                     raise PipelineError(f"{item['url']}: failed the ingest checks ({first}); "
                                         f"kept in quarantine at {outcome.quarantined}")
-                checked = [f for c in outcome.checks if c.name.startswith("joints_within") for f in c.findings]
+                checked = [f for c in outcome.checks if c.name == JointsWithinModelLimits.name for f in c.findings]
                 report = {"notes": [str(n) for n in getattr(outcome.report, "notes", None) or ()],
                           "findings": [f.to_json() for f in getattr(outcome.report, "findings", None) or ()],
                           "checks": [f.to_json() for f in checked]}  # warnings of the data, not the source's
